@@ -1,0 +1,428 @@
+//! Edges: bounded queues between nodes, and the `Input`/`Output` ends a node uses.
+//!
+//! Each edge is its own bounded queue with its own overflow policy, so a slow
+//! branch of a fan-out does not silently lose a fast one's messages, and a
+//! live source can drop old frames on one edge while a store blocks on
+//! another. The runtime owns the queues, not the node instances: a node that
+//! is restarted or reconfigured by a hot reload picks up the same inputs with
+//! nothing lost, and unchanged neighbours keep their connections.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::message::Message;
+use crate::metrics::NodeMetrics;
+
+/// What an edge does when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// The sender waits: backpressure travels upstream. Nothing is lost.
+    #[default]
+    Block,
+    /// The oldest queued message is dropped (and counted) to make room: for
+    /// live sources, where a stale frame is worth less than a fresh one.
+    DropOldest,
+}
+
+/// A bounded queue from one node to another.
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub capacity: usize,
+    pub overflow: Overflow,
+    queue: Mutex<VecDeque<Message>>,
+    /// Free places, for `Block`: a sender takes one, the receiver gives it back.
+    slots: Semaphore,
+    closed: AtomicBool,
+    /// Wakes the receiving node; shared by all edges into it.
+    wake: Arc<Notify>,
+    /// The receiving node's counters: its queue depth and the drops on its inputs.
+    receiver: Arc<NodeMetrics>,
+}
+
+impl Edge {
+    fn new(from: &str, to: &Inbox, capacity: usize, overflow: Overflow) -> Arc<Edge> {
+        let capacity = capacity.max(1);
+        Arc::new(Edge {
+            from: from.to_owned(),
+            to: to.node.clone(),
+            capacity,
+            overflow,
+            queue: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            slots: Semaphore::new(capacity),
+            closed: AtomicBool::new(false),
+            wake: to.wake.clone(),
+            receiver: to.metrics.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
+        // A panic while holding this lock cannot leave the queue half-changed.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `message`, waiting for room under `Block`. A closed edge hands
+    /// the message back.
+    async fn push(&self, message: Message) -> Result<(), Message> {
+        if self.overflow == Overflow::Block {
+            match self.slots.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Err(message),
+            }
+        }
+        let evicted = {
+            let mut queue = self.lock();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(message);
+            }
+            queue.push_back(message);
+            if queue.len() > self.capacity {
+                queue.pop_front()
+            } else {
+                self.receiver.queue_depth.inc();
+                None
+            }
+        };
+        self.wake.notify_one();
+        if let Some(evicted) = evicted {
+            self.receiver.dropped.inc();
+            evicted.fail("dropped by the drop_oldest overflow policy");
+        }
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<Message> {
+        let message = self.lock().pop_front()?;
+        self.receiver.queue_depth.dec();
+        if self.overflow == Overflow::Block {
+            self.slots.add_permits(1);
+        }
+        Some(message)
+    }
+
+    /// No more messages will be sent; the receiver still takes what is queued.
+    pub fn close(&self) {
+        // Under the queue lock, so that no push lands after the receiver saw
+        // the edge closed and empty.
+        let queue = self.lock();
+        self.closed.store(true, Ordering::Release);
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// The receiver is gone: refuse senders and fail what is queued (its
+    /// sources redeliver). Returns how many queued messages were failed.
+    pub fn discard(&self) -> usize {
+        self.close();
+        self.slots.close();
+        let drained: Vec<Message> = self.lock().drain(..).collect();
+        let n = drained.len();
+        self.receiver.queue_depth.dec_by(n as i64);
+        for message in drained {
+            message.fail("its node was removed by a reload");
+        }
+        n
+    }
+
+    fn is_finished(&self) -> bool {
+        self.closed.load(Ordering::Acquire) && self.lock().is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The edges into one node. Owned by the runtime; rewired by reloads.
+pub struct Inbox {
+    node: String,
+    edges: RwLock<Vec<Arc<Edge>>>,
+    wake: Arc<Notify>,
+    /// Where the round-robin over edges starts next, so that one busy input
+    /// cannot starve another.
+    next: AtomicUsize,
+    metrics: Arc<NodeMetrics>,
+}
+
+enum Poll {
+    Ready(Message),
+    Empty,
+    Finished,
+}
+
+impl Inbox {
+    pub fn new(node: &str, metrics: Arc<NodeMetrics>) -> Arc<Inbox> {
+        Arc::new(Inbox {
+            node: node.to_owned(),
+            edges: RwLock::new(Vec::new()),
+            wake: Arc::new(Notify::new()),
+            next: AtomicUsize::new(0),
+            metrics,
+        })
+    }
+
+    /// Creates an edge from `from` into this inbox.
+    pub fn connect(&self, from: &str, capacity: usize, overflow: Overflow) -> Arc<Edge> {
+        let edge = Edge::new(from, self, capacity, overflow);
+        self.edges
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(edge.clone());
+        edge
+    }
+
+    /// The edges currently feeding this node.
+    pub fn edges(&self) -> Vec<Arc<Edge>> {
+        self.edges.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Removes an edge (after `Edge::discard`, or when replacing one).
+    pub fn disconnect(&self, edge: &Arc<Edge>) {
+        self.edges
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|e| !Arc::ptr_eq(e, edge));
+    }
+
+    fn poll(&self) -> Poll {
+        let edges = self.edges.read().unwrap_or_else(|p| p.into_inner());
+        let n = edges.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut finished = 0;
+        for i in 0..n {
+            let edge = &edges[(start + i) % n];
+            if let Some(message) = edge.pop() {
+                return Poll::Ready(message);
+            }
+            if edge.is_finished() {
+                finished += 1;
+            }
+        }
+        if finished == n {
+            Poll::Finished
+        } else {
+            Poll::Empty
+        }
+    }
+
+    /// Drops edges that are closed and empty, so they stop costing a look.
+    fn prune(&self) {
+        let mut edges = self.edges.write().unwrap_or_else(|p| p.into_inner());
+        let before = edges.len();
+        edges.retain(|e| !e.is_finished());
+        if edges.len() != before {
+            tracing::trace!(node = %self.node, removed = before - edges.len(), "pruned finished edges");
+        }
+    }
+}
+
+/// A node's receiving end: messages from all its input edges.
+pub struct Input {
+    inbox: Arc<Inbox>,
+    stop: CancellationToken,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl Input {
+    pub(crate) fn new(inbox: Arc<Inbox>, stop: CancellationToken, metrics: Arc<NodeMetrics>) -> Self {
+        Input {
+            inbox,
+            stop,
+            metrics,
+        }
+    }
+
+    /// The next message from any input. `None` when this node instance is
+    /// asked to stop (what is still queued stays for its successor) or when
+    /// every input is closed and drained.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            let woken = self.inbox.wake.notified();
+            if self.stop.is_cancelled() {
+                return None;
+            }
+            match self.inbox.poll() {
+                Poll::Ready(mut message) => {
+                    self.metrics.received.inc();
+                    message.ack_mut().set_holder(self.metrics.clone());
+                    return Some(message);
+                }
+                Poll::Finished => {
+                    self.inbox.prune();
+                    if self.inbox.edges().is_empty() {
+                        return None;
+                    }
+                }
+                Poll::Empty => {
+                    tokio::select! {
+                        _ = woken => {}
+                        _ = self.stop.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// `recv` for nodes that run on their own thread (OpenCV work).
+    pub fn blocking_recv(&mut self) -> Option<Message> {
+        futures::executor::block_on(self.recv())
+    }
+}
+
+/// A node's sending end: fans each message out to every downstream edge.
+/// Clone it to send from several tasks or threads.
+#[derive(Clone)]
+pub struct Output {
+    edges: Arc<RwLock<Arc<[Arc<Edge>]>>>,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl Output {
+    pub fn new(metrics: Arc<NodeMetrics>) -> Self {
+        Output {
+            edges: Arc::new(RwLock::new(Arc::from(Vec::new()))),
+            metrics,
+        }
+    }
+
+    /// Sends `message` to every downstream node, waiting where an edge is
+    /// full and blocks. A message with nowhere to go is counted as dropped
+    /// and fails its acknowledgement.
+    pub async fn send(&self, message: Message) {
+        let edges = self.edges.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.metrics.sent.inc();
+        let Some((last, rest)) = edges.split_last() else {
+            self.metrics.dropped.inc();
+            message.fail("no node is connected to this output");
+            return;
+        };
+        for edge in rest {
+            self.push(edge, message.clone()).await;
+        }
+        self.push(last, message).await;
+    }
+
+    async fn push(&self, edge: &Edge, message: Message) {
+        if let Err(message) = edge.push(message).await {
+            self.metrics.dropped.inc();
+            message.fail(format!("the edge to {} was closed", edge.to));
+        }
+    }
+
+    /// `send` for nodes that run on their own thread.
+    pub fn blocking_send(&self, message: Message) {
+        futures::executor::block_on(self.send(message))
+    }
+
+    /// The downstream edges.
+    pub fn edges(&self) -> Vec<Arc<Edge>> {
+        self.edges.read().unwrap_or_else(|p| p.into_inner()).to_vec()
+    }
+
+    pub(crate) fn set_edges(&self, edges: Vec<Arc<Edge>>) {
+        *self.edges.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(edges);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::{Ack, AckStatus};
+    use crate::message::{Metadata, Payload};
+    use crate::metrics::Metrics;
+    use bytes::Bytes;
+
+    fn msg(n: u8) -> Message {
+        Message::new(Payload::Bytes(Bytes::from(vec![n])), Metadata::new())
+    }
+
+    fn byte(m: &Message) -> u8 {
+        match &m.payload {
+            Payload::Bytes(b) => b[0],
+            Payload::Frame(_) => 255,
+        }
+    }
+
+    fn wire(metrics: &Metrics, capacity: usize, overflow: Overflow) -> (Output, Input, Arc<Edge>) {
+        let inbox = Inbox::new("b", metrics.node("b"));
+        let edge = inbox.connect("a", capacity, overflow);
+        let output = Output::new(metrics.node("a"));
+        output.set_edges(vec![edge.clone()]);
+        let input = Input::new(inbox, CancellationToken::new(), metrics.node("b"));
+        (output, input, edge)
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest_and_counts() {
+        let metrics = Metrics::new();
+        let (output, mut input, edge) = wire(&metrics, 2, Overflow::DropOldest);
+        for n in 0..5 {
+            output.send(msg(n)).await;
+        }
+        edge.close();
+        let mut got = Vec::new();
+        while let Some(m) = input.recv().await {
+            got.push(byte(&m));
+            m.ack();
+        }
+        assert_eq!(got, vec![3, 4]);
+        assert_eq!(metrics.node("b").snapshot().dropped, 3);
+        assert_eq!(metrics.node("b").snapshot().queue_depth, 0);
+    }
+
+    #[tokio::test]
+    async fn block_applies_backpressure_without_loss() {
+        let metrics = Metrics::new();
+        let (output, mut input, edge) = wire(&metrics, 1, Overflow::Block);
+        let sender = tokio::spawn(async move {
+            for n in 0..100 {
+                output.send(msg(n)).await;
+            }
+            edge.close();
+        });
+        let mut got = Vec::new();
+        while let Some(m) = input.recv().await {
+            got.push(byte(&m));
+            m.ack();
+        }
+        sender.await.unwrap();
+        assert_eq!(got, (0..100).collect::<Vec<u8>>());
+        assert_eq!(metrics.node("b").snapshot().acked, 100);
+    }
+
+    #[tokio::test]
+    async fn unconnected_output_fails_the_message() {
+        let metrics = Metrics::new();
+        let output = Output::new(metrics.node("a"));
+        let (ack, rx) = Ack::tracked();
+        output
+            .send(Message::with_ack(Payload::Bytes(Bytes::new()), Metadata::new(), ack))
+            .await;
+        assert_eq!(rx.await.status, AckStatus::Failed);
+        assert_eq!(metrics.node("a").snapshot().dropped, 1);
+    }
+
+    #[tokio::test]
+    async fn discarding_an_edge_fails_what_it_held() {
+        let metrics = Metrics::new();
+        let (output, _input, edge) = wire(&metrics, 4, Overflow::Block);
+        let (ack, rx) = Ack::tracked();
+        output
+            .send(Message::with_ack(Payload::Bytes(Bytes::new()), Metadata::new(), ack))
+            .await;
+        assert_eq!(edge.discard(), 1);
+        let outcome = rx.await;
+        assert_eq!(outcome.status, AckStatus::Failed);
+        assert_eq!(outcome.reason.as_deref(), Some("its node was removed by a reload"));
+    }
+}

@@ -1,0 +1,476 @@
+//! Runs a [`Plan`]: one supervised task per node, bounded edges between
+//! them, hot reconfiguration, and a drain-then-stop shutdown.
+//!
+//! The engine owns every queue. A node instance only borrows its input and
+//! output for as long as it runs, so restarting a node after a failure or
+//! replacing it on a reload loses nothing that was queued for it, and its
+//! neighbours never notice.
+//!
+//! Shutdown follows mini-redis's shape: sources are told to stop, and the
+//! rest of the graph drains naturally — a node's input ends once every edge
+//! into it is closed and empty, and an edge closes when the node feeding it
+//! is done. Every wait is bounded: what is still running at the deadline is
+//! aborted, its messages fail their acknowledgements (so QoS 1 sources
+//! redeliver them) and the report says what was cut short.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalogue::BuiltConfig;
+use crate::diff::{diff, PlanDiff};
+use crate::edge::{Inbox, Input, Output};
+use crate::metrics::{Metrics, NodeMetrics};
+use crate::node::{BuildContext, NodeContext};
+use crate::plan::{Plan, PlannedNode};
+use crate::spec::OnFailure;
+
+/// Restart backoff: starts here, doubles while the node keeps failing.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A run this long counts as healthy: the next failure starts the backoff over.
+const HEALTHY_RUN: Duration = Duration::from_secs(10);
+
+/// How a whole run ended.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    /// Nodes that failed, with the last error of each.
+    pub failures: BTreeMap<String, String>,
+    /// Nodes still running at the drain deadline, which were aborted.
+    pub cut_short: Vec<String>,
+}
+
+impl RunReport {
+    pub fn is_success(&self) -> bool {
+        self.failures.is_empty() && self.cut_short.is_empty()
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadReport {
+    pub diff: PlanDiff,
+    pub took: Duration,
+    /// Nodes that did not stop within the drain deadline and were aborted.
+    pub cut_short: Vec<String>,
+    /// Messages failed because they were queued for a removed node.
+    pub failed_messages: usize,
+}
+
+impl ReloadReport {
+    /// `+1 −0 ~1 (pub: qos 0→1), 5 unchanged`
+    pub fn summary(&self) -> String {
+        let d = &self.diff;
+        let mut s = format!("+{} −{} ~{}", d.added.len(), d.removed.len(), d.changed.len());
+        if !d.changed.is_empty() {
+            let notes: Vec<String> = d.changed.iter().map(|(id, what)| format!("{id}: {what}")).collect();
+            s.push_str(&format!(" ({})", notes.join("; ")));
+        }
+        if !d.rewired.is_empty() {
+            s.push_str(&format!(", rewired {}", d.rewired.join(", ")));
+        }
+        s.push_str(&format!(", {} unchanged", d.unchanged));
+        if !self.cut_short.is_empty() {
+            s.push_str(&format!("; cut short at the deadline: {}", self.cut_short.join(", ")));
+        }
+        if self.failed_messages > 0 {
+            s.push_str(&format!("; {} queued messages failed back to their sources", self.failed_messages));
+        }
+        s
+    }
+}
+
+/// A request to the engine from outside its task.
+enum Command {
+    Reload(Box<Plan>, oneshot::Sender<ReloadReport>),
+}
+
+/// Controls a running engine: reload it, stop it.
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::Sender<Command>,
+    shutdown: CancellationToken,
+}
+
+impl EngineHandle {
+    /// Applies `plan` to the running graph; resolves when the new graph is live.
+    pub async fn reload(&self, plan: Plan) -> Option<ReloadReport> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Reload(Box::new(plan), tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Starts a graceful shutdown: sources stop, the rest drains.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+struct Exit {
+    id: String,
+    generation: u64,
+    result: Result<(), String>,
+}
+
+struct RunningNode {
+    planned: PlannedNode,
+    inbox: Arc<Inbox>,
+    output: Output,
+    metrics: Arc<NodeMetrics>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    generation: u64,
+}
+
+/// A graph being run.
+pub struct Engine {
+    plan: Plan,
+    metrics: Metrics,
+    nodes: BTreeMap<String, RunningNode>,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    exits: mpsc::UnboundedReceiver<Exit>,
+    commands: mpsc::Receiver<Command>,
+    shutdown: CancellationToken,
+    next_generation: u64,
+    drain_timeout: Duration,
+    report: RunReport,
+}
+
+impl Engine {
+    /// Wires and starts every node of `plan`.
+    pub fn start(plan: Plan, metrics: Metrics, drain_timeout: Duration) -> (Engine, EngineHandle) {
+        let (exits_tx, exits) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = mpsc::channel(4);
+        let shutdown = CancellationToken::new();
+        let mut engine = Engine {
+            plan: plan.clone(),
+            metrics,
+            nodes: BTreeMap::new(),
+            exits_tx,
+            exits,
+            commands,
+            shutdown: shutdown.clone(),
+            next_generation: 0,
+            drain_timeout,
+            report: RunReport::default(),
+        };
+        for node in &plan.nodes {
+            engine.add_node(node.clone());
+        }
+        engine.rewire();
+        let ids: Vec<String> = plan.nodes.iter().map(|n| n.id.clone()).collect();
+        for id in ids {
+            engine.spawn(&id);
+        }
+        let handle = EngineHandle {
+            commands: commands_tx,
+            shutdown,
+        };
+        (engine, handle)
+    }
+
+    /// Runs until every node is done, or until `stop` resolves and the graph
+    /// has drained (bounded by the drain timeout).
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> RunReport {
+        let mut stop = std::pin::pin!(stop);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if self.nodes.values().all(|n| n.task.is_none()) {
+                break;
+            }
+            let draining = deadline.is_some();
+            tokio::select! {
+                Some(exit) = self.exits.recv() => self.on_exit(exit),
+                Some(command) = self.commands.recv() => match command {
+                    Command::Reload(plan, reply) => {
+                        let report = self.apply(*plan).await;
+                        let _ = reply.send(report);
+                    }
+                },
+                _ = &mut stop, if !draining => deadline = Some(self.begin_shutdown()),
+                _ = self.shutdown.cancelled(), if !draining => deadline = Some(self.begin_shutdown()),
+                _ = sleep_until(deadline), if draining => {
+                    self.abort_all();
+                    break;
+                }
+            }
+        }
+        self.report
+    }
+
+    fn begin_shutdown(&mut self) -> tokio::time::Instant {
+        tracing::info!("stopping: sources stop, in-flight messages drain");
+        self.shutdown.cancel();
+        for node in self.nodes.values() {
+            if node.planned.is_source() {
+                node.stop.cancel();
+            }
+        }
+        tokio::time::Instant::now() + self.drain_timeout
+    }
+
+    fn abort_all(&mut self) {
+        for (id, node) in &mut self.nodes {
+            if let Some(task) = node.task.take() {
+                node.stop.cancel();
+                task.abort();
+                tracing::warn!(node = %id, "still busy at the drain deadline: aborted, its messages fail back to their sources");
+                self.report.cut_short.push(id.clone());
+            }
+        }
+    }
+
+    fn on_exit(&mut self, exit: Exit) {
+        let Some(node) = self.nodes.get_mut(&exit.id) else { return };
+        if node.generation != exit.generation {
+            return; // an instance a reload already replaced
+        }
+        node.task = None;
+        let stop_pipeline = exit.result.is_err() && node.planned.on_failure == OnFailure::Stop;
+        if let Err(error) = exit.result {
+            self.report.failures.insert(exit.id.clone(), error);
+        }
+        self.retire(&exit.id);
+        if stop_pipeline {
+            tracing::error!(node = %exit.id, "node failed and its policy is `on_failure: stop`: stopping the pipeline");
+            self.shutdown.cancel();
+        }
+    }
+
+    /// A node is done for good: close what it feeds (downstream drains it)
+    /// and refuse what feeds it (queued messages fail back to their sources).
+    fn retire(&mut self, id: &str) {
+        let Some(node) = self.nodes.get(id) else { return };
+        for edge in node.output.edges() {
+            edge.close();
+        }
+        let inputs = node.inbox.edges();
+        for edge in &inputs {
+            edge.discard();
+        }
+        for upstream in self.nodes.values() {
+            let kept: Vec<_> = upstream
+                .output
+                .edges()
+                .into_iter()
+                .filter(|e| !inputs.iter().any(|i| Arc::ptr_eq(i, e)))
+                .collect();
+            upstream.output.set_edges(kept);
+        }
+    }
+
+    fn add_node(&mut self, planned: PlannedNode) {
+        let metrics = self.metrics.node(&planned.id);
+        let node = RunningNode {
+            inbox: Inbox::new(&planned.id, metrics.clone()),
+            output: Output::new(metrics.clone()),
+            metrics,
+            stop: CancellationToken::new(),
+            task: None,
+            generation: 0,
+            planned,
+        };
+        self.nodes.insert(node.planned.id.clone(), node);
+    }
+
+    /// Makes the edges match the plan: keeps edges whose settings did not
+    /// change, closes the others (their receiver drains them) and connects
+    /// new ones.
+    fn rewire(&mut self) {
+        let mut outputs: HashMap<String, Vec<Arc<crate::edge::Edge>>> = HashMap::new();
+        for node in self.nodes.values() {
+            let mut kept = Vec::new();
+            for edge in node.inbox.edges() {
+                let wanted = node.planned.inputs.iter().any(|i| {
+                    i.from == edge.from && i.capacity == edge.capacity && i.overflow == edge.overflow
+                });
+                if wanted && self.nodes.contains_key(&edge.from) {
+                    kept.push(edge);
+                } else {
+                    edge.close();
+                }
+            }
+            for input in &node.planned.inputs {
+                let existing = kept.iter().find(|e| e.from == input.from).cloned();
+                let edge = existing.unwrap_or_else(|| {
+                    let edge = node.inbox.connect(&input.from, input.capacity, input.overflow);
+                    kept.push(edge.clone());
+                    edge
+                });
+                outputs.entry(input.from.clone()).or_default().push(edge);
+            }
+        }
+        for (id, node) in &self.nodes {
+            node.output.set_edges(outputs.remove(id).unwrap_or_default());
+        }
+    }
+
+    fn spawn(&mut self, id: &str) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let Some(node) = self.nodes.get_mut(id) else { return };
+        node.generation = generation;
+        node.stop = CancellationToken::new();
+        let supervisor = Supervisor {
+            id: id.to_owned(),
+            built: node.planned.built.clone(),
+            build: BuildContext {
+                id: id.to_owned(),
+                spec_dir: self
+                    .plan
+                    .file
+                    .parent()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default(),
+            },
+            on_failure: node.planned.on_failure,
+            inbox: node.inbox.clone(),
+            output: node.output.clone(),
+            metrics: node.metrics.clone(),
+            stop: node.stop.clone(),
+        };
+        let exits = self.exits_tx.clone();
+        let id = id.to_owned();
+        node.task = Some(tokio::spawn(async move {
+            let result = supervisor.run().await;
+            let _ = exits.send(Exit { id, generation, result });
+        }));
+    }
+
+    /// Applies a new plan to the running graph.
+    async fn apply(&mut self, plan: Plan) -> ReloadReport {
+        let started = Instant::now();
+        let diff = diff(&self.plan, &plan);
+        let mut report = ReloadReport::default();
+        let stopping: Vec<String> = diff
+            .removed
+            .iter()
+            .chain(diff.changed.iter().map(|(id, _)| id))
+            .cloned()
+            .collect();
+        report.cut_short = self.stop_nodes(&stopping).await;
+        for id in &diff.removed {
+            self.retire(id);
+            if let Some(node) = self.nodes.remove(id) {
+                report.failed_messages += node.inbox.edges().iter().map(|e| e.discard()).sum::<usize>();
+            }
+            self.metrics.remove(id);
+        }
+        for planned in &plan.nodes {
+            match self.nodes.get_mut(&planned.id) {
+                Some(node) => node.planned = planned.clone(),
+                None => self.add_node(planned.clone()),
+            }
+        }
+        self.plan = plan;
+        self.rewire();
+        for id in diff.added.iter().chain(diff.changed.iter().map(|(id, _)| id)) {
+            self.spawn(id);
+        }
+        report.took = started.elapsed();
+        report.diff = diff;
+        report
+    }
+
+    /// Asks nodes to stop and waits for them together, up to the drain
+    /// timeout; returns those that had to be aborted.
+    async fn stop_nodes(&mut self, ids: &[String]) -> Vec<String> {
+        let mut waiting = Vec::new();
+        for id in ids {
+            if let Some(node) = self.nodes.get_mut(id) {
+                node.stop.cancel();
+                if let Some(task) = node.task.take() {
+                    waiting.push((id.clone(), task));
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        let mut cut_short = Vec::new();
+        for (id, mut task) in waiting {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                tracing::warn!(node = %id, "did not stop within the drain timeout: aborted");
+                cut_short.push(id);
+            }
+        }
+        cut_short
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one node: builds an instance, runs it, and on failure restarts it
+/// with backoff or gives up, as its policy says.
+struct Supervisor {
+    id: String,
+    built: Arc<dyn BuiltConfig>,
+    build: BuildContext,
+    on_failure: OnFailure,
+    inbox: Arc<Inbox>,
+    output: Output,
+    metrics: Arc<NodeMetrics>,
+    stop: CancellationToken,
+}
+
+impl Supervisor {
+    async fn run(self) -> Result<(), String> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = Instant::now();
+            let error = match self.run_once().await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            self.metrics.errors.inc();
+            if self.on_failure == OnFailure::Stop || self.stop.is_cancelled() {
+                tracing::error!(node = %self.id, %error, "node failed");
+                return Err(error);
+            }
+            if started.elapsed() > HEALTHY_RUN {
+                backoff = FIRST_BACKOFF;
+            }
+            tracing::error!(node = %self.id, %error, retry_in = ?backoff, "node failed; restarting");
+            self.metrics.set_state(format!("restarting: {error}"));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.stop.cancelled() => return Err(error),
+            }
+            self.metrics.restarts.inc();
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn run_once(&self) -> Result<(), String> {
+        let node = self.built.build(&self.build).map_err(|e| e.to_string())?;
+        let ctx = NodeContext::new(
+            self.id.clone(),
+            Input::new(self.inbox.clone(), self.stop.clone(), self.metrics.clone()),
+            self.output.clone(),
+            self.metrics.clone(),
+            self.stop.clone(),
+        );
+        match AssertUnwindSafe(node.run(ctx)).catch_unwind().await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(format!("panicked: {what}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The flowrun engine.
+//!
+//! A spec (YAML) is read into a positioned tree ([`spec::yaml`]), its
+//! `${VAR}`s are filled in ([`spec::interpolate`]), and [`validate`] turns it
+//! into a [`Plan`] — or into every located problem at once. The [`Engine`]
+//! runs a plan: each node a supervised task, each edge a bounded queue
+//! ([`edge`]), each message carrying an end-to-end acknowledgement ([`ack`]).
+//! A running engine takes new plans ([`diff`]) when the spec changes
+//! ([`reload`]), and counts everything ([`metrics`]).
+//!
+//! The engine knows no node type by name: node types register in a
+//! [`Catalogue`] by implementing [`NodeConfig`] and are built from it alone.
+
+pub mod ack;
+pub mod catalogue;
+pub mod diagnostic;
+pub mod diff;
+pub mod edge;
+pub mod engine;
+pub mod message;
+pub mod metrics;
+pub mod node;
+pub mod plan;
+pub mod reload;
+pub mod runner;
+pub mod schema;
+pub mod spec;
+pub mod validate;
+
+pub use ack::{Ack, AckReceiver, AckStatus, OrderedAcks, Outcome};
+pub use catalogue::{Catalogue, ConfigIssue, Inputs, NodeConfig, NodeType, OutputKind};
+pub use diagnostic::{Diagnostic, Severity};
+pub use edge::{Input, Output, Overflow};
+pub use engine::{Engine, EngineHandle, ReloadReport, RunReport};
+pub use message::{Frame, Message, MetaValue, Metadata, Payload, PayloadKind, PixelFormat, Rect};
+pub use metrics::{Counts, Metrics, NodeMetrics};
+pub use node::{BuildContext, Node, NodeContext, NodeError};
+pub use plan::Plan;
+pub use validate::{load, validate, Checked};

@@ -1,0 +1,81 @@
+//! The contract between the engine and a running node.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::edge::{Input, Output};
+use crate::metrics::NodeMetrics;
+
+/// Why a node run ended badly. Nodes use their own error types; the engine
+/// only reports them.
+pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A running node instance, built from its config by its node type.
+///
+/// `run` loops until its work is done (a file ended, its inputs closed) or
+/// until the context says stop, then returns. When told to stop it finishes
+/// the message it holds, acknowledges what it can and leaves the rest: the
+/// engine owns the queues, and the node's successor (after a restart or a
+/// reload) takes over from there.
+pub trait Node: Send + 'static {
+    fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>>;
+}
+
+/// Everything a node instance may touch: its input, its output, its stop
+/// signal and its counters.
+pub struct NodeContext {
+    pub id: String,
+    pub input: Input,
+    pub output: Output,
+    pub metrics: Arc<NodeMetrics>,
+    stop: CancellationToken,
+}
+
+impl NodeContext {
+    pub(crate) fn new(id: String, input: Input, output: Output, metrics: Arc<NodeMetrics>, stop: CancellationToken) -> Self {
+        NodeContext {
+            id,
+            input,
+            output,
+            metrics,
+            stop,
+        }
+    }
+
+    /// Whether this instance has been asked to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Resolves when this instance is asked to stop: select on it in loops
+    /// that wait on something other than the input.
+    pub async fn stopping(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// A token that is cancelled when this instance is asked to stop, for
+    /// threads and tasks the node spawns.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+/// What a node type's constructor may know beyond its own config.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The node's id in the spec.
+    pub id: String,
+    /// The directory of the spec file: relative paths in a config resolve
+    /// against it, so a spec runs the same from any working directory.
+    pub spec_dir: PathBuf,
+}
+
+impl BuildContext {
+    /// `path` resolved against the spec's directory when relative.
+    pub fn resolve(&self, path: impl AsRef<std::path::Path>) -> PathBuf {
+        self.spec_dir.join(path)
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything flowrun's build, demo and tests need, idempotently:
+# Debian packages (OpenCV 4.6 and its sample data, mosquitto, s3fs, chromium)
+# and the S3 test server. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config clang libclang-dev   # the opencv crate's bindings generator
+  libopencv-dev opencv-data opencv-doc             # OpenCV 4.6, Haar cascades, sample video
+  mosquitto mosquitto-clients                      # the real MQTT broker the tests run
+  s3fs fuse3                                       # mounted-bucket tests
+  chromium                                         # the preview page test (headless)
+  docker-compose                                   # validates docker/ compose files
+  curl ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The broker must not run as a system service: tests start their own on free ports.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl stop mosquitto || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+# S3-compatible server for the storage tests (crates.io).
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  echo "setup: installing s3s-fs"
+  cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary
+fi
+echo "setup: ok"

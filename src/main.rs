@@ -1,0 +1,239 @@
+//! The `flowrun` command: the one place that links the engine
+//! (`flowrun-runtime`) with the node catalogue (`flowrun-nodes`).
+
+mod nodes_doc;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowrun_runtime::runner::{plural, run_file, RunError, RunOptions};
+use flowrun_runtime::spec::interpolate::referenced_variables;
+use flowrun_runtime::{load, Catalogue};
+
+/// Runs YAML graphs of nodes: camera → face detection → MQTT → object
+/// storage pipelines, with hot reload of the spec.
+///
+/// `flowrun SPEC` is short for `flowrun run SPEC`.
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a spec until its sources end or SIGINT/SIGTERM; reload it when the file changes.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Check specs and report every problem as file:line:column; exit 1 on any error.
+    Check {
+        /// Spec files to check.
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+    },
+    /// Print a spec's graph (Mermaid by default, or Graphviz dot).
+    Graph {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// List node types: what each does, what it takes and gives, its config keys.
+    Nodes {
+        /// Show only this node type.
+        node_type: Option<String>,
+    },
+    /// Print the JSON Schema of a spec (what schemas/flowrun.schema.json holds).
+    Schema,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The spec file to run.
+    #[arg(required = true)]
+    spec: Option<PathBuf>,
+    /// Do not reload the spec when the file changes.
+    #[arg(long)]
+    no_watch: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Seconds in-flight messages may take to drain on stop or reload before they are cut short.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    drain_timeout: f64,
+    /// Seconds between status lines when stderr is not a terminal.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    status_interval: f64,
+}
+
+#[derive(Args)]
+struct LogArgs {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let catalogue = flowrun_nodes::catalogue();
+    let result = match cli.command {
+        None => run(cli.run, cli.log, catalogue),
+        Some(Command::Run { run: args, log }) => run(args, log, catalogue),
+        Some(Command::Check { specs }) => Ok(check(&specs, &catalogue)),
+        Some(Command::Graph { spec, format }) => graph(&spec, format, &catalogue),
+        Some(Command::Nodes { node_type }) => nodes_doc::print(&catalogue, node_type.as_deref()),
+        Some(Command::Schema) => schema(&catalogue),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("flowrun: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWRUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Pretty => builder.compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(args: RunArgs, log: LogArgs, catalogue: Catalogue) -> anyhow::Result<ExitCode> {
+    init_logs(log.log_format);
+    let spec = args.spec.context("no spec given")?;
+    let seconds = |s: f64, what: &str| {
+        Duration::try_from_secs_f64(s).with_context(|| format!("--{what} must be a number of seconds ≥ 0"))
+    };
+    let options = RunOptions {
+        watch: !args.no_watch,
+        metrics_addr: args.metrics,
+        drain_timeout: seconds(args.drain_timeout, "drain-timeout")?,
+        status_interval: seconds(args.status_interval, "status-interval")?.max(Duration::from_millis(100)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match runtime.block_on(run_file(&spec, Arc::new(catalogue), options)) {
+        Ok(report) if report.is_success() => Ok(ExitCode::SUCCESS),
+        Ok(report) => {
+            for (node, error) in &report.failures {
+                eprintln!("flowrun: node `{node}` failed: {error}");
+            }
+            if !report.cut_short.is_empty() {
+                eprintln!("flowrun: cut short at the drain deadline: {}", report.cut_short.join(", "));
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(RunError::Invalid(diagnostics, path)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            eprintln!("flowrun: {}", RunError::Invalid(diagnostics, path));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn check(specs: &[PathBuf], catalogue: &Catalogue) -> ExitCode {
+    let mut failed = false;
+    for path in specs {
+        let checked = load(path, catalogue);
+        for d in &checked.diagnostics {
+            eprintln!("{d}");
+        }
+        let errors = checked.errors().count();
+        let warnings = checked.warnings().count();
+        match &checked.plan {
+            Some(plan) => {
+                let edges: usize = plan.nodes.iter().map(|n| n.inputs.len()).sum();
+                let variables = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| flowrun_runtime::spec::yaml::parse(&text).ok())
+                    .map(|root| referenced_variables(&root))
+                    .unwrap_or_default();
+                let mut line = format!(
+                    "{}: ok: `{}`, {}, {}",
+                    path.display(),
+                    plan.name,
+                    plural(plan.nodes.len(), "node"),
+                    plural(edges, "edge")
+                );
+                if warnings > 0 {
+                    line.push_str(&format!(", {}", plural(warnings, "warning")));
+                }
+                if !variables.is_empty() {
+                    line.push_str(&format!("; reads {}", variables.join(", ")));
+                }
+                println!("{line}");
+            }
+            None => {
+                failed = true;
+                eprintln!(
+                    "{}: {}, {}",
+                    path.display(),
+                    plural(errors, "error"),
+                    plural(warnings, "warning")
+                );
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn graph(spec: &PathBuf, format: GraphFormat, catalogue: &Catalogue) -> anyhow::Result<ExitCode> {
+    let checked = load(spec, catalogue);
+    for d in &checked.diagnostics {
+        eprintln!("{d}");
+    }
+    let Some(plan) = checked.plan else {
+        return Ok(ExitCode::FAILURE);
+    };
+    match format {
+        GraphFormat::Mermaid => print!("{}", plan.to_mermaid()),
+        GraphFormat::Dot => print!("{}", plan.to_dot()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn schema(catalogue: &Catalogue) -> anyhow::Result<ExitCode> {
+    let schema = flowrun_runtime::schema::spec_schema(catalogue);
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(ExitCode::SUCCESS)
+}

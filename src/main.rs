@@ -20,7 +20,11 @@ use flowrun_runtime::{load, Catalogue};
 ///
 /// `flowrun SPEC` is short for `flowrun run SPEC`.
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -136,13 +140,15 @@ fn run(args: RunArgs, log: LogArgs, catalogue: Catalogue) -> anyhow::Result<Exit
     init_logs(log.log_format);
     let spec = args.spec.context("no spec given")?;
     let seconds = |s: f64, what: &str| {
-        Duration::try_from_secs_f64(s).with_context(|| format!("--{what} must be a number of seconds ≥ 0"))
+        Duration::try_from_secs_f64(s)
+            .with_context(|| format!("--{what} must be a number of seconds ≥ 0"))
     };
     let options = RunOptions {
         watch: !args.no_watch,
         metrics_addr: args.metrics,
         drain_timeout: seconds(args.drain_timeout, "drain-timeout")?,
-        status_interval: seconds(args.status_interval, "status-interval")?.max(Duration::from_millis(100)),
+        status_interval: seconds(args.status_interval, "status-interval")?
+            .max(Duration::from_millis(100)),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match runtime.block_on(run_file(&spec, Arc::new(catalogue), options)) {
@@ -152,7 +158,10 @@ fn run(args: RunArgs, log: LogArgs, catalogue: Catalogue) -> anyhow::Result<Exit
                 eprintln!("flowrun: node `{node}` failed: {error}");
             }
             if !report.cut_short.is_empty() {
-                eprintln!("flowrun: cut short at the drain deadline: {}", report.cut_short.join(", "));
+                eprintln!(
+                    "flowrun: cut short at the drain deadline: {}",
+                    report.cut_short.join(", ")
+                );
             }
             Ok(ExitCode::FAILURE)
         }

@@ -11,7 +11,10 @@ pub fn print(catalogue: &Catalogue, only: Option<&str>) -> anyhow::Result<ExitCo
     if let Some(name) = only {
         let Some(node_type) = catalogue.get(name) else {
             let names: Vec<&str> = catalogue.names().collect();
-            anyhow::bail!("unknown node type `{name}`: {}", suggest(name, names, "known types are"));
+            anyhow::bail!(
+                "unknown node type `{name}`: {}",
+                suggest(name, names, "known types are")
+            );
         };
         print!("{}", describe(node_type));
         return Ok(ExitCode::SUCCESS);
@@ -23,7 +26,10 @@ pub fn print(catalogue: &Catalogue, only: Option<&str>) -> anyhow::Result<ExitCo
 
 /// One node type: name, description, payload kinds, then one line per key.
 pub fn describe(t: &NodeType) -> String {
-    let mut out = format!("{} — {}\n  input: {}    output: {}\n", t.name, t.description, t.inputs, t.output);
+    let mut out = format!(
+        "{} — {}\n  input: {}    output: {}\n",
+        t.name, t.description, t.inputs, t.output
+    );
     let required: Vec<&str> = t
         .schema
         .get("required")
@@ -51,18 +57,32 @@ pub fn describe(t: &NodeType) -> String {
             .and_then(Value::as_str)
             .unwrap_or("")
             .replace('\n', " ");
-        out.push_str(&format!("    {key} ({}): {description}\n", facts.join(", ")));
+        out.push_str(&format!(
+            "    {key} ({}): {description}\n",
+            facts.join(", ")
+        ));
     }
     out
 }
 
 fn type_name(schema: &Value) -> String {
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        let names: Vec<String> = values.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_owned)).collect();
+        let names: Vec<String> = values
+            .iter()
+            .map(|v| v.as_str().map_or(v.to_string(), str::to_owned))
+            .collect();
         return names.join("|");
     }
-    if let Some(options) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Value::as_array) {
-        let names: Vec<String> = options.iter().map(type_name).filter(|n| n != "null").collect();
+    if let Some(options) = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        let names: Vec<String> = options
+            .iter()
+            .map(type_name)
+            .filter(|n| n != "null")
+            .collect();
         return names.join("|");
     }
     match schema.get("type") {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    BuildContext, ConfigIssue, Inputs, Message, Metadata, Node, NodeConfig, NodeContext, NodeError, OutputKind, Payload,
-    PayloadKind,
+    BuildContext, ConfigIssue, Inputs, Message, Metadata, Node, NodeConfig, NodeContext, NodeError,
+    OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
@@ -30,14 +30,18 @@ pub struct FilesConfig {
 
 impl NodeConfig for FilesConfig {
     const TYPE: &'static str = "files";
-    const DESCRIPTION: &'static str = "Reads files (a directory, a file or a glob) and emits each as one message";
+    const DESCRIPTION: &'static str =
+        "Reads files (a directory, a file or a glob) and emits each as one message";
     const INPUTS: Inputs = Inputs::None;
     const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Bytes);
 
     fn check(&self) -> Vec<ConfigIssue> {
         match glob::Pattern::new(&self.path) {
             Ok(_) => Vec::new(),
-            Err(error) => vec![ConfigIssue::new("path", format!("not a valid path or glob: {error}"))],
+            Err(error) => vec![ConfigIssue::new(
+                "path",
+                format!("not a valid path or glob: {error}"),
+            )],
         }
     }
 
@@ -104,11 +108,19 @@ impl Node for Files {
                     meta.insert("source".into(), ctx.id.clone().into());
                     meta.insert("path".into(), file.display().to_string().into());
                     if let Some(name) = file.file_name() {
-                        meta.insert("file_name".into(), name.to_string_lossy().into_owned().into());
+                        meta.insert(
+                            "file_name".into(),
+                            name.to_string_lossy().into_owned().into(),
+                        );
                     }
-                    meta.insert("content_type".into(), crate::util::sniff_content_type(&data).into());
+                    meta.insert(
+                        "content_type".into(),
+                        crate::util::sniff_content_type(&data).into(),
+                    );
                     meta.insert("timestamp_ms".into(), crate::util::now_ms().into());
-                    ctx.output.send(Message::new(Payload::Bytes(Bytes::from(data)), meta)).await;
+                    ctx.output
+                        .send(Message::new(Payload::Bytes(Bytes::from(data)), meta))
+                        .await;
                     seq += 1;
                 }
                 if !self.config.repeat {
@@ -132,7 +144,10 @@ mod tests {
         }
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let all = list(dir.path()).unwrap();
-        let names: Vec<_> = all.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+        let names: Vec<_> = all
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
         assert_eq!(names, ["a.png", "b.png", "c.txt"]);
         let pngs = list(&dir.path().join("*.png")).unwrap();
         assert_eq!(pngs.len(), 2);

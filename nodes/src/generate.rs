@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    AckStatus, BuildContext, ConfigIssue, Inputs, Message, Metadata, Node, NodeConfig, NodeContext, NodeError, OrderedAcks,
-    OutputKind, Payload, PayloadKind,
+    AckStatus, BuildContext, ConfigIssue, Inputs, Message, Metadata, Node, NodeConfig, NodeContext,
+    NodeError, OrderedAcks, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
@@ -49,16 +49,30 @@ impl NodeConfig for GenerateConfig {
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         if self.size > 256 * 1024 * 1024 {
-            issues.push(ConfigIssue::new("size", format!("{} bytes is more than the 256 MiB a message may have", self.size)));
+            issues.push(ConfigIssue::new(
+                "size",
+                format!(
+                    "{} bytes is more than the 256 MiB a message may have",
+                    self.size
+                ),
+            ));
         }
         if self.require_ack && self.count.is_none() {
-            issues.push(ConfigIssue::new("require_ack", "`require_ack` needs a `count`: it waits for the last message").hint("add `count:`"));
+            issues.push(
+                ConfigIssue::new(
+                    "require_ack",
+                    "`require_ack` needs a `count`: it waits for the last message",
+                )
+                .hint("add `count:`"),
+            );
         }
         issues
     }
 
     fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
-        Ok(Box::new(Generate { config: self.clone() }))
+        Ok(Box::new(Generate {
+            config: self.clone(),
+        }))
     }
 }
 
@@ -74,10 +88,15 @@ impl Node for Generate {
                 Some(text) => Bytes::from(text.clone().into_bytes()),
                 None => Bytes::from((0..c.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
             };
-            let content_type = if c.text.is_some() { "text/plain" } else { "application/octet-stream" };
+            let content_type = if c.text.is_some() {
+                "text/plain"
+            } else {
+                "application/octet-stream"
+            };
             let mut acks = OrderedAcks::new();
             let mut failed = 0u64;
-            let mut ticker = (c.interval_ms > 0).then(|| tokio::time::interval(Duration::from_millis(c.interval_ms)));
+            let mut ticker = (c.interval_ms > 0)
+                .then(|| tokio::time::interval(Duration::from_millis(c.interval_ms)));
             let mut seq = 0u64;
             while c.count.is_none_or(|count| seq < count) {
                 if let Some(ticker) = ticker.as_mut() {

@@ -14,7 +14,8 @@ pub struct PassthroughConfig {}
 
 impl NodeConfig for PassthroughConfig {
     const TYPE: &'static str = "passthrough";
-    const DESCRIPTION: &'static str = "Forwards every message unchanged (merges several inputs into one output)";
+    const DESCRIPTION: &'static str =
+        "Forwards every message unchanged (merges several inputs into one output)";
     const INPUTS: Inputs = Inputs::Any;
     const OUTPUT: OutputKind = OutputKind::SameAsInput;
 

@@ -3,7 +3,9 @@
 
 use std::io::Write;
 
-use flowrun_runtime::{BuildContext, Inputs, Message, Node, NodeConfig, NodeContext, NodeError, OutputKind, Payload};
+use flowrun_runtime::{
+    BuildContext, Inputs, Message, Node, NodeConfig, NodeContext, NodeError, OutputKind, Payload,
+};
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -19,12 +21,15 @@ pub struct PrintConfig {
 
 impl NodeConfig for PrintConfig {
     const TYPE: &'static str = "print";
-    const DESCRIPTION: &'static str = "Writes one JSON line per message (metadata, size) to standard output";
+    const DESCRIPTION: &'static str =
+        "Writes one JSON line per message (metadata, size) to standard output";
     const INPUTS: Inputs = Inputs::Any;
     const OUTPUT: OutputKind = OutputKind::None;
 
     fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
-        Ok(Box::new(Print { config: self.clone() }))
+        Ok(Box::new(Print {
+            config: self.clone(),
+        }))
     }
 }
 

@@ -32,6 +32,9 @@ mod tests {
         assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\nrest"), "image/png");
         assert_eq!(sniff_content_type(&[0xFF, 0xD8, 0xFF, 0xE0]), "image/jpeg");
         assert_eq!(sniff_content_type(b"hello"), "text/plain");
-        assert_eq!(sniff_content_type(&[0xFF, 0x00, 0xFE]), "application/octet-stream");
+        assert_eq!(
+            sniff_content_type(&[0xFF, 0x00, 0xFE]),
+            "application/octet-stream"
+        );
     }
 }

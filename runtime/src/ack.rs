@@ -271,7 +271,10 @@ mod tests {
         drop(copy);
         let outcome = rx.await;
         assert_eq!(outcome.status, AckStatus::Failed);
-        assert_eq!(outcome.reason.as_deref(), Some("dropped before it was acknowledged"));
+        assert_eq!(
+            outcome.reason.as_deref(),
+            Some("dropped before it was acknowledged")
+        );
     }
 
     #[tokio::test]
@@ -282,8 +285,14 @@ mod tests {
         second.settle(AckStatus::Delivered, None);
         assert!(futures::poll!(Box::pin(acks.next())).is_pending());
         first.settle(AckStatus::Failed, Some("store down".into()));
-        assert_eq!(acks.next().await.map(|(t, o)| (t, o.status)), Some((1, AckStatus::Failed)));
-        assert_eq!(acks.next().await.map(|(t, o)| (t, o.status)), Some((2, AckStatus::Delivered)));
+        assert_eq!(
+            acks.next().await.map(|(t, o)| (t, o.status)),
+            Some((1, AckStatus::Failed))
+        );
+        assert_eq!(
+            acks.next().await.map(|(t, o)| (t, o.status)),
+            Some((2, AckStatus::Delivered))
+        );
         assert!(acks.next().await.is_none());
     }
 }

@@ -205,7 +205,9 @@ fn collect_keys(schema: &serde_json::Value, keys: &mut Vec<String>) {
     }
 }
 
-fn parse_config<C: NodeConfig>(config: serde_json::Value) -> Result<Arc<dyn BuiltConfig>, ParseError> {
+fn parse_config<C: NodeConfig>(
+    config: serde_json::Value,
+) -> Result<Arc<dyn BuiltConfig>, ParseError> {
     serde_path_to_error::deserialize::<_, C>(config)
         .map(|c| Arc::new(c) as Arc<dyn BuiltConfig>)
         .map_err(|e| ParseError {
@@ -227,7 +229,10 @@ fn parse_config<C: NodeConfig>(config: serde_json::Value) -> Result<Arc<dyn Buil
 pub fn inline_schema<T: JsonSchema>() -> serde_json::Value {
     let mut settings = schemars::generate::SchemaSettings::draft07();
     settings.inline_subschemas = true;
-    let mut schema = settings.into_generator().into_root_schema_for::<T>().to_value();
+    let mut schema = settings
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
     if let Some(object) = schema.as_object_mut() {
         object.remove("$schema");
         object.remove("title");

@@ -59,7 +59,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}: {severity}: {}", self.file, self.pos, self.message)?;
+        write!(
+            f,
+            "{}:{}: {severity}: {}",
+            self.file, self.pos, self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -80,7 +84,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// "did you mean `x`?" when a candidate is close, otherwise the list of
 /// valid choices.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone, what: &str) -> String {
+pub fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+    what: &str,
+) -> String {
     match closest(word, candidates.clone()) {
         Some(best) => format!("did you mean `{best}`?"),
         None => {
@@ -100,8 +108,12 @@ mod tests {
 
     #[test]
     fn renders_location_message_and_hint() {
-        let d = Diagnostic::error("a.yaml", Pos { line: 3, column: 7 }, "unknown node type `mqtt_subb`")
-            .hint("did you mean `mqtt_sub`?");
+        let d = Diagnostic::error(
+            "a.yaml",
+            Pos { line: 3, column: 7 },
+            "unknown node type `mqtt_subb`",
+        )
+        .hint("did you mean `mqtt_sub`?");
         assert_eq!(
             d.to_string(),
             "a.yaml:3:7: error: unknown node type `mqtt_subb`\n  hint: did you mean `mqtt_sub`?"
@@ -110,7 +122,13 @@ mod tests {
 
     #[test]
     fn suggests_close_names_or_lists_all() {
-        assert_eq!(suggest("mqtt_subb", ["mqtt_sub", "camera"], "known types"), "did you mean `mqtt_sub`?");
-        assert_eq!(suggest("zzz", ["mqtt_sub", "camera"], "known types"), "known types: `mqtt_sub`, `camera`");
+        assert_eq!(
+            suggest("mqtt_subb", ["mqtt_sub", "camera"], "known types"),
+            "did you mean `mqtt_sub`?"
+        );
+        assert_eq!(
+            suggest("zzz", ["mqtt_sub", "camera"], "known types"),
+            "known types: `mqtt_sub`, `camera`"
+        );
     }
 }

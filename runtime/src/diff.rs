@@ -19,7 +19,10 @@ pub struct PlanDiff {
 
 impl PlanDiff {
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty() && self.rewired.is_empty()
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.rewired.is_empty()
     }
 }
 
@@ -33,10 +36,15 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
                 node.id.clone(),
                 format!("type {}→{}", before.node_type.name, node.node_type.name),
             )),
-            Some(before) if before.config != node.config || before.on_failure != node.on_failure => {
+            Some(before)
+                if before.config != node.config || before.on_failure != node.on_failure =>
+            {
                 let mut what = describe(&before.config, &node.config);
                 if before.on_failure != node.on_failure {
-                    what.push(format!("on_failure {:?}→{:?}", before.on_failure, node.on_failure).to_lowercase());
+                    what.push(
+                        format!("on_failure {:?}→{:?}", before.on_failure, node.on_failure)
+                            .to_lowercase(),
+                    );
                 }
                 d.changed.push((node.id.clone(), what.join(", ")));
             }
@@ -105,6 +113,9 @@ mod tests {
             &json!({"qos": 0, "password": "a", "topic": "x"}),
             &json!({"qos": 1, "password": "b", "topic": "x", "retain": true}),
         );
-        assert_eq!(notes, vec!["password changed", "qos 0→1", "retain (unset)→true"]);
+        assert_eq!(
+            notes,
+            vec!["password changed", "qos 0→1", "retain (unset)→true"]
+        );
     }
 }

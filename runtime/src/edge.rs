@@ -19,7 +19,9 @@ use crate::message::Message;
 use crate::metrics::NodeMetrics;
 
 /// What an edge does when its queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Overflow {
     /// The sender waits: backpressure travels upstream. Nothing is lost.
@@ -234,7 +236,11 @@ pub struct Input {
 }
 
 impl Input {
-    pub(crate) fn new(inbox: Arc<Inbox>, stop: CancellationToken, metrics: Arc<NodeMetrics>) -> Self {
+    pub(crate) fn new(
+        inbox: Arc<Inbox>,
+        stop: CancellationToken,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
         Input {
             inbox,
             stop,
@@ -326,7 +332,10 @@ impl Output {
 
     /// The downstream edges.
     pub fn edges(&self) -> Vec<Arc<Edge>> {
-        self.edges.read().unwrap_or_else(|p| p.into_inner()).to_vec()
+        self.edges
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .to_vec()
     }
 
     pub(crate) fn set_edges(&self, edges: Vec<Arc<Edge>>) {
@@ -406,7 +415,11 @@ mod tests {
         let output = Output::new(metrics.node("a"));
         let (ack, rx) = Ack::tracked();
         output
-            .send(Message::with_ack(Payload::Bytes(Bytes::new()), Metadata::new(), ack))
+            .send(Message::with_ack(
+                Payload::Bytes(Bytes::new()),
+                Metadata::new(),
+                ack,
+            ))
             .await;
         assert_eq!(rx.await.status, AckStatus::Failed);
         assert_eq!(metrics.node("a").snapshot().dropped, 1);
@@ -418,11 +431,18 @@ mod tests {
         let (output, _input, edge) = wire(&metrics, 4, Overflow::Block);
         let (ack, rx) = Ack::tracked();
         output
-            .send(Message::with_ack(Payload::Bytes(Bytes::new()), Metadata::new(), ack))
+            .send(Message::with_ack(
+                Payload::Bytes(Bytes::new()),
+                Metadata::new(),
+                ack,
+            ))
             .await;
         assert_eq!(edge.discard(), 1);
         let outcome = rx.await;
         assert_eq!(outcome.status, AckStatus::Failed);
-        assert_eq!(outcome.reason.as_deref(), Some("its node was removed by a reload"));
+        assert_eq!(
+            outcome.reason.as_deref(),
+            Some("its node was removed by a reload")
+        );
     }
 }

@@ -68,9 +68,18 @@ impl ReloadReport {
     /// `+1 −0 ~1 (pub: qos 0→1), 5 unchanged`
     pub fn summary(&self) -> String {
         let d = &self.diff;
-        let mut s = format!("+{} −{} ~{}", d.added.len(), d.removed.len(), d.changed.len());
+        let mut s = format!(
+            "+{} −{} ~{}",
+            d.added.len(),
+            d.removed.len(),
+            d.changed.len()
+        );
         if !d.changed.is_empty() {
-            let notes: Vec<String> = d.changed.iter().map(|(id, what)| format!("{id}: {what}")).collect();
+            let notes: Vec<String> = d
+                .changed
+                .iter()
+                .map(|(id, what)| format!("{id}: {what}"))
+                .collect();
             s.push_str(&format!(" ({})", notes.join("; ")));
         }
         if !d.rewired.is_empty() {
@@ -78,10 +87,16 @@ impl ReloadReport {
         }
         s.push_str(&format!(", {} unchanged", d.unchanged));
         if !self.cut_short.is_empty() {
-            s.push_str(&format!("; cut short at the deadline: {}", self.cut_short.join(", ")));
+            s.push_str(&format!(
+                "; cut short at the deadline: {}",
+                self.cut_short.join(", ")
+            ));
         }
         if self.failed_messages > 0 {
-            s.push_str(&format!("; {} queued messages failed back to their sources", self.failed_messages));
+            s.push_str(&format!(
+                "; {} queued messages failed back to their sources",
+                self.failed_messages
+            ));
         }
         s
     }
@@ -103,7 +118,10 @@ impl EngineHandle {
     /// Applies `plan` to the running graph; resolves when the new graph is live.
     pub async fn reload(&self, plan: Plan) -> Option<ReloadReport> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Reload(Box::new(plan), tx)).await.ok()?;
+        self.commands
+            .send(Command::Reload(Box::new(plan), tx))
+            .await
+            .ok()?;
         rx.await.ok()
     }
 
@@ -228,7 +246,9 @@ impl Engine {
     }
 
     fn on_exit(&mut self, exit: Exit) {
-        let Some(node) = self.nodes.get_mut(&exit.id) else { return };
+        let Some(node) = self.nodes.get_mut(&exit.id) else {
+            return;
+        };
         if node.generation != exit.generation {
             return; // an instance a reload already replaced
         }
@@ -247,7 +267,9 @@ impl Engine {
     /// A node is done for good: close what it feeds (downstream drains it)
     /// and refuse what feeds it (queued messages fail back to their sources).
     fn retire(&mut self, id: &str) {
-        let Some(node) = self.nodes.get(id) else { return };
+        let Some(node) = self.nodes.get(id) else {
+            return;
+        };
         for edge in node.output.edges() {
             edge.close();
         }
@@ -289,7 +311,9 @@ impl Engine {
             let mut kept = Vec::new();
             for edge in node.inbox.edges() {
                 let wanted = node.planned.inputs.iter().any(|i| {
-                    i.from == edge.from && i.capacity == edge.capacity && i.overflow == edge.overflow
+                    i.from == edge.from
+                        && i.capacity == edge.capacity
+                        && i.overflow == edge.overflow
                 });
                 if wanted && self.nodes.contains_key(&edge.from) {
                     kept.push(edge);
@@ -300,7 +324,9 @@ impl Engine {
             for input in &node.planned.inputs {
                 let existing = kept.iter().find(|e| e.from == input.from).cloned();
                 let edge = existing.unwrap_or_else(|| {
-                    let edge = node.inbox.connect(&input.from, input.capacity, input.overflow);
+                    let edge = node
+                        .inbox
+                        .connect(&input.from, input.capacity, input.overflow);
                     kept.push(edge.clone());
                     edge
                 });
@@ -308,14 +334,17 @@ impl Engine {
             }
         }
         for (id, node) in &self.nodes {
-            node.output.set_edges(outputs.remove(id).unwrap_or_default());
+            node.output
+                .set_edges(outputs.remove(id).unwrap_or_default());
         }
     }
 
     fn spawn(&mut self, id: &str) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        let Some(node) = self.nodes.get_mut(id) else { return };
+        let Some(node) = self.nodes.get_mut(id) else {
+            return;
+        };
         node.generation = generation;
         node.stop = CancellationToken::new();
         let supervisor = Supervisor {
@@ -340,7 +369,11 @@ impl Engine {
         let id = id.to_owned();
         node.task = Some(tokio::spawn(async move {
             let result = supervisor.run().await;
-            let _ = exits.send(Exit { id, generation, result });
+            let _ = exits.send(Exit {
+                id,
+                generation,
+                result,
+            });
         }));
     }
 
@@ -359,7 +392,12 @@ impl Engine {
         for id in &diff.removed {
             self.retire(id);
             if let Some(node) = self.nodes.remove(id) {
-                report.failed_messages += node.inbox.edges().iter().map(|e| e.discard()).sum::<usize>();
+                report.failed_messages += node
+                    .inbox
+                    .edges()
+                    .iter()
+                    .map(|e| e.discard())
+                    .sum::<usize>();
             }
             self.metrics.remove(id);
         }
@@ -371,7 +409,11 @@ impl Engine {
         }
         self.plan = plan;
         self.rewire();
-        for id in diff.added.iter().chain(diff.changed.iter().map(|(id, _)| id)) {
+        for id in diff
+            .added
+            .iter()
+            .chain(diff.changed.iter().map(|(id, _)| id))
+        {
             self.spawn(id);
         }
         report.took = started.elapsed();

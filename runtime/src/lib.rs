@@ -32,7 +32,9 @@ pub use catalogue::{Catalogue, ConfigIssue, Inputs, NodeConfig, NodeType, Output
 pub use diagnostic::{Diagnostic, Severity};
 pub use edge::{Input, Output, Overflow};
 pub use engine::{Engine, EngineHandle, ReloadReport, RunReport};
-pub use message::{Frame, Message, MetaValue, Metadata, Payload, PayloadKind, PixelFormat, Rect};
+pub use message::{
+    keys, Frame, Message, MetaValue, Metadata, Payload, PayloadKind, PixelFormat, Rect,
+};
 pub use metrics::{Counts, Metrics, NodeMetrics};
 pub use node::{BuildContext, Node, NodeContext, NodeError};
 pub use plan::Plan;

@@ -147,6 +147,25 @@ impl From<bool> for MetaValue {
     }
 }
 
+/// Metadata keys that several node types read or write. A node may add its
+/// own keys; these are the ones others can rely on.
+pub mod keys {
+    /// The MQTT topic a message came from or goes to.
+    pub const TOPIC: &str = "topic";
+    /// The id of the node (or the camera / device name) that produced it.
+    pub const SOURCE: &str = "source";
+    /// A per-source sequence number.
+    pub const SEQ: &str = "seq";
+    /// The index of the video frame it comes from.
+    pub const FRAME: &str = "frame";
+    /// The index of the face within its frame.
+    pub const FACE: &str = "face";
+    /// MIME type of an encoded payload (`image/png`, `image/jpeg`, …).
+    pub const CONTENT_TYPE: &str = "content_type";
+    /// Capture or creation time, milliseconds since the Unix epoch.
+    pub const TIMESTAMP_MS: &str = "timestamp_ms";
+}
+
 /// Key → value facts about a message: topic, sequence, source, timestamps,
 /// box, content type… Ordered so that printed metadata is stable.
 pub type Metadata = BTreeMap<String, MetaValue>;

@@ -125,14 +125,46 @@ impl Metrics {
             queue_depth: Family::default(),
         };
         let mut registry = Registry::with_prefix("flowrun_node");
-        registry.register("received", "Messages a node took from its inputs", families.received.clone());
-        registry.register("sent", "Messages a node sent on its output", families.sent.clone());
-        registry.register("errors", "Errors a node reported (failed runs, failed messages)", families.errors.clone());
-        registry.register("dropped", "Messages dropped by an overflow policy or sent to no one", families.dropped.clone());
-        registry.register("acked", "Messages a node acknowledged as delivered", families.acked.clone());
-        registry.register("nacked", "Messages a node rejected, failed or dropped unacknowledged", families.nacked.clone());
-        registry.register("restarts", "Times a failed node was restarted", families.restarts.clone());
-        registry.register("queue_depth", "Messages waiting on a node's inputs", families.queue_depth.clone());
+        registry.register(
+            "received",
+            "Messages a node took from its inputs",
+            families.received.clone(),
+        );
+        registry.register(
+            "sent",
+            "Messages a node sent on its output",
+            families.sent.clone(),
+        );
+        registry.register(
+            "errors",
+            "Errors a node reported (failed runs, failed messages)",
+            families.errors.clone(),
+        );
+        registry.register(
+            "dropped",
+            "Messages dropped by an overflow policy or sent to no one",
+            families.dropped.clone(),
+        );
+        registry.register(
+            "acked",
+            "Messages a node acknowledged as delivered",
+            families.acked.clone(),
+        );
+        registry.register(
+            "nacked",
+            "Messages a node rejected, failed or dropped unacknowledged",
+            families.nacked.clone(),
+        );
+        registry.register(
+            "restarts",
+            "Times a failed node was restarted",
+            families.restarts.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Messages waiting on a node's inputs",
+            families.queue_depth.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             families: Arc::new(families),
@@ -146,7 +178,9 @@ impl Metrics {
         nodes
             .entry(id.to_owned())
             .or_insert_with(|| {
-                let label = NodeLabel { node: id.to_owned() };
+                let label = NodeLabel {
+                    node: id.to_owned(),
+                };
                 let f = &self.families;
                 Arc::new(NodeMetrics {
                     received: f.received.get_or_create(&label).clone(),
@@ -165,7 +199,9 @@ impl Metrics {
 
     /// Forgets a node that a reload removed, so it leaves `/metrics`.
     pub fn remove(&self, id: &str) {
-        let label = NodeLabel { node: id.to_owned() };
+        let label = NodeLabel {
+            node: id.to_owned(),
+        };
         let f = &self.families;
         f.received.remove(&label);
         f.sent.remove(&label);
@@ -175,7 +211,10 @@ impl Metrics {
         f.nacked.remove(&label);
         f.restarts.remove(&label);
         f.queue_depth.remove(&label);
-        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Every node's counters, by id.
@@ -229,7 +268,10 @@ impl Metrics {
 
     /// Serves `/metrics` (Prometheus text) and `/healthz` on `addr` until the
     /// returned task is dropped or aborted.
-    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
         use axum::routing::get;
         let metrics = self.clone();
         let app = axum::Router::new()
@@ -269,8 +311,14 @@ mod tests {
         node.count_settled(AckStatus::Delivered);
         node.set_state("connected");
         let text = metrics.render();
-        assert!(text.contains("flowrun_node_received_total{node=\"store\"} 1"), "{text}");
-        assert!(text.contains("flowrun_node_acked_total{node=\"store\"} 1"), "{text}");
+        assert!(
+            text.contains("flowrun_node_received_total{node=\"store\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowrun_node_acked_total{node=\"store\"} 1"),
+            "{text}"
+        );
         assert_eq!(metrics.status_line(), "store in=1 ack=1 [connected]");
         metrics.remove("store");
         assert!(!metrics.render().contains("store"));

@@ -35,7 +35,13 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
-    pub(crate) fn new(id: String, input: Input, output: Output, metrics: Arc<NodeMetrics>, stop: CancellationToken) -> Self {
+    pub(crate) fn new(
+        id: String,
+        input: Input,
+        output: Output,
+        metrics: Arc<NodeMetrics>,
+        stop: CancellationToken,
+    ) -> Self {
         NodeContext {
             id,
             input,

@@ -72,7 +72,11 @@ impl Plan {
         for node in &self.nodes {
             for input in &node.inputs {
                 let kind = self.kind_of(&input.from);
-                let style = if input.overflow == Overflow::DropOldest { "-.->" } else { "-->" };
+                let style = if input.overflow == Overflow::DropOldest {
+                    "-.->"
+                } else {
+                    "-->"
+                };
                 let _ = writeln!(
                     out,
                     "    {} {style}|{kind}| {}",
@@ -105,7 +109,11 @@ impl Plan {
         }
         for node in &self.nodes {
             for input in &node.inputs {
-                let style = if input.overflow == Overflow::DropOldest { ", style=dashed" } else { "" };
+                let style = if input.overflow == Overflow::DropOldest {
+                    ", style=dashed"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
                     "    \"{}\" -> \"{}\" [label=\"{}\"{style}];",
@@ -129,7 +137,13 @@ impl Plan {
 
 fn mermaid_id(id: &str) -> String {
     id.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -35,7 +35,10 @@ pub enum WatchError {
 /// returned channel. Changes that arrive while one is pending are merged.
 pub fn watch(spec: &Path) -> Result<(SpecWatcher, mpsc::Receiver<()>), WatchError> {
     let spec = std::path::absolute(spec).unwrap_or_else(|_| spec.to_path_buf());
-    let dir = spec.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = spec
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let name = spec.file_name().map(|n| n.to_owned());
     let (tx, rx) = mpsc::channel(1);
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
@@ -49,9 +52,20 @@ pub fn watch(spec: &Path) -> Result<(SpecWatcher, mpsc::Receiver<()>), WatchErro
             let _ = tx.try_send(());
         }
     })
-    .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
+    .map_err(|source| WatchError::Notify {
+        path: dir.clone(),
+        source,
+    })?;
     debouncer
         .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|source| WatchError::Notify { path: dir.clone(), source })?;
-    Ok((SpecWatcher { _debouncer: debouncer }, rx))
+        .map_err(|source| WatchError::Notify {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok((
+        SpecWatcher {
+            _debouncer: debouncer,
+        },
+        rx,
+    ))
 }

@@ -60,7 +60,11 @@ pub fn plural(n: usize, word: &str) -> String {
 
 /// Checks and runs the spec at `path` until its sources are exhausted or
 /// SIGINT/SIGTERM arrives.
-pub async fn run_file(path: &Path, catalogue: Arc<Catalogue>, options: RunOptions) -> Result<RunReport, RunError> {
+pub async fn run_file(
+    path: &Path,
+    catalogue: Arc<Catalogue>,
+    options: RunOptions,
+) -> Result<RunReport, RunError> {
     let checked = load(path, &catalogue);
     for warning in checked.warnings() {
         eprintln!("{warning}");
@@ -71,7 +75,10 @@ pub async fn run_file(path: &Path, catalogue: Arc<Catalogue>, options: RunOption
     let metrics = Metrics::new();
     let _server = match options.metrics_addr {
         Some(addr) => {
-            let (bound, task) = metrics.serve(addr).await.map_err(|e| RunError::Metrics(addr, e))?;
+            let (bound, task) = metrics
+                .serve(addr)
+                .await
+                .map_err(|e| RunError::Metrics(addr, e))?;
             tracing::info!("metrics on http://{bound}/metrics");
             Some(AbortOnDrop(task))
         }
@@ -81,12 +88,20 @@ pub async fn run_file(path: &Path, catalogue: Arc<Catalogue>, options: RunOption
     let (engine, handle) = Engine::start(plan, metrics.clone(), options.drain_timeout);
     let _watch = if options.watch {
         let (watcher, changes) = reload::watch(path)?;
-        let task = tokio::spawn(reload_on_change(path.to_path_buf(), catalogue.clone(), handle.clone(), changes));
+        let task = tokio::spawn(reload_on_change(
+            path.to_path_buf(),
+            catalogue.clone(),
+            handle.clone(),
+            changes,
+        ));
         Some((watcher, AbortOnDrop(task)))
     } else {
         None
     };
-    let _status = AbortOnDrop(tokio::spawn(report_status(metrics.clone(), options.status_interval)));
+    let _status = AbortOnDrop(tokio::spawn(report_status(
+        metrics.clone(),
+        options.status_interval,
+    )));
     let report = engine.run(stop_signal(handle.clone())).await;
     if std::io::stderr().is_terminal() {
         eprintln!();
@@ -136,8 +151,16 @@ async fn wait_for_signal() {
     }
 }
 
-async fn reload_on_change(path: PathBuf, catalogue: Arc<Catalogue>, handle: EngineHandle, mut changes: tokio::sync::mpsc::Receiver<()>) {
-    let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+async fn reload_on_change(
+    path: PathBuf,
+    catalogue: Arc<Catalogue>,
+    handle: EngineHandle,
+    mut changes: tokio::sync::mpsc::Receiver<()>,
+) {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     while changes.recv().await.is_some() {
         let started = Instant::now();
         let checked = load(&path, &catalogue);
@@ -149,7 +172,9 @@ async fn reload_on_change(path: PathBuf, catalogue: Arc<Catalogue>, handle: Engi
             continue;
         };
         match handle.reload(plan).await {
-            Some(report) if report.diff.is_empty() => tracing::info!("{file} saved, nothing to change"),
+            Some(report) if report.diff.is_empty() => {
+                tracing::info!("{file} saved, nothing to change")
+            }
             Some(report) => tracing::info!(
                 "reloaded {file} in {} ms: {}",
                 started.elapsed().as_millis(),
@@ -162,7 +187,11 @@ async fn reload_on_change(path: PathBuf, catalogue: Arc<Catalogue>, handle: Engi
 
 async fn report_status(metrics: Metrics, interval: Duration) {
     let live = std::io::stderr().is_terminal();
-    let mut ticker = tokio::time::interval(if live { Duration::from_secs(1) } else { interval });
+    let mut ticker = tokio::time::interval(if live {
+        Duration::from_secs(1)
+    } else {
+        interval
+    });
     ticker.tick().await;
     loop {
         ticker.tick().await;

@@ -31,13 +31,20 @@ pub fn spec_schema(catalogue: &Catalogue) -> Value {
                     .or_insert_with(|| json!({}))
                     .as_object_mut()
                 {
-                    properties.insert("type".into(), json!({"const": t.name, "description": t.description}));
+                    properties.insert(
+                        "type".into(),
+                        json!({"const": t.name, "description": t.description}),
+                    );
                     if !t.is_source() {
                         properties.insert("inputs".into(), inputs.clone());
                     }
                     properties.insert("on_failure".into(), on_failure.clone());
                 }
-                if let Some(list) = object.entry("required").or_insert_with(|| json!([])).as_array_mut() {
+                if let Some(list) = object
+                    .entry("required")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                {
                     list.insert(0, json!("type"));
                 }
                 object.insert("additionalProperties".into(), json!(false));

@@ -14,8 +14,8 @@ use petgraph::graphmap::DiGraphMap;
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::catalogue::{Catalogue, NodeType, OutputKind};
-use crate::edge::Overflow;
 use crate::diagnostic::{closest, suggest, Diagnostic};
+use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::plan::{Plan, PlannedInput, PlannedNode};
 use crate::spec::interpolate::{interpolate, InterpolationError};
@@ -46,14 +46,23 @@ pub fn load(path: &Path, catalogue: &Catalogue) -> Checked {
         Ok(text) => validate(path, &text, catalogue, &|name| std::env::var(name).ok()),
         Err(error) => Checked {
             plan: None,
-            diagnostics: vec![Diagnostic::error(&file, Pos { line: 1, column: 1 }, format!("cannot read the spec: {error}"))
-                .hint("check the path and that the file is readable")],
+            diagnostics: vec![Diagnostic::error(
+                &file,
+                Pos { line: 1, column: 1 },
+                format!("cannot read the spec: {error}"),
+            )
+            .hint("check the path and that the file is readable")],
         },
     }
 }
 
 /// Checks spec `text` (from `path`, for messages and relative paths).
-pub fn validate(path: &Path, text: &str, catalogue: &Catalogue, env: &dyn Fn(&str) -> Option<String>) -> Checked {
+pub fn validate(
+    path: &Path,
+    text: &str,
+    catalogue: &Catalogue,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Checked {
     let mut v = Validator {
         file: path.display().to_string(),
         catalogue,
@@ -95,7 +104,12 @@ impl Validator<'_> {
         self.diagnostics.push(d);
     }
 
-    fn run(&mut self, path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Plan> {
+    fn run(
+        &mut self,
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Plan> {
         let mut root = match yaml::parse(text) {
             Ok(root) => root,
             Err(e) => {
@@ -118,13 +132,21 @@ impl Validator<'_> {
             }
         }
         let Some(entries) = root.as_map() else {
-            self.error(root.pos, format!("a spec must be a mapping, found {}", root.kind()), "start with `version: 1` and `nodes:`".to_owned());
+            self.error(
+                root.pos,
+                format!("a spec must be a mapping, found {}", root.kind()),
+                "start with `version: 1` and `nodes:`".to_owned(),
+            );
             return None;
         };
         for (key, _) in entries {
             let name = key.as_str().unwrap_or_default();
             if !TOP_KEYS.contains(&name) {
-                self.error(key.pos, format!("unknown top-level key `{name}`"), suggest(name, TOP_KEYS, "valid keys are"));
+                self.error(
+                    key.pos,
+                    format!("unknown top-level key `{name}`"),
+                    suggest(name, TOP_KEYS, "valid keys are"),
+                );
             }
         }
         self.check_version(&root);
@@ -132,22 +154,44 @@ impl Validator<'_> {
             Some(n) => match n.as_str() {
                 Some(s) if !s.is_empty() && n.to_json().is_string() => s.to_owned(),
                 _ => {
-                    self.error(n.pos, format!("`name` must be a non-empty string, found {}", n.kind()), None);
+                    self.error(
+                        n.pos,
+                        format!("`name` must be a non-empty string, found {}", n.kind()),
+                        None,
+                    );
                     String::new()
                 }
             },
-            None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
         let Some(nodes) = root.get("nodes") else {
-            self.error(root.pos, "the spec has no `nodes:`", "add `nodes:` with at least one node".to_owned());
+            self.error(
+                root.pos,
+                "the spec has no `nodes:`",
+                "add `nodes:` with at least one node".to_owned(),
+            );
             return None;
         };
         let Some(node_entries) = nodes.as_map() else {
-            self.error(nodes.pos, format!("`nodes` must be a mapping of node id to node, found {}", nodes.kind()), None);
+            self.error(
+                nodes.pos,
+                format!(
+                    "`nodes` must be a mapping of node id to node, found {}",
+                    nodes.kind()
+                ),
+                None,
+            );
             return None;
         };
         if node_entries.is_empty() {
-            self.error(nodes.pos, "the spec has no nodes", "add at least one node under `nodes:`".to_owned());
+            self.error(
+                nodes.pos,
+                "the spec has no nodes",
+                "add at least one node under `nodes:`".to_owned(),
+            );
             return None;
         }
         let mut parsed = Vec::new();
@@ -156,7 +200,10 @@ impl Validator<'_> {
                 parsed.push(p);
             }
         }
-        let all_ids: Vec<&str> = node_entries.iter().filter_map(|(k, _)| k.as_str()).collect();
+        let all_ids: Vec<&str> = node_entries
+            .iter()
+            .filter_map(|(k, _)| k.as_str())
+            .collect();
         let nodes = self.check_wiring(parsed, &all_ids)?;
         Some(Plan {
             name,
@@ -167,7 +214,11 @@ impl Validator<'_> {
 
     fn check_version(&mut self, root: &Node) {
         match root.get("version") {
-            None => self.error(root.pos, "the spec has no `version`", format!("add `version: {VERSION}` at the top")),
+            None => self.error(
+                root.pos,
+                "the spec has no `version`",
+                format!("add `version: {VERSION}` at the top"),
+            ),
             Some(v) if v.to_json() != serde_json::json!(VERSION) => self.error(
                 v.pos,
                 format!("unsupported spec version `{}`", v.as_str().unwrap_or("…")),
@@ -188,18 +239,33 @@ impl Validator<'_> {
             );
         }
         let Some(entries) = body.as_map() else {
-            self.error(body.pos, format!("node `{id}` must be a mapping with a `type`, found {}", body.kind()), None);
+            self.error(
+                body.pos,
+                format!(
+                    "node `{id}` must be a mapping with a `type`, found {}",
+                    body.kind()
+                ),
+                None,
+            );
             return None;
         };
         let Some(type_node) = body.get("type") else {
-            self.error(key.pos, format!("node `{id}` has no `type`"), format!("add `type:` with one of: {}", self.type_list()));
+            self.error(
+                key.pos,
+                format!("node `{id}` has no `type`"),
+                format!("add `type:` with one of: {}", self.type_list()),
+            );
             return None;
         };
         let type_name = type_node.as_str().unwrap_or_default();
         let Some(node_type) = self.catalogue.get(type_name).cloned() else {
             let names: Vec<&str> = self.catalogue.names().collect();
             let hint = suggest(type_name, names, "known types are");
-            self.error(type_node.pos, format!("unknown node type `{type_name}`"), format!("{hint} (`flowrun nodes` lists them)"));
+            self.error(
+                type_node.pos,
+                format!("unknown node type `{type_name}`"),
+                format!("{hint} (`flowrun nodes` lists them)"),
+            );
             return None;
         };
         let mut ok = true;
@@ -209,7 +275,14 @@ impl Validator<'_> {
             Some(n) => match serde_json::from_value::<OnFailure>(n.to_json()) {
                 Ok(p) => p,
                 Err(_) => {
-                    self.error(n.pos, format!("`on_failure` must be `restart` or `stop`, found `{}`", n.as_str().unwrap_or("…")), None);
+                    self.error(
+                        n.pos,
+                        format!(
+                            "`on_failure` must be `restart` or `stop`, found `{}`",
+                            n.as_str().unwrap_or("…")
+                        ),
+                        None,
+                    );
                     ok = false;
                     OnFailure::default()
                 }
@@ -229,7 +302,11 @@ impl Validator<'_> {
                     None if known.is_empty() => format!("`{}` takes no config", node_type.name),
                     None => format!("`{}` takes: {}", node_type.name, known.join(", ")),
                 };
-                self.error(k.pos, format!("unknown key `{name}` for node type `{}`", node_type.name), hint);
+                self.error(
+                    k.pos,
+                    format!("unknown key `{name}` for node type `{}`", node_type.name),
+                    hint,
+                );
                 ok = false;
                 continue;
             }
@@ -251,8 +328,17 @@ impl Validator<'_> {
                 };
                 let hint = missing_field(&e.message)
                     .map(|f| format!("add `{f}:` to node `{id}`"))
-                    .or_else(|| Some(format!("`flowrun nodes {}` describes every key", node_type.name)));
-                let pos = if missing_field(&e.message).is_some() { key.pos } else { target.pos };
+                    .or_else(|| {
+                        Some(format!(
+                            "`flowrun nodes {}` describes every key",
+                            node_type.name
+                        ))
+                    });
+                let pos = if missing_field(&e.message).is_some() {
+                    key.pos
+                } else {
+                    target.pos
+                };
                 self.error(pos, message, hint);
                 return None;
             }
@@ -261,7 +347,11 @@ impl Validator<'_> {
         if !issues.is_empty() {
             for issue in issues {
                 let pos = body.locate(&issue.path()).pos;
-                self.error(pos, format!("`{}` of node `{id}`: {}", issue.field, issue.message), issue.hint);
+                self.error(
+                    pos,
+                    format!("`{}` of node `{id}`: {}", issue.field, issue.message),
+                    issue.hint,
+                );
             }
             return None;
         }
@@ -285,7 +375,12 @@ impl Validator<'_> {
         })
     }
 
-    fn check_inputs(&mut self, id: &str, body: &Node, node_type: &NodeType) -> (Vec<PlannedInput>, Vec<Pos>, Vec<Option<Overflow>>) {
+    fn check_inputs(
+        &mut self,
+        id: &str,
+        body: &Node,
+        node_type: &NodeType,
+    ) -> (Vec<PlannedInput>, Vec<Pos>, Vec<Option<Overflow>>) {
         let mut inputs = Vec::new();
         let mut positions = Vec::new();
         let mut overflows = Vec::new();
@@ -293,14 +388,26 @@ impl Validator<'_> {
             return (inputs, positions, overflows);
         };
         if node_type.is_source() {
-            self.error(list.pos, format!("node `{id}` is a `{}`, a source: it takes no inputs", node_type.name), "remove `inputs:`".to_owned());
+            self.error(
+                list.pos,
+                format!(
+                    "node `{id}` is a `{}`, a source: it takes no inputs",
+                    node_type.name
+                ),
+                "remove `inputs:`".to_owned(),
+            );
             return (inputs, positions, overflows);
         }
         let items: Vec<&Node> = match &list.value {
             yaml::Value::Seq(items) => items.iter().collect(),
             yaml::Value::Scalar { .. } => vec![list],
             yaml::Value::Map(_) => {
-                self.error(list.pos, "`inputs` must be a list of node ids", "write `inputs: [camera]` or `inputs: [{from: camera, capacity: 4}]`".to_owned());
+                self.error(
+                    list.pos,
+                    "`inputs` must be a list of node ids",
+                    "write `inputs: [camera]` or `inputs: [{from: camera, capacity: 4}]`"
+                        .to_owned(),
+                );
                 return (inputs, positions, overflows);
             }
         };
@@ -334,7 +441,11 @@ impl Validator<'_> {
 
     /// Checks the edges: dangling inputs, cycles, payload kinds; then warnings.
     fn check_wiring(&mut self, parsed: Vec<Parsed>, all_ids: &[&str]) -> Option<Vec<PlannedNode>> {
-        let by_id: HashMap<String, usize> = parsed.iter().enumerate().map(|(i, p)| (p.node.id.clone(), i)).collect();
+        let by_id: HashMap<String, usize> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.node.id.clone(), i))
+            .collect();
         let mut graph = DiGraphMap::<usize, ()>::new();
         for i in 0..parsed.len() {
             graph.add_node(i);
@@ -345,7 +456,11 @@ impl Validator<'_> {
             let mut seen = Vec::new();
             for (input, pos) in p.node.inputs.iter().zip(&p.input_pos) {
                 if seen.contains(&input.from) {
-                    dangling.push((*pos, format!("node `{}` lists input `{}` twice", p.node.id, input.from), None));
+                    dangling.push((
+                        *pos,
+                        format!("node `{}` lists input `{}` twice", p.node.id, input.from),
+                        None,
+                    ));
                     continue;
                 }
                 seen.push(input.from.clone());
@@ -357,10 +472,23 @@ impl Validator<'_> {
                     None => {
                         let others = all_ids.iter().copied().filter(|other| *other != p.node.id);
                         let hint = match closest(&input.from, others) {
-                            Some(best) => format!("did you mean `{best}`? does node `{}` exist?", input.from),
-                            None => format!("does node `{}` exist? nodes are: {}", input.from, all_ids.join(", ")),
+                            Some(best) => {
+                                format!("did you mean `{best}`? does node `{}` exist?", input.from)
+                            }
+                            None => format!(
+                                "does node `{}` exist? nodes are: {}",
+                                input.from,
+                                all_ids.join(", ")
+                            ),
                         };
-                        dangling.push((*pos, format!("node `{}` takes input from `{}`, which is not a node", p.node.id, input.from), Some(hint)));
+                        dangling.push((
+                            *pos,
+                            format!(
+                                "node `{}` takes input from `{}`, which is not a node",
+                                p.node.id, input.from
+                            ),
+                            Some(hint),
+                        ));
                     }
                 }
             }
@@ -376,7 +504,8 @@ impl Validator<'_> {
                 cyclic = true;
                 let mut members: Vec<&Parsed> = component.iter().map(|&i| &parsed[i]).collect();
                 members.sort_by_key(|p| p.id_pos);
-                let names: Vec<String> = members.iter().map(|p| format!("`{}`", p.node.id)).collect();
+                let names: Vec<String> =
+                    members.iter().map(|p| format!("`{}`", p.node.id)).collect();
                 let mut path = names.clone();
                 path.push(names[0].clone());
                 self.error(
@@ -407,7 +536,17 @@ impl Validator<'_> {
             }
             for (input, pos) in node.inputs.iter().zip(&p.input_pos) {
                 let Some(kind) = kinds.get(&input.from).copied().flatten() else {
-                    self.error(*pos, format!("node `{}` takes input from `{}`, a sink with no output", node.id, input.from), format!("is `{}` the node you meant? sinks cannot feed other nodes", input.from));
+                    self.error(
+                        *pos,
+                        format!(
+                            "node `{}` takes input from `{}`, a sink with no output",
+                            node.id, input.from
+                        ),
+                        format!(
+                            "is `{}` the node you meant? sinks cannot feed other nodes",
+                            input.from
+                        ),
+                    );
                     kinds_ok = false;
                     continue;
                 };
@@ -435,9 +574,19 @@ impl Validator<'_> {
         Some(planned)
     }
 
-    fn warn_about_shape(&mut self, planned: &[PlannedNode], graph: &DiGraphMap<usize, ()>, by_id: &HashMap<String, usize>, positions: &HashMap<String, Pos>) {
+    fn warn_about_shape(
+        &mut self,
+        planned: &[PlannedNode],
+        graph: &DiGraphMap<usize, ()>,
+        by_id: &HashMap<String, usize>,
+        positions: &HashMap<String, Pos>,
+    ) {
         let index_of = |id: &str| by_id.get(id).copied();
-        let sinks: Vec<usize> = planned.iter().filter(|n| n.node_type.is_sink()).filter_map(|n| index_of(&n.id)).collect();
+        let sinks: Vec<usize> = planned
+            .iter()
+            .filter(|n| n.node_type.is_sink())
+            .filter_map(|n| index_of(&n.id))
+            .collect();
         let mut reaches_sink = vec![false; by_id.len()];
         let reversed = Reversed(graph);
         for &sink in &sinks {
@@ -448,12 +597,20 @@ impl Validator<'_> {
         }
         for node in planned {
             let pos = positions.get(&node.id).copied().unwrap_or_default();
-            let Some(i) = index_of(&node.id) else { continue };
+            let Some(i) = index_of(&node.id) else {
+                continue;
+            };
             if !node.node_type.is_sink() && !reaches_sink[i] {
                 self.warning(
                     pos,
-                    format!("node `{}` has no path to a sink: what it sends is dropped", node.id),
-                    format!("add a sink with `inputs: [{}]`, or remove the node", node.id),
+                    format!(
+                        "node `{}` has no path to a sink: what it sends is dropped",
+                        node.id
+                    ),
+                    format!(
+                        "add a sink with `inputs: [{}]`, or remove the node",
+                        node.id
+                    ),
                 );
             }
             if !node.node_type.is_source() && node.inputs.is_empty() {

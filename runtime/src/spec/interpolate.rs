@@ -38,7 +38,11 @@ pub fn interpolate(
     errors
 }
 
-fn walk(node: &mut Node, lookup: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<InterpolationError>) {
+fn walk(
+    node: &mut Node,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<InterpolationError>,
+) {
     match &mut node.value {
         Value::Scalar { text, .. } => {
             if text.contains('$') {
@@ -46,7 +50,9 @@ fn walk(node: &mut Node, lookup: &dyn Fn(&str) -> Option<String>, errors: &mut V
             }
         }
         Value::Seq(items) => items.iter_mut().for_each(|n| walk(n, lookup, errors)),
-        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| walk(v, lookup, errors)),
+        Value::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| walk(v, lookup, errors)),
     }
 }
 
@@ -90,7 +96,10 @@ pub fn substitute(
                 pos,
             }));
         } else {
-            match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                lookup(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => errors.push(InterpolationError::Missing(MissingVar {
@@ -153,7 +162,10 @@ mod tests {
 
     #[test]
     fn substitutes_and_keeps_types() {
-        let mut root = parse("url: mqtt://${HOST}:${PORT:-1883}\nqos: ${QOS}\nq: '${QOS}'\nlit: $${HOST} $5\n").unwrap();
+        let mut root = parse(
+            "url: mqtt://${HOST}:${PORT:-1883}\nqos: ${QOS}\nq: '${QOS}'\nlit: $${HOST} $5\n",
+        )
+        .unwrap();
         let errors = interpolate(&mut root, &env);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
@@ -176,8 +188,14 @@ mod tests {
         assert_eq!(
             errors,
             vec![
-                InterpolationError::Missing(MissingVar { name: "NOPE".into(), pos: Pos { line: 1, column: 4 } }),
-                InterpolationError::Missing(MissingVar { name: "ALSO_NOPE".into(), pos: Pos { line: 3, column: 5 } }),
+                InterpolationError::Missing(MissingVar {
+                    name: "NOPE".into(),
+                    pos: Pos { line: 1, column: 4 }
+                }),
+                InterpolationError::Missing(MissingVar {
+                    name: "ALSO_NOPE".into(),
+                    pos: Pos { line: 3, column: 5 }
+                }),
             ]
         );
     }

@@ -55,7 +55,10 @@ pub struct Node {
 pub enum Value {
     /// A scalar as written. `plain` scalars resolve to null, bool, number or
     /// string by YAML 1.2's core schema; quoted ones are always strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Keys in file order; duplicate keys are refused by the loader.
     Map(Vec<(Node, Node)>),
@@ -191,7 +194,11 @@ fn resolve_plain(text: &str) -> serde_json::Value {
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     if looks_numeric {
-        if let Some(n) = text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+        if let Some(n) = text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
             return J::Number(n);
         }
     }
@@ -288,7 +295,10 @@ impl<'a> Loader<'a> {
             return Err(YamlError {
                 pos,
                 message: format!("the spec expands to more than {MAX_NODES} values"),
-                hint: Some("aliases (`*name`) that refer to each other multiply; write the values out".into()),
+                hint: Some(
+                    "aliases (`*name`) that refer to each other multiply; write the values out"
+                        .into(),
+                ),
             });
         }
         Ok(())
@@ -345,10 +355,15 @@ impl<'a> Loader<'a> {
                             hint: None,
                         });
                     };
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.as_str() == Some(&key_text)) {
+                    if let Some((first, _)) =
+                        entries.iter().find(|(k, _)| k.as_str() == Some(&key_text))
+                    {
                         return Err(YamlError {
                             pos: key.pos,
-                            message: format!("duplicate key `{key_text}` (first at line {})", first.pos.line),
+                            message: format!(
+                                "duplicate key `{key_text}` (first at line {})",
+                                first.pos.line
+                            ),
                             hint: Some("each key may appear once in a mapping; remove one".into()),
                         });
                     }

@@ -119,15 +119,15 @@ impl Edge {
     }
 
     /// The receiver is gone: refuse senders and fail what is queued (its
-    /// sources redeliver). Returns how many queued messages were failed.
-    pub fn discard(&self) -> usize {
+    /// sources redeliver), saying `why`. Returns how many were failed.
+    pub fn discard(&self, why: &str) -> usize {
         self.close();
         self.slots.close();
         let drained: Vec<Message> = self.lock().drain(..).collect();
         let n = drained.len();
         self.receiver.queue_depth.dec_by(n as i64);
         for message in drained {
-            message.fail("its node was removed by a reload");
+            message.fail(why);
         }
         n
     }
@@ -437,7 +437,7 @@ mod tests {
                 ack,
             ))
             .await;
-        assert_eq!(edge.discard(), 1);
+        assert_eq!(edge.discard("its node was removed by a reload"), 1);
         let outcome = rx.await;
         assert_eq!(outcome.status, AckStatus::Failed);
         assert_eq!(

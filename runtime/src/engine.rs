@@ -37,6 +37,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A run this long counts as healthy: the next failure starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
+/// After the drain deadline aborts the busy nodes, how long sources may take
+/// to learn the outcome of their messages before they are aborted too.
+const SOURCE_GRACE: Duration = Duration::from_secs(1);
 
 /// How a whole run ended.
 #[derive(Debug, Default, Clone)]
@@ -215,8 +218,14 @@ impl Engine {
                 _ = &mut stop, if !draining => deadline = Some(self.begin_shutdown()),
                 _ = self.shutdown.cancelled(), if !draining => deadline = Some(self.begin_shutdown()),
                 _ = sleep_until(deadline), if draining => {
-                    self.abort_all();
-                    break;
+                    if self.abort_busy(false) {
+                        // Sources get a moment to hear the failures of what
+                        // was aborted, so that they can report them.
+                        deadline = Some(tokio::time::Instant::now() + SOURCE_GRACE.min(self.drain_timeout));
+                    } else {
+                        self.abort_busy(true);
+                        break;
+                    }
                 }
             }
         }
@@ -234,15 +243,26 @@ impl Engine {
         tokio::time::Instant::now() + self.drain_timeout
     }
 
-    fn abort_all(&mut self) {
+    /// Aborts the nodes still running: first everything but the sources,
+    /// then (`sources: true`) the sources. Returns whether it aborted any.
+    fn abort_busy(&mut self, sources: bool) -> bool {
+        let mut aborted = false;
         for (id, node) in &mut self.nodes {
+            if node.planned.is_source() != sources {
+                continue;
+            }
             if let Some(task) = node.task.take() {
                 node.stop.cancel();
                 task.abort();
+                for edge in node.inbox.edges() {
+                    edge.discard("its node was cut short at the drain deadline");
+                }
                 tracing::warn!(node = %id, "still busy at the drain deadline: aborted, its messages fail back to their sources");
                 self.report.cut_short.push(id.clone());
+                aborted = true;
             }
         }
+        aborted
     }
 
     fn on_exit(&mut self, exit: Exit) {
@@ -257,7 +277,7 @@ impl Engine {
         if let Err(error) = exit.result {
             self.report.failures.insert(exit.id.clone(), error);
         }
-        self.retire(&exit.id);
+        self.retire(&exit.id, "its node has stopped");
         if stop_pipeline {
             tracing::error!(node = %exit.id, "node failed and its policy is `on_failure: stop`: stopping the pipeline");
             self.shutdown.cancel();
@@ -265,18 +285,17 @@ impl Engine {
     }
 
     /// A node is done for good: close what it feeds (downstream drains it)
-    /// and refuse what feeds it (queued messages fail back to their sources).
-    fn retire(&mut self, id: &str) {
+    /// and refuse what feeds it (queued messages fail back to their sources,
+    /// saying `why`). Returns how many queued messages failed.
+    fn retire(&mut self, id: &str, why: &str) -> usize {
         let Some(node) = self.nodes.get(id) else {
-            return;
+            return 0;
         };
         for edge in node.output.edges() {
             edge.close();
         }
         let inputs = node.inbox.edges();
-        for edge in &inputs {
-            edge.discard();
-        }
+        let failed = inputs.iter().map(|edge| edge.discard(why)).sum();
         for upstream in self.nodes.values() {
             let kept: Vec<_> = upstream
                 .output
@@ -286,6 +305,7 @@ impl Engine {
                 .collect();
             upstream.output.set_edges(kept);
         }
+        failed
     }
 
     fn add_node(&mut self, planned: PlannedNode) {
@@ -390,15 +410,8 @@ impl Engine {
             .collect();
         report.cut_short = self.stop_nodes(&stopping).await;
         for id in &diff.removed {
-            self.retire(id);
-            if let Some(node) = self.nodes.remove(id) {
-                report.failed_messages += node
-                    .inbox
-                    .edges()
-                    .iter()
-                    .map(|e| e.discard())
-                    .sum::<usize>();
-            }
+            report.failed_messages += self.retire(id, "its node was removed by a reload");
+            self.nodes.remove(id);
             self.metrics.remove(id);
         }
         for planned in &plan.nodes {

@@ -20,7 +20,9 @@ use crate::message::PayloadKind;
 use crate::plan::{Plan, PlannedInput, PlannedNode};
 use crate::spec::interpolate::{interpolate, InterpolationError};
 use crate::spec::yaml::{self, Node, PathStep, Pos};
-use crate::spec::{InputSpec, OnFailure, DEFAULT_CAPACITY, ENGINE_KEYS, TOP_KEYS, VERSION};
+use crate::spec::{
+    InputQueue, InputSpec, OnFailure, DEFAULT_CAPACITY, ENGINE_KEYS, TOP_KEYS, VERSION,
+};
 
 /// The result of checking a spec: a plan when there were no errors, and
 /// every diagnostic (errors and warnings) in file order.
@@ -67,6 +69,7 @@ pub fn validate(
         file: path.display().to_string(),
         catalogue,
         diagnostics: Vec::new(),
+        broken: Vec::new(),
     };
     let plan = v.run(path, text, env);
     let mut diagnostics = v.diagnostics;
@@ -80,6 +83,8 @@ struct Validator<'a> {
     file: String,
     catalogue: &'a Catalogue,
     diagnostics: Vec<Diagnostic>,
+    /// Values whose `${...}` could not be filled in, already reported.
+    broken: Vec<Pos>,
 }
 
 /// A node that passed its own checks, before wiring is checked.
@@ -95,6 +100,11 @@ struct Parsed {
 
 impl Validator<'_> {
     fn error(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
+        // What is left of a value after a failed interpolation would only give
+        // a second, misleading error (an input from ``, a type mismatch).
+        if self.broken.contains(&pos) {
+            return;
+        }
         let d = Diagnostic::error(&self.file, pos, message).with_hint(hint.into());
         self.diagnostics.push(d);
     }
@@ -117,7 +127,8 @@ impl Validator<'_> {
                 return None;
             }
         };
-        for error in interpolate(&mut root, env) {
+        let interpolation_errors = interpolate(&mut root, env);
+        for error in &interpolation_errors {
             match error {
                 InterpolationError::Missing(m) => self.error(
                     m.pos,
@@ -131,6 +142,13 @@ impl Validator<'_> {
                 ),
             }
         }
+        self.broken = interpolation_errors
+            .iter()
+            .map(|error| match error {
+                InterpolationError::Missing(m) => m.pos,
+                InterpolationError::Malformed(b) => b.pos,
+            })
+            .collect();
         let Some(entries) = root.as_map() else {
             self.error(
                 root.pos,
@@ -219,10 +237,12 @@ impl Validator<'_> {
                 "the spec has no `version`",
                 format!("add `version: {VERSION}` at the top"),
             ),
+            // The found value is printed as JSON, so that the string "1"
+            // does not read as the supported number 1.
             Some(v) if v.to_json() != serde_json::json!(VERSION) => self.error(
                 v.pos,
-                format!("unsupported spec version `{}`", v.as_str().unwrap_or("…")),
-                format!("this flowrun reads `version: {VERSION}`"),
+                format!("unsupported spec version `{}`", v.to_json()),
+                format!("this flowrun reads `version: {VERSION}` (a number)"),
             ),
             Some(_) => {}
         }
@@ -268,7 +288,7 @@ impl Validator<'_> {
             );
             return None;
         };
-        let mut ok = true;
+        let before = self.diagnostics.len();
         let (inputs, input_pos, explicit_overflow) = self.check_inputs(&id, body, &node_type);
         let on_failure = match body.get("on_failure") {
             None => OnFailure::default(),
@@ -283,11 +303,15 @@ impl Validator<'_> {
                         ),
                         None,
                     );
-                    ok = false;
                     OnFailure::default()
                 }
             },
         };
+        // Bad engine keys do not stop the config checks below, but the node
+        // is then left out of the wiring checks, so a bad input does not also
+        // show up as "no inputs" or "no path to a sink".
+        let engine_keys_ok = self.diagnostics.len() == before;
+        let mut ok = true;
         let known = node_type.config_keys();
         let mut config = serde_json::Map::new();
         for (k, v) in entries {
@@ -355,6 +379,9 @@ impl Validator<'_> {
             }
             return None;
         }
+        if !engine_keys_ok {
+            return None;
+        }
         let output_kind = match node_type.output {
             OutputKind::Kind(kind) => Some(kind),
             _ => None,
@@ -412,7 +439,16 @@ impl Validator<'_> {
             }
         };
         for item in items {
-            match serde_path_to_error::deserialize::<_, InputSpec>(item.to_json()) {
+            // A mapping is read as the queue form directly, so that a typo in
+            // it gets serde's precise message at the offending key instead of
+            // the untagged enum's "matched no variant".
+            let parsed = match item.as_map() {
+                Some(_) => serde_path_to_error::deserialize::<_, InputQueue>(item.to_json())
+                    .map(InputSpec::WithQueue)
+                    .map_err(|e| Some((e.path().to_string(), e.inner().to_string()))),
+                None => serde_json::from_value::<InputSpec>(item.to_json()).map_err(|_| None),
+            };
+            match parsed {
                 Ok(spec) => {
                     let (capacity, overflow) = match &spec {
                         InputSpec::Node(_) => (None, None),
@@ -429,9 +465,23 @@ impl Validator<'_> {
                     positions.push(item.pos);
                     overflows.push(overflow);
                 }
-                Err(_) => self.error(
+                Err(Some((field, message))) => {
+                    // An unknown key is pointed at itself, a bad value at the value.
+                    let at = if message.starts_with("unknown field") {
+                        item.key_node(&field)
+                    } else {
+                        item.get(&field)
+                    };
+                    let pos = at.map_or(item.pos, |n| n.pos);
+                    self.error(
+                        pos,
+                        format!("bad input of node `{id}`: {message}"),
+                        "write `{from: node, capacity: 64, overflow: block}`; overflow is `block` or `drop_oldest`".to_owned(),
+                    )
+                }
+                Err(None) => self.error(
                     item.pos,
-                    format!("bad input of node `{id}`: expected a node id or {{from, capacity, overflow}}"),
+                    format!("bad input of node `{id}`: expected a node id or {{from, capacity, overflow}}, found {}", item.kind()),
                     "overflow is `block` or `drop_oldest`; capacity a positive number".to_owned(),
                 ),
             }
@@ -654,3 +704,6 @@ fn path_text(path: &[PathStep]) -> String {
 fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
+
+#[cfg(test)]
+mod tests;

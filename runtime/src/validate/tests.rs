@@ -1,0 +1,312 @@
+//! Validator rules the spec corpus under `tests/specs/bad/` cannot reach
+//! through the shipped node types: payload kinds (every shipped type takes
+//! any kind today), and what a plan holds after validation.
+//!
+//! The node types here exist only for these tests: a frame source, a bytes
+//! source, a detector that takes only frames, a pass-through and a sink.
+
+use std::path::Path;
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::validate;
+use crate::catalogue::{Catalogue, Inputs, NodeConfig, OutputKind};
+use crate::diagnostic::Severity;
+use crate::edge::Overflow;
+use crate::message::PayloadKind;
+use crate::node::{BuildContext, Node, NodeContext, NodeError};
+use crate::spec::yaml::Pos;
+use crate::spec::{OnFailure, DEFAULT_CAPACITY};
+
+/// Never run: these tests stop at the plan.
+struct Idle;
+
+impl Node for Idle {
+    fn run(self: Box<Self>, _ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Declares a config-less test node type.
+macro_rules! test_type {
+    ($config:ident, $name:literal, $inputs:expr, $output:expr, $overflow:expr) => {
+        #[derive(Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        struct $config {}
+
+        impl NodeConfig for $config {
+            const TYPE: &'static str = $name;
+            const DESCRIPTION: &'static str = "a test node type";
+            const INPUTS: Inputs = $inputs;
+            const OUTPUT: OutputKind = $output;
+            const OUTPUT_OVERFLOW: Overflow = $overflow;
+
+            fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
+                Ok(Box::new(Idle))
+            }
+        }
+    };
+}
+
+test_type!(
+    FrameSource,
+    "frame_source",
+    Inputs::None,
+    OutputKind::Kind(PayloadKind::Frame),
+    Overflow::DropOldest
+);
+test_type!(
+    ByteSource,
+    "byte_source",
+    Inputs::None,
+    OutputKind::Kind(PayloadKind::Bytes),
+    Overflow::Block
+);
+test_type!(
+    Detect,
+    "detect",
+    Inputs::Only(&[PayloadKind::Frame]),
+    OutputKind::Kind(PayloadKind::Frame),
+    Overflow::Block
+);
+test_type!(
+    Relay,
+    "relay",
+    Inputs::Any,
+    OutputKind::SameAsInput,
+    Overflow::Block
+);
+test_type!(Sink, "sink", Inputs::Any, OutputKind::None, Overflow::Block);
+
+fn catalogue() -> Catalogue {
+    let mut catalogue = Catalogue::new();
+    catalogue
+        .register::<FrameSource>()
+        .register::<ByteSource>()
+        .register::<Detect>()
+        .register::<Relay>()
+        .register::<Sink>();
+    catalogue
+}
+
+fn check(text: &str) -> super::Checked {
+    validate(Path::new("t.yaml"), text, &catalogue(), &|_| None)
+}
+
+/// Every diagnostic as the CLI prints it.
+fn rendered(checked: &super::Checked) -> Vec<String> {
+    checked
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn an_input_of_the_wrong_kind_names_both_nodes_and_both_kinds() {
+    let checked = check(
+        "version: 1
+nodes:
+  raw: {type: byte_source}
+  faces: {type: detect, inputs: [raw]}
+  out: {type: sink, inputs: [faces]}
+",
+    );
+    assert!(checked.plan.is_none());
+    assert_eq!(
+        rendered(&checked),
+        ["t.yaml:4:34: error: node `faces` (detect) cannot take bytes from `raw`: it takes frames\n  \
+          hint: does `raw` give what `faces` needs? `flowrun nodes` shows each type's input and output"]
+    );
+}
+
+#[test]
+fn a_pass_through_carries_its_input_kind_to_the_next_check() {
+    let bytes_through_relay = check(
+        "version: 1
+nodes:
+  raw: {type: byte_source}
+  hop: {type: relay, inputs: [raw]}
+  faces: {type: detect, inputs: [hop]}
+  out: {type: sink, inputs: [faces]}
+",
+    );
+    let messages = rendered(&bytes_through_relay);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0]
+            .starts_with("t.yaml:5:34: error: node `faces` (detect) cannot take bytes from `hop`"),
+        "{messages:#?}"
+    );
+
+    let frames_through_relay = check(
+        "version: 1
+nodes:
+  cam: {type: frame_source}
+  hop: {type: relay, inputs: [cam]}
+  faces: {type: detect, inputs: [hop]}
+  out: {type: sink, inputs: [faces]}
+",
+    );
+    assert!(frames_through_relay.diagnostics.is_empty());
+    let plan = frames_through_relay
+        .plan
+        .expect("a valid spec gives a plan");
+    let hop = plan.node("hop").expect("hop is planned");
+    assert_eq!(hop.output_kind, Some(PayloadKind::Frame));
+}
+
+#[test]
+fn every_kind_mismatch_is_reported_at_once() {
+    let checked = check(
+        "version: 1
+nodes:
+  raw: {type: byte_source}
+  a: {type: detect, inputs: [raw]}
+  b: {type: detect, inputs: [raw]}
+  out: {type: sink, inputs: [a, b]}
+",
+    );
+    let messages = rendered(&checked);
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].contains("node `a` (detect) cannot take bytes from `raw`"));
+    assert!(messages[1].contains("node `b` (detect) cannot take bytes from `raw`"));
+}
+
+#[test]
+fn a_plan_holds_nodes_in_order_with_queue_defaults_and_overrides() {
+    let checked = check(
+        "version: 1
+name: shape
+nodes:
+  out:
+    type: sink
+    on_failure: stop
+    inputs:
+      - faces
+      - {from: cam, capacity: 2, overflow: block}
+  faces: {type: detect, inputs: [cam]}
+  cam: {type: frame_source}
+",
+    );
+    assert!(checked.diagnostics.is_empty(), "{:#?}", rendered(&checked));
+    let plan = checked.plan.expect("a valid spec gives a plan");
+    assert_eq!(plan.name, "shape");
+    let order: Vec<&str> = plan.nodes.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(
+        order,
+        ["cam", "faces", "out"],
+        "every node after its inputs"
+    );
+    let faces = plan.node("faces").expect("faces is planned");
+    // A live source's edges drop old frames unless the input says otherwise.
+    assert_eq!(faces.inputs[0].overflow, Overflow::DropOldest);
+    assert_eq!(faces.inputs[0].capacity, DEFAULT_CAPACITY);
+    assert_eq!(faces.on_failure, OnFailure::Restart);
+    let out = plan.node("out").expect("out is planned");
+    assert_eq!(out.on_failure, OnFailure::Stop);
+    assert_eq!(out.inputs[0].overflow, Overflow::Block);
+    assert_eq!(out.inputs[1].capacity, 2);
+    assert_eq!(out.inputs[1].overflow, Overflow::Block);
+}
+
+#[test]
+fn the_name_defaults_to_the_file_stem() {
+    let checked = validate(
+        Path::new("dir/edge-bridge.yaml"),
+        "version: 1\nnodes:\n  cam: {type: frame_source}\n  out: {type: sink, inputs: [cam]}\n",
+        &catalogue(),
+        &|_| None,
+    );
+    assert_eq!(checked.plan.expect("valid").name, "edge-bridge");
+}
+
+#[test]
+fn warnings_keep_the_plan_and_errors_drop_it() {
+    let warned = check("version: 1\nnodes:\n  cam: {type: frame_source}\n");
+    assert!(warned.plan.is_some());
+    assert_eq!(warned.warnings().count(), 1);
+    assert_eq!(warned.diagnostics[0].severity, Severity::Warning);
+
+    let failed = check("version: 1\nnodes:\n  cam: {type: frame_source, fps: 3}\n");
+    assert!(failed.plan.is_none());
+    assert_eq!(failed.errors().count(), 1);
+}
+
+#[test]
+fn diagnostics_come_in_file_order() {
+    let checked = check(
+        "version: 1
+bogus: 1
+nodes:
+  b: {type: sink, inputs: [nope]}
+  a: {type: nosuch}
+",
+    );
+    let positions: Vec<Pos> = checked.diagnostics.iter().map(|d| d.pos).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted);
+    assert_eq!(checked.errors().count(), 3, "{:#?}", rendered(&checked));
+}
+
+#[test]
+fn variables_come_from_the_given_lookup() {
+    let text = "version: 1
+nodes:
+  cam: {type: frame_source}
+  out: {type: sink, inputs: [\"${FEED}\"]}
+";
+    let with = validate(Path::new("t.yaml"), text, &catalogue(), &|name| {
+        (name == "FEED").then(|| "cam".to_owned())
+    });
+    assert!(with.diagnostics.is_empty(), "{:#?}", rendered(&with));
+    let without = check(text);
+    assert_eq!(
+        rendered(&without),
+        [
+            "t.yaml:4:30: error: environment variable `FEED` is not set\n  \
+          hint: export FEED=…, or give a default: ${FEED:-value}"
+        ]
+    );
+}
+
+#[test]
+fn an_input_of_a_node_that_failed_its_own_checks_is_not_called_missing() {
+    // `cam` has a typo in its config; `out` still names a real node, so the
+    // one typo must give one error, not a second "not a node" one.
+    let checked = check(
+        "version: 1
+nodes:
+  cam: {type: frame_source, fsp: 3}
+  out: {type: sink, inputs: [cam]}
+",
+    );
+    let messages = rendered(&checked);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(messages[0].contains("unknown key `fsp` for node type `frame_source`"));
+}
+
+#[test]
+fn a_bad_input_does_not_also_warn_about_the_shape() {
+    let checked = check(
+        "version: 1
+nodes:
+  cam: {type: frame_source}
+  out:
+    type: sink
+    inputs:
+      - {from: cam, overflow: drop_newest}
+",
+    );
+    let messages = rendered(&checked);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].starts_with(
+            "t.yaml:7:31: error: bad input of node `out`: unknown variant `drop_newest`"
+        ),
+        "{messages:#?}"
+    );
+}

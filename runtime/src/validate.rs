@@ -87,6 +87,14 @@ struct Validator<'a> {
     broken: Vec<Pos>,
 }
 
+/// A node's inputs, known even when its config has errors, so that wiring
+/// mistakes are reported in the same run.
+struct Wiring {
+    id: String,
+    id_pos: Pos,
+    inputs: Vec<(String, Pos)>,
+}
+
 /// A node that passed its own checks, before wiring is checked.
 struct Parsed {
     node: PlannedNode,
@@ -213,8 +221,9 @@ impl Validator<'_> {
             return None;
         }
         let mut parsed = Vec::new();
+        let mut wiring = Vec::new();
         for (key, body) in node_entries {
-            if let Some(p) = self.check_node(key, body) {
+            if let Some(p) = self.check_node(key, body, &mut wiring) {
                 parsed.push(p);
             }
         }
@@ -222,7 +231,7 @@ impl Validator<'_> {
             .iter()
             .filter_map(|(k, _)| k.as_str())
             .collect();
-        let nodes = self.check_wiring(parsed, &all_ids)?;
+        let nodes = self.check_wiring(parsed, &wiring, &all_ids)?;
         Some(Plan {
             name,
             file: path.to_path_buf(),
@@ -249,7 +258,7 @@ impl Validator<'_> {
     }
 
     /// Checks one node on its own: id, type, engine keys and config.
-    fn check_node(&mut self, key: &Node, body: &Node) -> Option<Parsed> {
+    fn check_node(&mut self, key: &Node, body: &Node, wiring: &mut Vec<Wiring>) -> Option<Parsed> {
         let id = key.as_str().unwrap_or_default().to_owned();
         if !is_valid_id(&id) {
             self.error(
@@ -290,6 +299,15 @@ impl Validator<'_> {
         };
         let before = self.diagnostics.len();
         let (inputs, input_pos, explicit_overflow) = self.check_inputs(&id, body, &node_type);
+        wiring.push(Wiring {
+            id: id.clone(),
+            id_pos: key.pos,
+            inputs: inputs
+                .iter()
+                .map(|i| i.from.clone())
+                .zip(input_pos.iter().copied())
+                .collect(),
+        });
         let on_failure = match body.get("on_failure") {
             None => OnFailure::default(),
             Some(n) => match serde_json::from_value::<OnFailure>(n.to_json()) {
@@ -490,72 +508,73 @@ impl Validator<'_> {
     }
 
     /// Checks the edges: dangling inputs, cycles, payload kinds; then warnings.
-    fn check_wiring(&mut self, parsed: Vec<Parsed>, all_ids: &[&str]) -> Option<Vec<PlannedNode>> {
-        let by_id: HashMap<String, usize> = parsed
+    fn check_wiring(
+        &mut self,
+        parsed: Vec<Parsed>,
+        wiring: &[Wiring],
+        all_ids: &[&str],
+    ) -> Option<Vec<PlannedNode>> {
+        let by_id: HashMap<String, usize> = wiring
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.node.id.clone(), i))
+            .map(|(i, w)| (w.id.clone(), i))
             .collect();
         let mut graph = DiGraphMap::<usize, ()>::new();
-        for i in 0..parsed.len() {
+        for i in 0..wiring.len() {
             graph.add_node(i);
         }
-        let mut wiring_ok = parsed.len() == all_ids.len();
-        let mut dangling = Vec::new();
-        for (i, p) in parsed.iter().enumerate() {
+        let mut wiring_ok = true;
+        for (i, w) in wiring.iter().enumerate() {
             let mut seen = Vec::new();
-            for (input, pos) in p.node.inputs.iter().zip(&p.input_pos) {
-                if seen.contains(&input.from) {
-                    dangling.push((
+            for (from, pos) in &w.inputs {
+                if seen.contains(from) {
+                    self.error(
                         *pos,
-                        format!("node `{}` lists input `{}` twice", p.node.id, input.from),
+                        format!("node `{}` lists input `{from}` twice", w.id),
                         None,
-                    ));
+                    );
+                    wiring_ok = false;
                     continue;
                 }
-                seen.push(input.from.clone());
-                match by_id.get(&input.from) {
+                seen.push(from.clone());
+                match by_id.get(from) {
                     Some(&j) => {
                         graph.add_edge(j, i, ());
                     }
-                    None if all_ids.contains(&input.from.as_str()) => wiring_ok = false,
+                    // A node whose type is unknown: its own error says so.
+                    None if all_ids.contains(&from.as_str()) => wiring_ok = false,
                     None => {
-                        let others = all_ids.iter().copied().filter(|other| *other != p.node.id);
-                        let hint = match closest(&input.from, others) {
+                        let others = all_ids.iter().copied().filter(|other| *other != w.id);
+                        let hint = match closest(from, others) {
                             Some(best) => {
-                                format!("did you mean `{best}`? does node `{}` exist?", input.from)
+                                format!("did you mean `{best}`? does node `{from}` exist?")
                             }
                             None => format!(
-                                "does node `{}` exist? nodes are: {}",
-                                input.from,
+                                "does node `{from}` exist? nodes are: {}",
                                 all_ids.join(", ")
                             ),
                         };
-                        dangling.push((
+                        self.error(
                             *pos,
                             format!(
-                                "node `{}` takes input from `{}`, which is not a node",
-                                p.node.id, input.from
+                                "node `{}` takes input from `{from}`, which is not a node",
+                                w.id
                             ),
-                            Some(hint),
-                        ));
+                            hint,
+                        );
+                        wiring_ok = false;
                     }
                 }
             }
-        }
-        for (pos, message, hint) in dangling {
-            self.error(pos, message, hint);
-            wiring_ok = false;
         }
         let mut cyclic = false;
         for component in tarjan_scc(&graph) {
             let self_loop = component.len() == 1 && graph.contains_edge(component[0], component[0]);
             if component.len() > 1 || self_loop {
                 cyclic = true;
-                let mut members: Vec<&Parsed> = component.iter().map(|&i| &parsed[i]).collect();
-                members.sort_by_key(|p| p.id_pos);
-                let names: Vec<String> =
-                    members.iter().map(|p| format!("`{}`", p.node.id)).collect();
+                let mut members: Vec<&Wiring> = component.iter().map(|&i| &wiring[i]).collect();
+                members.sort_by_key(|w| w.id_pos);
+                let names: Vec<String> = members.iter().map(|w| format!("`{}`", w.id)).collect();
                 let mut path = names.clone();
                 path.push(names[0].clone());
                 self.error(
@@ -564,6 +583,13 @@ impl Validator<'_> {
                     "messages would loop forever; remove one of these inputs".to_owned(),
                 );
             }
+        }
+        // Payload kinds can only be checked once every node is understood;
+        // then `parsed` and `wiring` list the same nodes in the same order.
+        let complete = parsed.len() == all_ids.len()
+            && parsed.iter().zip(wiring).all(|(p, w)| p.node.id == w.id);
+        if !complete {
+            return None;
         }
         if cyclic || !wiring_ok {
             return None;

@@ -81,6 +81,9 @@ impl Edge {
         let evicted = {
             let mut queue = self.lock();
             if self.closed.load(Ordering::Acquire) {
+                if self.overflow == Overflow::Block {
+                    self.slots.add_permits(1);
+                }
                 return Err(message);
             }
             queue.push_back(message);
@@ -130,6 +133,10 @@ impl Edge {
             message.fail(why);
         }
         n
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn is_finished(&self) -> bool {
@@ -319,10 +326,24 @@ impl Output {
     }
 
     async fn push(&self, edge: &Edge, message: Message) {
-        if let Err(message) = edge.push(message).await {
-            self.metrics.dropped.inc();
-            message.fail(format!("the edge to {} was closed", edge.to));
-        }
+        let Err(message) = edge.push(message).await else {
+            return;
+        };
+        // A reload may have replaced the edge (new queue settings) while this
+        // send waited on it: follow the node to its new edge.
+        let replacement = self
+            .edges()
+            .into_iter()
+            .find(|e| e.to == edge.to && !std::ptr::eq(e.as_ref(), edge) && !e.is_closed());
+        let message = match replacement {
+            Some(next) => match next.push(message).await {
+                Ok(()) => return,
+                Err(message) => message,
+            },
+            None => message,
+        };
+        self.metrics.dropped.inc();
+        message.fail(format!("the edge to {} was closed", edge.to));
     }
 
     /// `send` for nodes that run on their own thread.

@@ -209,7 +209,8 @@ impl Engine {
             let draining = deadline.is_some();
             tokio::select! {
                 Some(exit) = self.exits.recv() => self.on_exit(exit),
-                Some(command) = self.commands.recv() => match command {
+                // Reloads wait while draining: the graph is going away.
+                Some(command) = self.commands.recv(), if !draining => match command {
                     Command::Reload(plan, reply) => {
                         let report = self.apply(*plan).await;
                         let _ = reply.send(report);
@@ -335,7 +336,8 @@ impl Engine {
                         && i.capacity == edge.capacity
                         && i.overflow == edge.overflow
                 });
-                if wanted && self.nodes.contains_key(&edge.from) {
+                // A closed edge is draining away; it is never reused.
+                if wanted && !edge.is_closed() && self.nodes.contains_key(&edge.from) {
                     kept.push(edge);
                 } else {
                     edge.close();

@@ -276,3 +276,32 @@ async fn reload_adds_removes_and_rewires_nodes() {
     let report = finish(task, LIMIT).await;
     assert!(report.is_success(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_an_inputs_queue_settings_mid_stream_loses_nothing() {
+    let src = unique("src");
+    let sink = unique("sink");
+    let spec = |capacity: usize| {
+        format!(
+            "version: 1\nnodes:\n  src: {{type: test_source, board: {src}, count: 2000, interval_us: 100}}\n  sink: {{type: test_sink, board: {sink}, inputs: [{{from: src, capacity: {capacity}}}]}}\n"
+        )
+    };
+    let (handle, _metrics, task) = start(&spec(1), LIMIT);
+    // Back to capacity 1 on purpose: the first edge, closed, must not be reused.
+    for (k, capacity) in [2, 64, 1, 8].into_iter().enumerate() {
+        wait_until("progress between reloads", LIMIT, || {
+            board(&sink).stored.len() >= (k + 1) * 200
+        })
+        .await;
+        let report = handle
+            .reload(plan(&spec(capacity)))
+            .await
+            .expect("engine running");
+        assert_eq!(report.diff.rewired, vec!["sink".to_owned()]);
+    }
+    let report = finish(task, LIMIT).await;
+    assert!(report.is_success(), "{report:?}");
+    let seqs: BTreeSet<u64> = board(&sink).stored.iter().map(|(q, _)| *q).collect();
+    assert_eq!((board(&sink).stored.len(), seqs.len()), (2000, 2000));
+    assert_eq!(board(&sink).builds, 1, "a rewired node keeps running");
+}

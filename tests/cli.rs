@@ -1,0 +1,590 @@
+//! The `flowrun` command as a user meets it: `graph`, `nodes`, the help
+//! texts, and `run` — its output, its exit codes, SIGTERM, a failing node,
+//! `--metrics` and `--log-format json`.
+//!
+//! Every wait has a deadline: a process is polled until it says what the
+//! test waits for, and killed when the deadline passes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const FLOWRUN: &str = env!("CARGO_BIN_EXE_flowrun");
+
+/// How long anything in these tests may take; generous for a loaded CI.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// How often a condition is polled while waiting for it.
+const POLL: Duration = Duration::from_millis(20);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn flowrun() -> Command {
+    let mut command = Command::new(FLOWRUN);
+    command
+        .current_dir(repo())
+        .env_remove("COUNT")
+        .env_remove("FLOWRUN_LOG");
+    command
+}
+
+/// A flowrun process whose output is collected as it comes, so a test can
+/// wait for a line and still read everything at the end.
+struct Running {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut text = into.lock().expect("the output lock");
+            text.push_str(&line);
+            text.push('\n');
+        }
+    })
+}
+
+impl Running {
+    fn start(command: &mut Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("flowrun starts");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
+        Running {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().expect("the output lock").clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("the output lock").clone()
+    }
+
+    /// Polls `ready` until it holds, or panics with what was printed.
+    fn wait_for(&mut self, what: &str, ready: impl Fn(&Running) -> bool) {
+        let deadline = Instant::now() + BOUND;
+        while !ready(self) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if ready(self) {
+                    return;
+                }
+                panic!(
+                    "flowrun exited ({status}) before {what}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {BOUND:?}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit within `bound`, then for its output.
+    fn finish(mut self, bound: Duration) -> (ExitStatus, String, String) {
+        let deadline = Instant::now() + bound;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited on") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "flowrun did not exit within {bound:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(POLL);
+        };
+        // The pipes close with the process, so the readers end now.
+        for reader in self.readers.drain(..) {
+            reader.join().expect("an output reader");
+        }
+        (status, self.stdout(), self.stderr())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave flowrun running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs a command that should end by itself, within the bound.
+fn output(command: &mut Command) -> Output {
+    let (status, stdout, stderr) = Running::start(command).finish(BOUND);
+    Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    }
+}
+
+fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes `spec` into a fresh directory and returns both.
+fn spec_file(spec: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, spec).expect("write the spec");
+    (dir, path)
+}
+
+/// A spec whose source never ends: it runs until it is told to stop.
+const FOREVER: &str = "version: 1
+name: forever
+nodes:
+  gen: {type: generate, interval_ms: 10, text: tick}
+  out: {type: print, inputs: [gen]}
+";
+
+#[test]
+fn graph_draws_the_nodes_and_edges_in_mermaid_by_default() {
+    let out = output(flowrun().args(["graph", "specs/hello.yaml"]));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(text.starts_with("flowchart LR\n"), "{text}");
+    for node in ["ticks", "relay", "out"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(node) && l.contains(&format!("{node}<br/>"))),
+            "no node `{node}` in:\n{text}"
+        );
+    }
+    for edge in ["ticks -->|bytes| relay", "relay -->|bytes| out"] {
+        assert!(text.contains(edge), "no edge `{edge}` in:\n{text}");
+    }
+}
+
+#[test]
+fn graph_draws_the_nodes_and_edges_in_dot() {
+    let out = output(flowrun().args(["graph", "--format", "dot", "specs/hello.yaml"]));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(text.starts_with("digraph \"hello\" {"), "{text}");
+    assert!(text.trim_end().ends_with('}'), "{text}");
+    for (node, node_type) in [
+        ("ticks", "generate"),
+        ("relay", "passthrough"),
+        ("out", "print"),
+    ] {
+        assert!(
+            text.contains(&format!("\"{node}\" [")) && text.contains(&format!("({node_type})")),
+            "no node `{node}` ({node_type}) in:\n{text}"
+        );
+    }
+    for edge in ["\"ticks\" -> \"relay\"", "\"relay\" -> \"out\""] {
+        assert!(text.contains(edge), "no edge `{edge}` in:\n{text}");
+    }
+}
+
+#[test]
+fn graph_of_an_invalid_spec_prints_the_errors_and_no_graph() {
+    let (_dir, path) = spec_file("version: 1\nnodes:\n  out: {type: print, inputs: [nope]}\n");
+    let out = output(flowrun().arg("graph").arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout_of(&out).is_empty(), "{}", stdout_of(&out));
+    assert!(
+        stderr_of(&out).contains(
+            "spec.yaml:3:31: error: node `out` takes input from `nope`, which is not a node"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn nodes_lists_every_registered_type_with_its_description_and_kinds() {
+    let out = output(flowrun().arg("nodes"));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let catalogue = flowrun_nodes::catalogue();
+    assert!(catalogue.types().count() >= 4);
+    for t in catalogue.types() {
+        assert!(
+            text.contains(&format!("{} — {}\n", t.name, t.description)),
+            "`{}` is not listed with its description:\n{text}",
+            t.name
+        );
+        assert!(
+            text.contains(&format!("  input: {}    output: {}\n", t.inputs, t.output)),
+            "`{}` has no input/output line:\n{text}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn nodes_of_one_type_shows_every_config_key_with_its_default() {
+    for t in flowrun_nodes::catalogue().types() {
+        let out = output(flowrun().args(["nodes", t.name]));
+        let text = stdout_of(&out);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(text.starts_with(&format!("{} — ", t.name)), "{text}");
+        for key in t.config_keys() {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("    {key} (")))
+                .unwrap_or_else(|| panic!("`{}` does not show key `{key}`:\n{text}", t.name));
+            let default = t
+                .schema
+                .pointer(&format!("/properties/{key}/default"))
+                .filter(|d| !d.is_null());
+            if let Some(default) = default {
+                assert!(
+                    line.contains(&format!("default {default}")),
+                    "`{line}` does not show the default {default}"
+                );
+            }
+        }
+    }
+    let out = output(flowrun().args(["nodes", "generate"]));
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("    size (integer, default 1024): "),
+        "{text}"
+    );
+    assert!(
+        text.contains("    interval_ms (integer, default 0): "),
+        "{text}"
+    );
+    assert!(
+        text.contains("    require_ack (boolean, default false): "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("files —"),
+        "only the one type is shown:\n{text}"
+    );
+}
+
+#[test]
+fn nodes_of_an_unknown_type_fails_with_a_suggestion() {
+    let out = output(flowrun().args(["nodes", "genrate"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout_of(&out).is_empty());
+    assert_eq!(
+        stderr_of(&out),
+        "flowrun: unknown node type `genrate`: did you mean `generate`?\n"
+    );
+    let out = output(flowrun().args(["nodes", "nosuch"]));
+    assert_eq!(out.status.code(), Some(1));
+    let names: Vec<String> = flowrun_nodes::catalogue()
+        .names()
+        .map(|n| format!("`{n}`"))
+        .collect();
+    assert_eq!(
+        stderr_of(&out),
+        format!(
+            "flowrun: unknown node type `nosuch`: known types are: {}\n",
+            names.join(", ")
+        )
+    );
+}
+
+/// Checks that `flowrun ARGS --help` succeeds and mentions every word.
+fn assert_help_mentions(args: &[&str], words: &[&str]) {
+    let out = output(flowrun().args(args).arg("--help"));
+    let text = stdout_of(&out);
+    assert!(
+        out.status.success(),
+        "{args:?} --help failed: {}",
+        stderr_of(&out)
+    );
+    let missing: Vec<&&str> = words.iter().filter(|w| !text.contains(**w)).collect();
+    assert!(
+        missing.is_empty(),
+        "`flowrun {} --help` does not mention {missing:?}:\n{text}",
+        args.join(" ")
+    );
+}
+
+const RUN_OPTIONS: [&str; 8] = [
+    "<SPEC>",
+    "--no-watch",
+    "--metrics <ADDR>",
+    "--drain-timeout <SECONDS>",
+    "--status-interval <SECONDS>",
+    "--log-format",
+    "pretty",
+    "json",
+];
+
+#[test]
+fn help_texts_are_complete() {
+    let mut top = vec![
+        "flowrun SPEC` is short for `flowrun run SPEC",
+        "run ",
+        "check ",
+        "graph ",
+        "nodes ",
+        "schema ",
+        "--version",
+        "--help",
+    ];
+    top.extend(RUN_OPTIONS);
+    assert_help_mentions(&[], &top);
+    let mut run = vec!["SIGINT/SIGTERM", "[default: 10]"];
+    run.extend(RUN_OPTIONS);
+    assert_help_mentions(&["run"], &run);
+    assert_help_mentions(
+        &["check"],
+        &["<SPECS>...", "file:line:column", "exit 1 on any error"],
+    );
+    assert_help_mentions(&["graph"], &["<SPEC>", "--format", "mermaid", "dot"]);
+    assert_help_mentions(&["nodes"], &["[NODE_TYPE]", "config keys"]);
+    assert_help_mentions(&["schema"], &["JSON Schema"]);
+}
+
+#[test]
+fn run_prints_one_json_line_per_message_and_exits_0() {
+    let out = output(flowrun().args(["run", "specs/hello.yaml", "--no-watch"]));
+    let stdout = stdout_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    for (seq, line) in lines.iter().enumerate() {
+        assert_eq!(line["meta"]["seq"], seq, "{line}");
+        assert_eq!(line["meta"]["source"], "ticks", "{line}");
+        assert_eq!(line["payload"], "hello from flowrun", "{line}");
+    }
+    assert!(
+        stderr_of(&out).contains("final counts: out in=5 ack=5"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_spec_alone_is_short_for_run() {
+    let out = output(
+        flowrun()
+            .args(["specs/hello.yaml", "--no-watch"])
+            .env("COUNT", "2"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).lines().count(), 2, "{}", stdout_of(&out));
+}
+
+#[test]
+fn run_refuses_an_invalid_spec_with_located_errors() {
+    let (_dir, path) = spec_file("version: 1\nnodes:\n  gen: {type: genrate}\n");
+    let out = output(flowrun().arg("run").arg(&path).arg("--no-watch"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains(
+            "spec.yaml:3:15: error: unknown node type `genrate`\n  hint: did you mean `generate`?"
+        ),
+        "{stderr}"
+    );
+    assert!(stdout_of(&out).is_empty());
+}
+
+/// `gen out=N` in the final counts line.
+fn final_count(stderr: &str, field: &str) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains("final counts:"))?;
+    let at = line.find(field)? + field.len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn sigterm_drains_and_exits_0_with_final_counts() {
+    let (_dir, path) = spec_file(FOREVER);
+    let mut running = Running::start(flowrun().arg("run").arg(&path).arg("--no-watch"));
+    running.wait_for("a first message", |r| r.stdout().lines().count() >= 3);
+    running.terminate();
+    let (status, stdout, stderr) = running.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("signal received: draining"), "{stderr}");
+    // Everything the source sent was printed and acknowledged: nothing was
+    // lost on the way out.
+    let printed = stdout.lines().count() as u64;
+    assert_eq!(final_count(&stderr, "gen out="), Some(printed), "{stderr}");
+    assert_eq!(final_count(&stderr, "out in="), Some(printed), "{stderr}");
+    assert_eq!(final_count(&stderr, "ack="), Some(printed), "{stderr}");
+}
+
+#[test]
+fn a_failing_node_with_on_failure_stop_ends_the_run_with_exit_1() {
+    let (_dir, path) = spec_file(
+        "version: 1
+nodes:
+  pictures: {type: files, path: \"nothing-here/*.png\", on_failure: stop}
+  out: {type: print, inputs: [pictures]}
+",
+    );
+    let out = output(flowrun().arg("run").arg(&path).arg("--no-watch"));
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("flowrun: node `pictures` failed: no files match ")
+            && last.ends_with("nothing-here/*.png"),
+        "the last line names the node and the cause:\n{stderr}"
+    );
+    assert!(stdout_of(&out).is_empty());
+}
+
+/// A port nothing listens on now (the OS picks it; it is free again once
+/// the probe listener is dropped).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+    listener.local_addr().expect("the probe's address").port()
+}
+
+/// `GET path` over plain HTTP/1.1, or `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_owned(), body.to_owned()))
+}
+
+/// The value of the sample `name{node="id"}` in Prometheus text.
+fn sample(metrics: &str, name: &str, node: &str) -> Option<f64> {
+    let prefix = format!("{name}{{node=\"{node}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn metrics_serves_healthz_and_per_node_counters() {
+    let (_dir, path) = spec_file(FOREVER);
+    let port = free_port();
+    let mut running = Running::start(flowrun().arg("run").arg(&path).args([
+        "--no-watch",
+        "--metrics",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    running.wait_for("/healthz", |_| {
+        http_get(port, "/healthz").is_some_and(|(status, _)| status.contains(" 200 "))
+    });
+    // Counters move once messages flow.
+    running.wait_for("a message counted", |_| {
+        http_get(port, "/metrics")
+            .and_then(|(_, body)| sample(&body, "flowrun_node_sent_total", "gen"))
+            .is_some_and(|sent| sent > 0.0)
+    });
+    let (status, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    assert!(status.contains(" 200 "), "{status}");
+    for node in ["gen", "out"] {
+        for name in [
+            "flowrun_node_sent_total",
+            "flowrun_node_received_total",
+            "flowrun_node_acked_total",
+            "flowrun_node_dropped_total",
+        ] {
+            assert!(
+                sample(&metrics, name, node).is_some(),
+                "no `{name}{{node=\"{node}\"}}` in:\n{metrics}"
+            );
+        }
+    }
+    running.terminate();
+    let (status, _, stderr) = running.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("metrics on http://127.0.0.1:{port}/metrics")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_json_lines_on_stderr() {
+    let out = output(flowrun().args([
+        "run",
+        "specs/hello.yaml",
+        "--no-watch",
+        "--log-format",
+        "json",
+    ]));
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}\n{stderr}"))
+        })
+        .collect();
+    assert!(!logs.is_empty());
+    for log in &logs {
+        assert!(
+            log["level"].is_string() && log["timestamp"].is_string(),
+            "{log}"
+        );
+    }
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("final counts: "))),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout_of(&out).lines().count(),
+        5,
+        "stdout still has the messages"
+    );
+}

@@ -112,6 +112,45 @@ impl Default for Metrics {
     }
 }
 
+impl Families {
+    /// Every counter family with its name and help text.
+    fn counters(&self) -> [(&'static str, &'static str, &Family<NodeLabel, Counter>); 7] {
+        [
+            (
+                "received",
+                "Messages a node took from its inputs",
+                &self.received,
+            ),
+            ("sent", "Messages a node sent on its output", &self.sent),
+            (
+                "errors",
+                "Errors a node reported (failed runs, failed messages)",
+                &self.errors,
+            ),
+            (
+                "dropped",
+                "Messages dropped by an overflow policy or sent to no one",
+                &self.dropped,
+            ),
+            (
+                "acked",
+                "Messages a node acknowledged as delivered",
+                &self.acked,
+            ),
+            (
+                "nacked",
+                "Messages a node rejected, failed or dropped unacknowledged",
+                &self.nacked,
+            ),
+            (
+                "restarts",
+                "Times a failed node was restarted",
+                &self.restarts,
+            ),
+        ]
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let families = Families {
@@ -125,41 +164,9 @@ impl Metrics {
             queue_depth: Family::default(),
         };
         let mut registry = Registry::with_prefix("flowrun_node");
-        registry.register(
-            "received",
-            "Messages a node took from its inputs",
-            families.received.clone(),
-        );
-        registry.register(
-            "sent",
-            "Messages a node sent on its output",
-            families.sent.clone(),
-        );
-        registry.register(
-            "errors",
-            "Errors a node reported (failed runs, failed messages)",
-            families.errors.clone(),
-        );
-        registry.register(
-            "dropped",
-            "Messages dropped by an overflow policy or sent to no one",
-            families.dropped.clone(),
-        );
-        registry.register(
-            "acked",
-            "Messages a node acknowledged as delivered",
-            families.acked.clone(),
-        );
-        registry.register(
-            "nacked",
-            "Messages a node rejected, failed or dropped unacknowledged",
-            families.nacked.clone(),
-        );
-        registry.register(
-            "restarts",
-            "Times a failed node was restarted",
-            families.restarts.clone(),
-        );
+        for (name, help, family) in families.counters() {
+            registry.register(name, help, family.clone());
+        }
         registry.register(
             "queue_depth",
             "Messages waiting on a node's inputs",
@@ -202,15 +209,10 @@ impl Metrics {
         let label = NodeLabel {
             node: id.to_owned(),
         };
-        let f = &self.families;
-        f.received.remove(&label);
-        f.sent.remove(&label);
-        f.errors.remove(&label);
-        f.dropped.remove(&label);
-        f.acked.remove(&label);
-        f.nacked.remove(&label);
-        f.restarts.remove(&label);
-        f.queue_depth.remove(&label);
+        for (_, _, family) in self.families.counters() {
+            family.remove(&label);
+        }
+        self.families.queue_depth.remove(&label);
         self.nodes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -109,10 +109,12 @@ impl Running {
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        // The shell's built-in `kill`: a minimal system may have no kill binary.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {}", self.child.id()))
             .status()
-            .expect("kill runs");
+            .expect("sh runs");
         assert!(status.success(), "kill -TERM failed");
     }
 

@@ -13,6 +13,8 @@
 //!     cargo bench -p flowrun-runtime --bench chain -- [--messages N] [--rounds R]
 //!
 //! `--only engine` (or `--only bare`) runs one chain alone, for a profiler.
+//! Without `--bench` (which `cargo bench` passes), the defaults shrink to a
+//! quick check, so `cargo test --benches` stays fast.
 //!
 //! Rounds alternate bare/engine so that load from elsewhere on the machine
 //! hits both alike; the medians and their ratio are printed, then one
@@ -258,8 +260,11 @@ async fn only(which: &str, catalogue: &Catalogue, messages: u64, rounds: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let messages = arg(&args, "--messages", 500_000);
-    let rounds = arg(&args, "--rounds", 7).max(1);
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`,
+    // an unoptimised build) a short run checks that the bench still works.
+    let measuring = args.iter().any(|a| a == "--bench");
+    let messages = arg(&args, "--messages", if measuring { 500_000 } else { 2_000 });
+    let rounds = arg(&args, "--rounds", if measuring { 7 } else { 1 }).max(1);
     let alone = args
         .iter()
         .position(|a| a == "--only")

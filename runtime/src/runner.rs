@@ -176,8 +176,8 @@ async fn reload_on_change(
                 tracing::info!("{file} saved, nothing to change")
             }
             Some(report) => tracing::info!(
-                "reloaded {file} in {} ms: {}",
-                started.elapsed().as_millis(),
+                "reloaded {file} in {:.1} ms: {}",
+                started.elapsed().as_secs_f64() * 1000.0,
                 report.summary()
             ),
             None => return,

@@ -1,0 +1,10 @@
+//! The MQTT nodes against real mosquitto brokers, through the real engine.
+
+mod support;
+
+mod mqtt {
+    mod auth_tls;
+    mod forwarder;
+    mod roundtrip;
+    mod sessions;
+}

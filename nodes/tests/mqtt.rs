@@ -4,6 +4,7 @@ mod support;
 
 mod mqtt {
     mod auth_tls;
+    mod broker;
     mod forwarder;
     mod roundtrip;
     mod sessions;

@@ -19,6 +19,7 @@ pub fn catalogue() -> Catalogue {
     catalogue
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
+        .register::<mqtt::bridge::MqttBridgeConfig>()
         .register::<mqtt::broker::MqttBrokerConfig>()
         .register::<mqtt::publish::MqttPubConfig>()
         .register::<mqtt::subscribe::MqttSubConfig>()

@@ -4,6 +4,7 @@ mod support;
 
 mod mqtt {
     mod auth_tls;
+    mod bridge;
     mod broker;
     mod forwarder;
     mod roundtrip;

@@ -5,11 +5,13 @@
 //! - [`subscribe`]: `mqtt_sub`, a source that acknowledges to the broker only
 //!   once every downstream sink acknowledged, in arrival order.
 //!
+//! - [`bridge`]: `mqtt_bridge`, mosquitto's bridge as a node;
 //! - [`broker`]: `mqtt_broker`, a broker inside the flowrun process.
 //!
 //! [`connection`] holds what they share: the `broker:` config, the options
 //! made from it, reconnects with backoff and the link state.
 
+pub mod bridge;
 pub mod broker;
 pub mod connection;
 pub mod publish;

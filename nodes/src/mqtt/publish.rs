@@ -92,7 +92,7 @@ struct MqttPub {
 
 /// Messages handed to rumqttc, matched to the broker's acknowledgements.
 #[derive(Default)]
-struct Outstanding {
+pub(super) struct Outstanding {
     /// Handed over, no packet id seen yet: oldest first.
     unnumbered: VecDeque<Message>,
     /// Sent with a packet id, waiting for PUBACK / PUBCOMP.
@@ -100,11 +100,16 @@ struct Outstanding {
 }
 
 impl Outstanding {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.unnumbered.len() + self.numbered.len()
     }
 
-    fn on_event(&mut self, event: Event, metrics: &NodeMetrics) {
+    /// A message just handed to the client.
+    pub(super) fn push(&mut self, message: Message) {
+        self.unnumbered.push_back(message);
+    }
+
+    pub(super) fn on_event(&mut self, event: Event, metrics: &NodeMetrics) {
         match event {
             Event::Outgoing(Outgoing::Publish(0)) => {
                 if let Some(message) = self.unnumbered.pop_front() {
@@ -176,7 +181,7 @@ fn hand_over(
     client
         .try_publish(topic, node.config.qos.into(), node.config.retain, payload)
         .map_err(|e| format!("cannot hand the message to the MQTT client: {e}"))?;
-    outstanding.unnumbered.push_back(message);
+    outstanding.push(message);
     Ok(())
 }
 

@@ -93,6 +93,20 @@ pub fn add_topic_meta(meta: &mut Metadata, topic: &str) {
     }
 }
 
+/// Whether `topic` matches the subscription `filter` (`+` one level, `#` the rest).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let mut topic_levels = topic.split('/');
+    for level in filter.split('/') {
+        match (level, topic_levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (want, Some(got)) if want == got => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +139,16 @@ mod tests {
                 .unwrap(),
             "image"
         );
+    }
+
+    #[test]
+    fn matches_wildcards() {
+        assert!(matches("a/#", "a/b/c"));
+        assert!(matches("a/#", "a"));
+        assert!(matches("a/+/c", "a/b/c"));
+        assert!(!matches("a/+/c", "a/b/d"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(matches("#", "x"));
     }
 
     #[test]

@@ -167,6 +167,10 @@ impl Collected {
         self.0.lock().unwrap().len()
     }
 
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.0.lock().unwrap().clone()
     }

@@ -28,7 +28,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::connection::{BrokerConfig, Link, LinkEvent};
-use super::publish::Outstanding;
+use super::outstanding::Outstanding;
 use super::subscribe::check_filter;
 use super::topic::matches;
 use super::Qos;
@@ -190,7 +190,7 @@ struct Side {
     acks: OrderedAcks<(u64, Publish)>,
     connection: u64,
     /// Messages published to this broker, waiting for its acknowledgement.
-    outstanding: Outstanding,
+    outstanding: Outstanding<Message>,
     filters: Vec<SubscribeFilter>,
 }
 
@@ -367,7 +367,10 @@ impl Node for MqttBridge {
                         Self::publish(&mut sides[to], topic, qos.into(), publish.retain, message)?;
                     }
                     Some(LinkEvent::Packet(event)) => {
-                        sides[from].outstanding.on_event(event, &ctx.metrics)
+                        if let Some(message) = sides[from].outstanding.on_event(event) {
+                            ctx.metrics.sent.inc();
+                            message.ack();
+                        }
                     }
                 }
             }

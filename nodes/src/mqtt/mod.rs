@@ -14,7 +14,10 @@
 pub mod bridge;
 pub mod broker;
 pub mod connection;
+mod outstanding;
 pub mod publish;
+pub mod spool;
+mod spooled;
 pub mod subscribe;
 pub mod topic;
 

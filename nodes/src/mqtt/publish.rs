@@ -2,14 +2,11 @@
 //! acknowledged upstream only when the broker acknowledged it (PUBACK at
 //! QoS 1, PUBCOMP at QoS 2, written at QoS 0).
 //!
-//! rumqttc does not say which request became which packet id, so the node
-//! keeps the messages it handed over in order: the next new packet id the
-//! event loop reports belongs to the oldest message not yet numbered. A
-//! packet id already known is a resend after a reconnect. While the broker
-//! is away the number of messages handed over and not yet acknowledged is
-//! capped by `buffer`; past it the node stops taking input (backpressure).
+//! While the broker is away the number of messages handed over and not yet
+//! acknowledged is capped by `buffer`; past it the node stops taking input
+//! (backpressure). With a `spool`, messages wait on disk instead
+//! ([`super::spooled`]).
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,11 +15,13 @@ use flowrun_runtime::{
     NodeMetrics, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, Outgoing};
+use rumqttc::{AsyncClient, MqttOptions};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::connection::{BrokerConfig, Link, LinkEvent};
+use super::outstanding::Outstanding;
+use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;
 use super::Qos;
 
@@ -46,6 +45,12 @@ pub struct MqttPubConfig {
     /// it is full the node takes no more input (backpressure). Default 1000.
     #[serde(default = "default_buffer")]
     pub buffer: usize,
+    /// Keep messages on disk until the broker acknowledged them: the input
+    /// is acknowledged once a message is durably spooled, and what was
+    /// captured while the broker was unreachable survives a crash or a
+    /// power cut and is sent, in order, when it is back.
+    #[serde(default)]
+    pub spool: Option<SpoolConfig>,
 }
 
 fn default_buffer() -> usize {
@@ -70,114 +75,83 @@ impl NodeConfig for MqttPubConfig {
         if self.buffer == 0 {
             issues.push(ConfigIssue::new("buffer", "at least 1"));
         }
+        if self.spool.as_ref().is_some_and(|s| s.max_bytes == 0) {
+            issues.push(ConfigIssue::new("spool.max_bytes", "at least 1"));
+        }
         issues
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
         let options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
         let topic = TopicTemplate::parse(&self.topic)?;
+        let spool_dir = self.spool.as_ref().map(|s| ctx.resolve(&s.dir));
         Ok(Box::new(MqttPub {
             config: self.clone(),
             options,
             topic,
+            spool_dir,
         }))
     }
 }
 
-struct MqttPub {
-    config: MqttPubConfig,
-    options: MqttOptions,
-    topic: TopicTemplate,
+pub(super) struct MqttPub {
+    pub(super) config: MqttPubConfig,
+    pub(super) options: MqttOptions,
+    pub(super) topic: TopicTemplate,
+    spool_dir: Option<std::path::PathBuf>,
 }
 
-/// Messages handed to rumqttc, matched to the broker's acknowledgements.
-#[derive(Default)]
-pub(super) struct Outstanding {
-    /// Handed over, no packet id seen yet: oldest first.
-    unnumbered: VecDeque<Message>,
-    /// Sent with a packet id, waiting for PUBACK / PUBCOMP.
-    numbered: HashMap<u16, Message>,
-}
-
-impl Outstanding {
-    pub(super) fn len(&self) -> usize {
-        self.unnumbered.len() + self.numbered.len()
-    }
-
-    /// A message just handed to the client.
-    pub(super) fn push(&mut self, message: Message) {
-        self.unnumbered.push_back(message);
-    }
-
-    pub(super) fn on_event(&mut self, event: Event, metrics: &NodeMetrics) {
-        match event {
-            Event::Outgoing(Outgoing::Publish(0)) => {
-                if let Some(message) = self.unnumbered.pop_front() {
-                    delivered(message, metrics);
-                }
-            }
-            // A known packet id is a resend after a reconnect.
-            Event::Outgoing(Outgoing::Publish(pkid)) if !self.numbered.contains_key(&pkid) => {
-                if let Some(message) = self.unnumbered.pop_front() {
-                    self.numbered.insert(pkid, message);
-                }
-            }
-            Event::Incoming(Incoming::PubAck(ack)) => self.settle(ack.pkid, metrics),
-            Event::Incoming(Incoming::PubComp(comp)) => self.settle(comp.pkid, metrics),
-            _ => {}
-        }
-    }
-
-    fn settle(&mut self, pkid: u16, metrics: &NodeMetrics) {
-        if let Some(message) = self.numbered.remove(&pkid) {
-            delivered(message, metrics);
-        }
-    }
-}
-
-fn delivered(message: Message, metrics: &NodeMetrics) {
+pub(super) fn delivered(message: Message, metrics: &NodeMetrics) {
     metrics.sent.inc();
     message.ack();
 }
 
-/// Publishes `message` through `client`, or refuses it (counted, logged)
-/// when it can never be sent: a missing topic key, a payload over the packet limit.
+/// The topic and payload to publish for `message`, or `None` when it was
+/// refused (counted, logged) because it can never be sent: a missing topic
+/// key, a payload over the packet limit.
+pub(super) fn prepare(
+    message: &Message,
+    config: &MqttPubConfig,
+    topic: &TopicTemplate,
+    ctx: &NodeContext,
+) -> Result<(String, Bytes), String> {
+    let refused = |reason: String| {
+        ctx.metrics.errors.inc();
+        tracing::warn!(node = %ctx.id, "message refused: {reason}");
+        reason
+    };
+    let Payload::Bytes(payload) = &message.payload else {
+        return Err(refused("mqtt_pub publishes bytes, not frames".into()));
+    };
+    let topic = topic.render(&message.meta).map_err(refused)?;
+    let limit = config.broker.max_payload(&topic);
+    if payload.len() > limit {
+        // Handing it to rumqttc would fail the connection and be resent after
+        // every reconnect: a disconnect loop. Refuse it here instead.
+        return Err(refused(format!(
+            "payload of {} bytes on `{topic}` is over the {limit} bytes that fit `max_packet_bytes` ({})",
+            payload.len(),
+            config.broker.max_packet_bytes
+        )));
+    }
+    Ok((topic, payload.clone()))
+}
+
+/// Publishes `message` through `client`, or refuses it.
 fn hand_over(
     message: Message,
     node: &MqttPub,
     client: &AsyncClient,
-    outstanding: &mut Outstanding,
+    outstanding: &mut Outstanding<Message>,
     ctx: &NodeContext,
 ) -> Result<(), NodeError> {
-    let refuse = |message: Message, reason: String| {
-        ctx.metrics.errors.inc();
-        tracing::warn!(node = %ctx.id, "message refused: {reason}");
-        message.reject(reason);
-    };
-    let Payload::Bytes(payload) = &message.payload else {
-        refuse(message, "mqtt_pub publishes bytes, not frames".into());
-        return Ok(());
-    };
-    let topic = match node.topic.render(&message.meta) {
-        Ok(topic) => topic,
+    let (topic, payload) = match prepare(&message, &node.config, &node.topic, ctx) {
+        Ok(prepared) => prepared,
         Err(reason) => {
-            refuse(message, reason);
+            message.reject(reason);
             return Ok(());
         }
     };
-    let limit = node.config.broker.max_payload(&topic);
-    if payload.len() > limit {
-        // Handing it to rumqttc would fail the connection and be resent after
-        // every reconnect: a disconnect loop. Refuse it here instead.
-        let reason = format!(
-            "payload of {} bytes on `{topic}` is over the {limit} bytes that fit `max_packet_bytes` ({})",
-            payload.len(),
-            node.config.broker.max_packet_bytes
-        );
-        refuse(message, reason);
-        return Ok(());
-    }
-    let payload: Bytes = payload.clone();
     client
         .try_publish(topic, node.config.qos.into(), node.config.retain, payload)
         .map_err(|e| format!("cannot hand the message to the MQTT client: {e}"))?;
@@ -188,6 +162,9 @@ fn hand_over(
 impl Node for MqttPub {
     fn run(self: Box<Self>, mut ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
         Box::pin(async move {
+            if let Some(dir) = self.spool_dir.clone() {
+                return super::spooled::run(*self, dir, ctx).await;
+            }
             let buffer = self.config.buffer;
             let mut link = Link::start(
                 self.options.clone(),
@@ -198,10 +175,14 @@ impl Node for MqttPub {
             );
             let mut outstanding = Outstanding::default();
             let mut input_done = false;
-            while !(input_done && outstanding.len() == 0) {
+            while !(input_done && outstanding.is_empty()) {
                 tokio::select! {
                     event = link.events.recv() => match event {
-                        Some(LinkEvent::Packet(event)) => outstanding.on_event(event, &ctx.metrics),
+                        Some(LinkEvent::Packet(event)) => {
+                            if let Some(message) = outstanding.on_event(event) {
+                                delivered(message, &ctx.metrics);
+                            }
+                        }
                         Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },

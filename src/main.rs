@@ -2,6 +2,7 @@
 //! (`flowrun-runtime`) with the node catalogue (`flowrun-nodes`).
 
 mod nodes_doc;
+mod publish;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ enum Command {
     },
     /// Print the JSON Schema of a spec (what schemas/flowrun.schema.json holds).
     Schema,
+    /// Publish a file or a text to an MQTT broker; exit 0 only if the broker acknowledged it.
+    Publish(publish::PublishArgs),
 }
 
 #[derive(Args)]
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Some(Command::Graph { spec, format }) => graph(&spec, format, &catalogue),
         Some(Command::Nodes { node_type }) => nodes_doc::print(&catalogue, node_type.as_deref()),
         Some(Command::Schema) => schema(&catalogue),
+        Some(Command::Publish(args)) => publish::run(args),
     };
     match result {
         Ok(code) => code,
@@ -124,7 +128,7 @@ fn main() -> ExitCode {
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWRUN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,6 +6,7 @@
 
 pub mod files;
 pub mod generate;
+pub mod mqtt;
 pub mod passthrough;
 pub mod print;
 mod util;
@@ -18,6 +19,10 @@ pub fn catalogue() -> Catalogue {
     catalogue
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
+        .register::<mqtt::bridge::MqttBridgeConfig>()
+        .register::<mqtt::broker::MqttBrokerConfig>()
+        .register::<mqtt::publish::MqttPubConfig>()
+        .register::<mqtt::subscribe::MqttSubConfig>()
         .register::<passthrough::PassthroughConfig>()
         .register::<print::PrintConfig>();
     catalogue

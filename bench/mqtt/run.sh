@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Edge -> cloud link benchmark: two mosquitto brokers on loopback, COUNT
+# (default 20,000) QoS 1 messages of 9 KB published to the edge broker and
+# counted on the cloud broker, through four links measured in the same run:
+# flowrun's mqtt_bridge, the forwarder spec (mqtt_sub -> mqtt_pub),
+# mosquitto's own bridge and a paho-mqtt Python forwarder; each with the
+# brokers at mosquitto's defaults and at the shipped no-drop config
+# (docker/mosquitto/mosquitto.conf). Prints a table and the ratios.
+#
+#   bench/mqtt/run.sh [COUNT]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+COUNT=${1:-20000}
+SIZE=9216
+
+need=()
+for p in mosquitto mosquitto-clients python3-paho-mqtt; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo build --release -q
+FLOWRUN=$PWD/target/release/flowrun
+
+work=$(mktemp -d)
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+  for _ in $(seq 1 250); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.02
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# broker NAME PORT PROFILE [EXTRA_LINES]: starts mosquitto, sets $broker_pid.
+broker() {
+  local conf=$work/$1.conf
+  {
+    echo "listener $2 127.0.0.1"
+    echo "allow_anonymous true"
+    # As root, mosquitto would switch to its own user, which cannot read $work.
+    [ "$(id -u)" -ne 0 ] || echo "user root"
+    [ "$3" = default ] || grep -E '^(max_queued_messages|max_inflight_messages|message_size_limit)' docker/mosquitto/mosquitto.conf
+    echo "${4:-}"
+  } >"$conf"
+  mosquitto -c "$conf" >"$work/$1.log" 2>&1 &
+  broker_pid=$!
+  pids+=("$broker_pid")
+  wait_port "$2"
+}
+
+peak_rss_mb() {
+  awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+run_one() { # LINK PROFILE
+  local link=$1 profile=$2 edge cloud link_pid extra=""
+  edge=$(free_port); cloud=$(free_port)
+  broker cloud "$cloud" "$profile"
+  if [ "$link" = mosquitto-bridge ]; then
+    extra=$(printf 'connection cloud\naddress 127.0.0.1:%s\nclientid mosquitto-bridge\ncleansession false\ntopic image out 1\n' "$cloud")
+  fi
+  broker edge "$edge" "$profile" "$extra"
+  local edge_pid=$broker_pid
+  case $link in
+    flowrun-bridge)
+      cat >"$work/spec.yaml" <<YAML
+version: 1
+name: bench-bridge
+nodes:
+  link:
+    type: mqtt_bridge
+    local: {url: "mqtt://127.0.0.1:$edge", client_id: bench-bridge-local}
+    remote: {url: "mqtt://127.0.0.1:$cloud", client_id: bench-bridge-remote}
+    topics: [{pattern: image, direction: out, qos: 1}]
+YAML
+      FLOWRUN_LOG=warn "$FLOWRUN" run "$work/spec.yaml" --no-watch 2>"$work/flowrun.log" &
+      link_pid=$! ;;
+    flowrun-forwarder)
+      cat >"$work/spec.yaml" <<YAML
+version: 1
+name: bench-forwarder
+nodes:
+  edge:
+    type: mqtt_sub
+    broker: {url: "mqtt://127.0.0.1:$edge", client_id: bench-forwarder-sub}
+    topics: [{filter: image, qos: 1}]
+  cloud:
+    type: mqtt_pub
+    inputs: [edge]
+    broker: {url: "mqtt://127.0.0.1:$cloud", client_id: bench-forwarder-pub}
+    topic: "{topic}"
+    qos: 1
+YAML
+      FLOWRUN_LOG=warn "$FLOWRUN" run "$work/spec.yaml" --no-watch 2>"$work/flowrun.log" &
+      link_pid=$! ;;
+    mosquitto-bridge) link_pid=$edge_pid ;;
+    paho-forwarder)
+      python3 bench/mqtt/paho_forwarder.py "$edge" "$cloud" &
+      link_pid=$! ;;
+  esac
+  [ "$link_pid" = "$edge_pid" ] || pids+=("$link_pid")
+  local result
+  result=$(python3 bench/mqtt/bench.py --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE")
+  local rss; rss=$(peak_rss_mb "$link_pid")
+  stop_all
+  python3 - "$link" "$profile" "$rss" "$result" <<'PY'
+import json, sys
+link, profile, rss, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+print(f"{link:18} {profile:8} {r['delivered']:>9} {r['lost']:>6} {r['duplicated']:>5} {r['msgs_per_s']:>8} {r['seconds']:>7} {rss:>8}")
+PY
+}
+
+echo "mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'), $COUNT messages of $SIZE bytes at QoS 1"
+printf '%-18s %-8s %9s %6s %5s %8s %7s %8s\n' link brokers delivered lost dup msg/s seconds "rss MiB"
+results=$work/results.txt
+for profile in default shipped; do
+  for link in flowrun-bridge flowrun-forwarder mosquitto-bridge paho-forwarder; do
+    run_one "$link" "$profile" | tee -a "$results"
+  done
+done
+echo "(rss: the flowrun process; for mosquitto-bridge the edge broker that runs the bridge; for paho the python process)"
+awk '
+  $2 == "shipped" { rate[$1] = $6 }
+  END {
+    if (rate["mosquitto-bridge"] > 0) printf "flowrun bridge / mosquitto bridge: %.2fx\n", rate["flowrun-bridge"] / rate["mosquitto-bridge"]
+    if (rate["paho-forwarder"] > 0) printf "forwarder spec / paho forwarder:   %.2fx\n", rate["flowrun-forwarder"] / rate["paho-forwarder"]
+  }' "$results"

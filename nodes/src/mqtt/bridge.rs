@@ -1,0 +1,424 @@
+//! `mqtt_bridge`: mosquitto's bridge as one node. A local and a remote
+//! connection, and `topic` entries as in mosquitto.conf
+//! (`pattern, direction in|out|both, qos, local_prefix, remote_prefix`).
+//!
+//! A QoS 1/2 message is acknowledged to the broker it came from only once
+//! the other broker acknowledged it: each side subscribes with manual acks,
+//! and the message forwarded to the other side carries an acknowledgement
+//! that [`OrderedAcks`] hands back in arrival order. `both` entries would
+//! echo each message back where it came from (MQTT 3.1.1 has no "no local"
+//! flag); the node remembers what it forwarded and drops the echo.
+//!
+//! The bridge's state (`1` connected to the remote, `0` not) is published
+//! retained on `status_topic`, on the local broker and (with a last will
+//! for `0`) on the remote, like mosquitto's `$SYS/broker/connection/<name>/state`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use flowrun_runtime::{
+    AckStatus, BuildContext, ConfigIssue, Inputs, Message, Metadata, Node, NodeConfig, NodeContext,
+    NodeError, OrderedAcks, OutputKind, Payload,
+};
+use futures::future::BoxFuture;
+use rumqttc::{Event, Incoming, LastWill, MqttOptions, Publish, QoS, SubscribeFilter};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::connection::{BrokerConfig, Link, LinkEvent};
+use super::outstanding::Outstanding;
+use super::subscribe::check_filter;
+use super::topic::matches;
+use super::Qos;
+
+/// Bridges topics between a local and a remote broker, as mosquitto's bridge does.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MqttBridgeConfig {
+    /// The edge broker.
+    pub local: BrokerConfig,
+    /// The broker to bridge to (the cloud).
+    pub remote: BrokerConfig,
+    /// What to bridge, as mosquitto.conf's `topic` lines.
+    pub topics: Vec<BridgeTopic>,
+    /// Where the bridge publishes its state, retained: `1` connected to the
+    /// remote, `0` not. Default `flowrun/bridge/<node id>/state`.
+    #[serde(default)]
+    pub status_topic: Option<String>,
+}
+
+/// One `topic` line: `pattern [direction [qos [local_prefix remote_prefix]]]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeTopic {
+    /// Topic filter, wildcards allowed, appended to each side's prefix.
+    pub pattern: String,
+    /// `out` (local → remote, the default), `in` (remote → local) or `both`.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Subscribe and publish with this QoS. Default 0, as in mosquitto.
+    #[serde(default = "qos_zero")]
+    pub qos: Qos,
+    /// Prefix of the topic on the local broker. Default none.
+    #[serde(default)]
+    pub local_prefix: String,
+    /// Prefix of the topic on the remote broker. Default none.
+    #[serde(default)]
+    pub remote_prefix: String,
+}
+
+fn qos_zero() -> Qos {
+    Qos::AtMostOnce
+}
+
+/// Which way messages flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Remote → local.
+    In,
+    /// Local → remote.
+    #[default]
+    Out,
+    /// Both ways.
+    Both,
+}
+
+const LOCAL: usize = 0;
+const REMOTE: usize = 1;
+
+impl Direction {
+    /// Whether messages arriving on `side` are forwarded.
+    fn from(self, side: usize) -> bool {
+        match self {
+            Direction::Both => true,
+            Direction::Out => side == LOCAL,
+            Direction::In => side == REMOTE,
+        }
+    }
+}
+
+impl BridgeTopic {
+    fn prefix(&self, side: usize) -> &str {
+        if side == LOCAL {
+            &self.local_prefix
+        } else {
+            &self.remote_prefix
+        }
+    }
+
+    /// The filter subscribed on `side`.
+    fn filter(&self, side: usize) -> String {
+        format!("{}{}", self.prefix(side), self.pattern)
+    }
+
+    /// Where a message on `topic` from `side` goes on the other side, if this entry carries it.
+    fn map(&self, side: usize, topic: &str) -> Option<String> {
+        if !self.direction.from(side) || !matches(&self.filter(side), topic) {
+            return None;
+        }
+        let rest = topic.strip_prefix(self.prefix(side))?;
+        Some(format!("{}{rest}", self.prefix(1 - side)))
+    }
+}
+
+impl NodeConfig for MqttBridgeConfig {
+    const TYPE: &'static str = "mqtt_bridge";
+    const DESCRIPTION: &'static str =
+        "Bridges topics between a local and a remote MQTT broker (mosquitto's bridge semantics)";
+    const INPUTS: Inputs = Inputs::None;
+    const OUTPUT: OutputKind = OutputKind::None;
+
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = self.local.check("local");
+        issues.extend(self.remote.check("remote"));
+        if self.topics.is_empty() {
+            issues.push(ConfigIssue::new("topics", "bridge at least one pattern"));
+        }
+        for (i, topic) in self.topics.iter().enumerate() {
+            for side in [LOCAL, REMOTE] {
+                if let Err(reason) = check_filter(&topic.filter(side)) {
+                    issues.push(ConfigIssue::new(format!("topics.{i}.pattern"), reason));
+                }
+            }
+        }
+        issues
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
+        let status = self
+            .status_topic
+            .clone()
+            .unwrap_or_else(|| format!("flowrun/bridge/{}/state", ctx.id));
+        let mut local = self
+            .local
+            .options(&format!("{}-local", ctx.id), |p| ctx.resolve(p))?;
+        let mut remote = self
+            .remote
+            .options(&format!("{}-remote", ctx.id), |p| ctx.resolve(p))?;
+        local.set_manual_acks(true);
+        remote.set_manual_acks(true).set_last_will(LastWill::new(
+            &status,
+            "0",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        Ok(Box::new(MqttBridge {
+            config: self.clone(),
+            options: [local, remote],
+            status,
+        }))
+    }
+}
+
+struct MqttBridge {
+    config: MqttBridgeConfig,
+    options: [MqttOptions; 2],
+    status: String,
+}
+
+/// Room for publishes and acks on their way to a connection task; they are
+/// bounded by the brokers' in-flight windows, and the channel grows as it fills.
+const REQUESTS: usize = 1 << 16;
+
+/// One broker's end of the bridge.
+struct Side {
+    link: Link,
+    /// Messages received from this broker, acknowledged back in order.
+    acks: OrderedAcks<(u64, Publish)>,
+    connection: u64,
+    /// Messages published to this broker, waiting for its acknowledgement.
+    outstanding: Outstanding<Message>,
+    filters: Vec<SubscribeFilter>,
+}
+
+type EchoKey = (usize, String, u64);
+
+/// What woke the bridge up.
+enum Step {
+    Event(usize, Option<LinkEvent>),
+    Settled(usize, (u64, Publish), AckStatus),
+}
+
+fn payload_hash(payload: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    payload.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl MqttBridge {
+    fn side(&self, side: usize, ctx: &NodeContext) -> Side {
+        let broker = if side == LOCAL {
+            &self.config.local
+        } else {
+            &self.config.remote
+        };
+        let filters = self
+            .config
+            .topics
+            .iter()
+            .filter(|t| t.direction.from(side))
+            .map(|t| SubscribeFilter::new(t.filter(side), t.qos.into()))
+            .collect();
+        Side {
+            link: Link::start(
+                self.options[side].clone(),
+                broker,
+                &ctx.id,
+                Arc::clone(&ctx.metrics),
+                REQUESTS,
+            ),
+            acks: OrderedAcks::new(),
+            connection: 0,
+            outstanding: Outstanding::default(),
+            filters,
+        }
+    }
+
+    /// Publishes through `to`, tracking it like any forwarded message.
+    fn publish(
+        to: &mut Side,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        message: Message,
+    ) -> Result<(), NodeError> {
+        let Payload::Bytes(payload) = &message.payload else {
+            return Ok(());
+        };
+        to.link
+            .client
+            .try_publish(topic, qos, retain, payload.clone())
+            .map_err(|e| format!("cannot hand a message to the MQTT client: {e}"))?;
+        to.outstanding.push(message);
+        Ok(())
+    }
+
+    fn status(&self, sides: &mut [Side; 2], up: bool) -> Result<(), NodeError> {
+        let state = if up { "1" } else { "0" };
+        let targets: &[usize] = if up { &[LOCAL, REMOTE] } else { &[LOCAL] };
+        for &side in targets {
+            let message = Message::new(Payload::Bytes(state.into()), Metadata::new());
+            Self::publish(
+                &mut sides[side],
+                self.status.clone(),
+                QoS::AtLeastOnce,
+                true,
+                message,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Node for MqttBridge {
+    fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            let mut sides = [self.side(LOCAL, &ctx), self.side(REMOTE, &ctx)];
+            let mut echoes: HashMap<EchoKey, u32> = HashMap::new();
+            loop {
+                let step = {
+                    let [local, remote] = &mut sides;
+                    tokio::select! {
+                        _ = ctx.stopping() => return Ok(()),
+                        event = local.link.events.recv() => Step::Event(LOCAL, event),
+                        event = remote.link.events.recv() => Step::Event(REMOTE, event),
+                        Some((held, outcome)) = local.acks.next(), if !local.acks.is_empty() => {
+                            Step::Settled(LOCAL, held, outcome.status)
+                        }
+                        Some((held, outcome)) = remote.acks.next(), if !remote.acks.is_empty() => {
+                            Step::Settled(REMOTE, held, outcome.status)
+                        }
+                    }
+                };
+                let (from, event) = match step {
+                    Step::Event(from, event) => (from, event),
+                    Step::Settled(side, (on, publish), status) => {
+                        settle(&mut sides[side], on, &publish, status, &ctx);
+                        continue;
+                    }
+                };
+                let to = 1 - from;
+                match event {
+                    None => return Err("an MQTT connection task ended".into()),
+                    Some(LinkEvent::Connected { session_present }) => {
+                        sides[from].connection += 1;
+                        if !session_present && !sides[from].filters.is_empty() {
+                            let filters = sides[from].filters.clone();
+                            sides[from]
+                                .link
+                                .client
+                                .try_subscribe_many(filters)
+                                .map_err(|e| format!("cannot subscribe: {e}"))?;
+                        }
+                        if from == REMOTE {
+                            self.status(&mut sides, true)?;
+                        }
+                    }
+                    Some(LinkEvent::Disconnected) => {
+                        sides[from].connection += 1;
+                        if from == REMOTE {
+                            self.status(&mut sides, false)?;
+                        }
+                    }
+                    Some(LinkEvent::Packet(Event::Incoming(Incoming::Publish(publish)))) => {
+                        ctx.metrics.received.inc();
+                        let hash = payload_hash(&publish.payload);
+                        let side = &mut sides[from];
+                        let ack = if publish.qos == QoS::AtMostOnce {
+                            flowrun_runtime::Ack::untracked()
+                        } else {
+                            side.acks.track((side.connection, publish.clone()))
+                        };
+                        let message = Message::with_ack(
+                            Payload::Bytes(publish.payload.clone()),
+                            Metadata::new(),
+                            ack,
+                        );
+                        let echo = (from, publish.topic.clone(), hash);
+                        if let Some(count) = echoes.get_mut(&echo) {
+                            *count -= 1;
+                            if *count == 0 {
+                                echoes.remove(&echo);
+                            }
+                            message.ack();
+                            continue;
+                        }
+                        let entry =
+                            self.config.topics.iter().find_map(|t| {
+                                t.map(from, &publish.topic).map(|topic| (topic, t.qos))
+                            });
+                        let Some((topic, qos)) = entry else {
+                            message.ack();
+                            continue;
+                        };
+                        // The copy we publish comes back if the other side
+                        // also subscribes to its topic: drop it then.
+                        if self
+                            .config
+                            .topics
+                            .iter()
+                            .any(|t| t.map(to, &topic).is_some())
+                        {
+                            *echoes.entry((to, topic.clone(), hash)).or_insert(0) += 1;
+                        }
+                        Self::publish(&mut sides[to], topic, qos.into(), publish.retain, message)?;
+                    }
+                    Some(LinkEvent::Packet(event)) => {
+                        if let Some(message) = sides[from].outstanding.on_event(event) {
+                            ctx.metrics.sent.inc();
+                            message.ack();
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Acknowledges to `side` a message the other broker took, in arrival order.
+fn settle(side: &mut Side, on: u64, publish: &Publish, status: AckStatus, ctx: &NodeContext) {
+    if on != side.connection {
+        return;
+    }
+    let queued = match status {
+        AckStatus::Delivered | AckStatus::Rejected => side.link.client.try_ack(publish).is_ok(),
+        AckStatus::Failed => false,
+    };
+    if !queued {
+        tracing::warn!(node = %ctx.id, topic = %publish.topic, "a bridged message was not taken: reconnecting so that the broker redelivers");
+        side.connection += 1;
+        side.link.reconnect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(direction: Direction, local: &str, remote: &str) -> BridgeTopic {
+        BridgeTopic {
+            pattern: "sensors/#".into(),
+            direction,
+            qos: Qos::AtLeastOnce,
+            local_prefix: local.into(),
+            remote_prefix: remote.into(),
+        }
+    }
+
+    #[test]
+    fn maps_topics_between_prefixes() {
+        let out = entry(Direction::Out, "edge/", "cloud/");
+        assert_eq!(out.filter(LOCAL), "edge/sensors/#");
+        assert_eq!(
+            out.map(LOCAL, "edge/sensors/t1").as_deref(),
+            Some("cloud/sensors/t1")
+        );
+        assert_eq!(out.map(REMOTE, "cloud/sensors/t1"), None);
+        assert_eq!(out.map(LOCAL, "other/sensors/t1"), None);
+        let both = entry(Direction::Both, "", "");
+        assert_eq!(both.map(REMOTE, "sensors/a").as_deref(), Some("sensors/a"));
+    }
+}

@@ -1,0 +1,494 @@
+//! The broker connection every MQTT node shares: its config (`broker:` in a
+//! spec), the rumqttc options made from it, and a task that polls the event
+//! loop, reconnects with backoff and jitter, and reports the link's state.
+//!
+//! rumqttc's event loop must be polled continuously (it sends the pings and
+//! the acks), and `EventLoop::poll` is not meant to be dropped half-way, so it
+//! runs in a task of its own and hands events to the node over a channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowrun_runtime::{ConfigIssue, NodeMetrics};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
+    TlsConfiguration, Transport,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// How to reach a broker. Secrets come from the environment: write
+/// `password: ${MQTT_PASSWORD}`, never the password itself.
+#[derive(Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `mqtt://host:port` (default port 1883) or `mqtts://host:port` for TLS
+    /// (default port 8883).
+    pub url: String,
+    /// The client id. Default: `flowrun-<node id>`. Keep it fixed (and unique
+    /// per broker) for a persistent session to survive restarts.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Seconds between keepalive pings. Default 30.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u64,
+    /// Start a new session on every connect, dropping what the broker kept
+    /// for this client id. Default false: a persistent session, so the broker
+    /// queues QoS 1/2 messages while the client is away.
+    #[serde(default)]
+    pub clean_session: bool,
+    /// User name for password authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password, from the environment (`${MQTT_PASSWORD}`). Never logged.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// TLS files, for `mqtts://` URLs.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Largest MQTT packet sent or accepted, in bytes. Default 16 MiB: room
+    /// for images (rumqttc's own default of 10 KiB is not). A message that
+    /// would not fit is refused and counted, the connection is kept.
+    #[serde(default = "default_max_packet")]
+    pub max_packet_bytes: usize,
+    /// QoS 1/2 publishes sent and not yet acknowledged at once. Default 100.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+    /// Reconnect backoff: first wait, in milliseconds. Default 250.
+    #[serde(default = "default_backoff_min")]
+    pub reconnect_min_ms: u64,
+    /// Reconnect backoff: longest wait, in milliseconds. Default 30000.
+    #[serde(default = "default_backoff_max")]
+    pub reconnect_max_ms: u64,
+}
+
+/// TLS files for an `mqtts://` broker. Without `ca_file` the system's roots are used.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate authority that signed the broker's certificate.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM client certificate, for brokers that require one (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<String>,
+}
+
+fn default_keepalive() -> u64 {
+    30
+}
+fn default_max_packet() -> usize {
+    16 * 1024 * 1024
+}
+fn default_inflight() -> u16 {
+    100
+}
+fn default_backoff_min() -> u64 {
+    250
+}
+fn default_backoff_max() -> u64 {
+    30_000
+}
+
+// Written by hand so that the password can never reach a log line through `{:?}`.
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a connection could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("bad broker URL `{url}`: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot read {what} `{path}`: {source}")]
+    File {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A broker address taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<BrokerUrl, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or("expected mqtt://host:port or mqtts://host:port")?;
+        let tls = match scheme {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(format!("unknown scheme `{other}`: use mqtt:// or mqtts://")),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '@']) {
+            return Err(
+                "only host and port belong in the URL (credentials go in `username`/`password`)"
+                    .into(),
+            );
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{port}` is not a port number"))?;
+                (host, port)
+            }
+            _ => (rest, if tls { 8883 } else { 1883 }),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        Ok(BrokerUrl {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+}
+
+impl BrokerConfig {
+    /// A config for `url` with every other field at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        BrokerConfig {
+            url: url.into(),
+            client_id: None,
+            keepalive_secs: default_keepalive(),
+            clean_session: false,
+            username: None,
+            password: None,
+            tls: None,
+            max_packet_bytes: default_max_packet(),
+            inflight: default_inflight(),
+            reconnect_min_ms: default_backoff_min(),
+            reconnect_max_ms: default_backoff_max(),
+        }
+    }
+
+    /// Semantic checks; `prefix` is where this config sits in the node (`broker`).
+    pub fn check(&self, prefix: &str) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let field = |name: &str| format!("{prefix}.{name}");
+        match BrokerUrl::parse(&self.url) {
+            Ok(url) if !url.tls && self.tls.is_some() => issues.push(
+                ConfigIssue::new(field("tls"), "`tls` is set but the URL is not mqtts://")
+                    .hint("use mqtts://host:8883"),
+            ),
+            Ok(_) => {}
+            Err(reason) => issues.push(
+                ConfigIssue::new(field("url"), format!("bad broker URL: {reason}"))
+                    .hint("e.g. mqtt://localhost:1883"),
+            ),
+        }
+        if self.password.is_some() && self.username.is_none() {
+            issues.push(ConfigIssue::new(
+                field("password"),
+                "a password needs a `username`",
+            ));
+        }
+        if self.keepalive_secs > u64::from(u16::MAX) {
+            issues.push(ConfigIssue::new(
+                field("keepalive_secs"),
+                format!("at most {} seconds", u16::MAX),
+            ));
+        }
+        if self.max_packet_bytes < 1024 || self.max_packet_bytes > 256 * 1024 * 1024 {
+            issues.push(ConfigIssue::new(
+                field("max_packet_bytes"),
+                "between 1 KiB and 256 MiB (MQTT's own limit)",
+            ));
+        }
+        if self.inflight == 0 {
+            issues.push(ConfigIssue::new(field("inflight"), "at least 1"));
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
+            issues.push(ConfigIssue::new(
+                field("reconnect_min_ms"),
+                "must be > 0 and ≤ `reconnect_max_ms`",
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                issues.push(ConfigIssue::new(
+                    field("tls"),
+                    "`cert_file` and `key_file` go together",
+                ));
+            }
+        }
+        issues
+    }
+
+    /// rumqttc options; relative TLS paths resolve with `resolve`.
+    pub fn options(
+        &self,
+        default_client_id: &str,
+        resolve: impl Fn(&str) -> std::path::PathBuf,
+    ) -> Result<MqttOptions, ConnectError> {
+        let url = BrokerUrl::parse(&self.url).map_err(|reason| ConnectError::Url {
+            url: self.url.clone(),
+            reason,
+        })?;
+        let client_id = self
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("flowrun-{default_client_id}"));
+        let mut options = MqttOptions::new(client_id, url.host, url.port);
+        options
+            .set_keep_alive(Duration::from_secs(self.keepalive_secs.max(5)))
+            .set_clean_session(self.clean_session)
+            .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
+            .set_inflight(self.inflight);
+        if let Some(user) = &self.username {
+            options.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if url.tls {
+            let read = |what: &'static str, path: &str| {
+                std::fs::read(resolve(path)).map_err(|source| ConnectError::File {
+                    what,
+                    path: path.to_owned(),
+                    source,
+                })
+            };
+            let tls = self.tls.clone().unwrap_or(TlsConfig {
+                ca_file: None,
+                cert_file: None,
+                key_file: None,
+            });
+            let client_auth = match (&tls.cert_file, &tls.key_file) {
+                (Some(cert), Some(key)) => {
+                    Some((read("client certificate", cert)?, read("client key", key)?))
+                }
+                _ => None,
+            };
+            let transport = match &tls.ca_file {
+                Some(ca) => Transport::tls_with_config(TlsConfiguration::Simple {
+                    ca: read("CA file", ca)?,
+                    alpn: None,
+                    client_auth,
+                }),
+                None => Transport::tls_with_default_config(),
+            };
+            options.set_transport(transport);
+        }
+        Ok(options)
+    }
+
+    /// Largest payload that fits a publish on `topic` under `max_packet_bytes`.
+    pub fn max_payload(&self, topic: &str) -> usize {
+        // Fixed header (≤ 5), topic length prefix (2), packet id (2).
+        self.max_packet_bytes.saturating_sub(topic.len() + 9)
+    }
+}
+
+/// What the connection task tells its node.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// Connected (again); `session_present` says whether the broker kept the session.
+    Connected { session_present: bool },
+    /// The connection dropped; rumqttc will resend unacknowledged publishes.
+    Disconnected,
+    /// A packet came in or went out.
+    Packet(Event),
+}
+
+/// A running connection: the client to send with, the events it produces.
+/// Dropping it stops the connection task.
+pub struct Link {
+    pub client: AsyncClient,
+    pub events: mpsc::Receiver<LinkEvent>,
+    reconnect: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Link {
+    /// Starts connecting with `options`; `node` names the node in logs.
+    pub fn start(
+        options: MqttOptions,
+        config: &BrokerConfig,
+        node: &str,
+        metrics: Arc<NodeMetrics>,
+        requests: usize,
+    ) -> Link {
+        let (client, eventloop) = AsyncClient::new(options, requests.max(10));
+        let (tx, events) = mpsc::channel(1024);
+        let reconnect = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let task = Poller {
+            eventloop,
+            tx,
+            metrics,
+            node: node.to_owned(),
+            url: config.url.clone(),
+            min: Duration::from_millis(config.reconnect_min_ms.max(1)),
+            max: Duration::from_millis(config.reconnect_max_ms.max(1)),
+            reconnect: reconnect.clone(),
+            stop: stop.clone(),
+        };
+        tokio::spawn(task.run());
+        Link {
+            client,
+            events,
+            reconnect,
+            stop,
+        }
+    }
+
+    /// Drops the network connection and connects again: the broker then
+    /// redelivers what was not acknowledged (for a subscriber whose sink failed).
+    pub fn reconnect(&self) {
+        self.reconnect.notify_one();
+    }
+}
+
+struct Poller {
+    eventloop: EventLoop,
+    tx: mpsc::Sender<LinkEvent>,
+    metrics: Arc<NodeMetrics>,
+    node: String,
+    url: String,
+    min: Duration,
+    max: Duration,
+    reconnect: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Poller {
+    async fn run(mut self) {
+        let mut backoff = self.min;
+        let mut connected = false;
+        self.metrics
+            .set_state(format!("connecting to {}", self.url));
+        loop {
+            let polled = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = self.reconnect.notified() => {
+                    self.eventloop.clean();
+                    if connected {
+                        connected = false;
+                        if self.tx.send(LinkEvent::Disconnected).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                polled = self.eventloop.poll() => polled,
+            };
+            let event = match polled {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    connected = true;
+                    backoff = self.min;
+                    tracing::info!(node = %self.node, url = %self.url, session_present = ack.session_present, "connected to the broker");
+                    self.metrics.set_state("connected");
+                    LinkEvent::Connected {
+                        session_present: ack.session_present,
+                    }
+                }
+                Ok(event) => LinkEvent::Packet(event),
+                Err(error) => {
+                    let was_connected = std::mem::replace(&mut connected, false);
+                    if was_connected && self.tx.send(LinkEvent::Disconnected).await.is_err() {
+                        return;
+                    }
+                    let wait = jitter(backoff);
+                    let reason = describe(&error);
+                    tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
+                    self.metrics.set_state(format!(
+                        "disconnected ({reason}), retry in {:.1}s",
+                        wait.as_secs_f64()
+                    ));
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    backoff = (backoff * 2).min(self.max);
+                    continue;
+                }
+            };
+            if self.tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Up to ±25 % around `base`, so that many clients do not reconnect in step.
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(0.75 + fastrand::f64() * 0.5)
+}
+
+/// A connection error in words a user can act on.
+pub fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => match code {
+            ConnectReturnCode::BadUserNamePassword => {
+                "the broker refused the connection: bad user name or password (check `username` and `password`)".into()
+            }
+            ConnectReturnCode::NotAuthorized => {
+                "the broker refused the connection: not authorized (check `username` and `password`)".into()
+            }
+            ConnectReturnCode::BadClientId => {
+                "the broker refused the connection: client id rejected (check `client_id`)".into()
+            }
+            other => format!("the broker refused the connection: {other:?}"),
+        },
+        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "nothing listens at the broker address (connection refused)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls_with_default_ports() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://localhost").unwrap(),
+            BrokerUrl {
+                host: "localhost".into(),
+                port: 1883,
+                tls: false
+            }
+        );
+        assert_eq!(BrokerUrl::parse("mqtts://broker:9000").unwrap().port, 9000);
+        assert_eq!(BrokerUrl::parse("mqtts://broker").unwrap().port, 8883);
+        assert!(BrokerUrl::parse("http://x").is_err());
+        assert!(BrokerUrl::parse("mqtt://u:p@x").is_err());
+        assert!(BrokerUrl::parse("mqtt://x:99999").is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let mut config = BrokerConfig::new("mqtt://x");
+        config.username = Some("edge".into());
+        config.password = Some("s3cret".into());
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

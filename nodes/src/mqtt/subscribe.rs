@@ -1,0 +1,260 @@
+//! `mqtt_sub`: a source of the messages published on topic filters.
+//!
+//! QoS 1/2 messages are acknowledged to the broker only once every
+//! downstream sink acknowledged them through the runtime, and in the order
+//! they arrived (MQTT 3.1.1 §4.6, which rumqttc leaves to its user):
+//! [`OrderedAcks`] holds a finished message back until those before it are
+//! done. A message a sink failed is not acknowledged: the node reconnects so
+//! that the broker redelivers it (with a persistent session), and the acks
+//! still held for the old connection are dropped — the broker redelivers
+//! those too, so sinks must be idempotent.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flowrun_runtime::{
+    AckStatus, BuildContext, ConfigIssue, Inputs, Message, MetaValue, Metadata, Node, NodeConfig,
+    NodeContext, NodeError, OrderedAcks, OutputKind, Payload, PayloadKind,
+};
+use futures::future::BoxFuture;
+use rumqttc::{Event, Incoming, MqttOptions, Publish, SubscribeFilter, SubscribeReasonCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::connection::{BrokerConfig, Link, LinkEvent};
+use super::topic::add_topic_meta;
+use super::{keys, Qos};
+
+/// Emits every message published on its topic filters.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSubConfig {
+    /// The broker to subscribe to. Keep `clean_session` false (the default)
+    /// and `client_id` fixed so that what is published while flowrun is down
+    /// is delivered when it comes back.
+    pub broker: BrokerConfig,
+    /// Topic filters, with wildcards (`faces/+/#`) or shared
+    /// (`$share/workers/image`, to spread messages over several subscribers).
+    pub topics: Vec<TopicFilter>,
+}
+
+/// One subscription.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicFilter {
+    /// The filter: `image`, `faces/+/#`, `$share/group/faces/#`.
+    pub filter: String,
+    /// The highest QoS to receive it with. Default 1.
+    #[serde(default)]
+    pub qos: Qos,
+}
+
+impl NodeConfig for MqttSubConfig {
+    const TYPE: &'static str = "mqtt_sub";
+    const DESCRIPTION: &'static str =
+        "Receives messages from MQTT topic filters; acknowledges them once every sink stored them";
+    const INPUTS: Inputs = Inputs::None;
+    const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Bytes);
+
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = self.broker.check("broker");
+        if self.topics.is_empty() {
+            issues.push(ConfigIssue::new(
+                "topics",
+                "subscribe to at least one filter",
+            ));
+        }
+        for (i, topic) in self.topics.iter().enumerate() {
+            if let Err(reason) = check_filter(&topic.filter) {
+                issues.push(ConfigIssue::new(format!("topics.{i}.filter"), reason));
+            }
+        }
+        issues
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
+        let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
+        options.set_manual_acks(true);
+        Ok(Box::new(MqttSub {
+            config: self.clone(),
+            options,
+        }))
+    }
+}
+
+/// MQTT's rules for a filter: `#` only last and alone in its level, `+` alone in its level.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    let plain = match filter.strip_prefix("$share/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((group, plain)) if !group.is_empty() && !group.contains(['+', '#']) => plain,
+            _ => return Err("a shared subscription is `$share/<group>/<filter>`".into()),
+        },
+        None => filter,
+    };
+    if plain.is_empty() {
+        return Err("the filter is empty".into());
+    }
+    let levels: Vec<&str> = plain.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err(format!(
+                "`#` must be a whole level and the last one in `{filter}`"
+            ));
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(format!("`+` must be a whole level in `{filter}`"));
+        }
+    }
+    Ok(())
+}
+
+struct MqttSub {
+    config: MqttSubConfig,
+    options: MqttOptions,
+}
+
+/// Room for acknowledgements on their way to the connection task. It only
+/// fills if that many messages are in flight in the graph at once; the
+/// channel allocates as it fills.
+const ACK_QUEUE: usize = 1 << 16;
+
+/// Which connection a held acknowledgement belongs to: packet ids mean
+/// nothing on another one.
+type Held = (u64, Publish);
+
+impl MqttSub {
+    fn message(&self, publish: &Publish, seq: u64) -> (Payload, Metadata) {
+        let mut meta = Metadata::new();
+        add_topic_meta(&mut meta, &publish.topic);
+        meta.insert(
+            keys::QOS.into(),
+            MetaValue::Int(u8::from(Qos::from(publish.qos)).into()),
+        );
+        meta.insert(keys::RETAIN.into(), publish.retain.into());
+        meta.insert(keys::REDELIVERED.into(), publish.dup.into());
+        meta.insert(flowrun_runtime::keys::SEQ.into(), seq.into());
+        meta.insert(
+            flowrun_runtime::keys::CONTENT_TYPE.into(),
+            crate::util::sniff_content_type(&publish.payload).into(),
+        );
+        meta.insert(
+            flowrun_runtime::keys::TIMESTAMP_MS.into(),
+            crate::util::now_ms().into(),
+        );
+        let payload: Bytes = publish.payload.clone();
+        (Payload::Bytes(payload), meta)
+    }
+}
+
+impl Node for MqttSub {
+    fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            let mut link = Link::start(
+                self.options.clone(),
+                &self.config.broker,
+                &ctx.id,
+                Arc::clone(&ctx.metrics),
+                ACK_QUEUE,
+            );
+            let filters: Vec<SubscribeFilter> = self
+                .config
+                .topics
+                .iter()
+                .map(|t| SubscribeFilter::new(t.filter.clone(), t.qos.into()))
+                .collect();
+            let mut acks: OrderedAcks<Held> = OrderedAcks::new();
+            let mut connection = 0u64;
+            let mut seq = 0u64;
+            let mut redelivered = 0u64;
+            let mut stopping = false;
+            while !(stopping && acks.is_empty()) {
+                tokio::select! {
+                    _ = ctx.stopping(), if !stopping => stopping = true,
+                    event = link.events.recv() => match event {
+                        Some(LinkEvent::Connected { session_present }) => {
+                            connection += 1;
+                            // A kept session keeps its subscriptions; subscribing
+                            // again would make the broker resend retained messages.
+                            if !session_present {
+                                link.client
+                                    .try_subscribe_many(filters.clone())
+                                    .map_err(|e| format!("cannot subscribe: {e}"))?;
+                            }
+                        }
+                        Some(LinkEvent::Disconnected) => connection += 1,
+                        Some(LinkEvent::Packet(Event::Incoming(Incoming::Publish(publish)))) if !stopping => {
+                            if publish.dup {
+                                redelivered += 1;
+                                ctx.metrics.set_state(format!("connected, {redelivered} redelivered"));
+                            }
+                            let (payload, meta) = self.message(&publish, seq);
+                            seq += 1;
+                            let message = if publish.qos == rumqttc::QoS::AtMostOnce {
+                                Message::new(payload, meta)
+                            } else {
+                                Message::with_ack(payload, meta, acks.track((connection, publish)))
+                            };
+                            ctx.output.send(message).await;
+                        }
+                        Some(LinkEvent::Packet(Event::Incoming(Incoming::SubAck(suback)))) => {
+                            let mut refused = Vec::new();
+                            for (filter, code) in filters.iter().zip(&suback.return_codes) {
+                                if *code == SubscribeReasonCode::Failure {
+                                    ctx.metrics.errors.inc();
+                                    tracing::error!(node = %ctx.id, filter = %filter.path, "the broker refused the subscription");
+                                    refused.push(format!("`{}`", filter.path));
+                                }
+                            }
+                            ctx.metrics.set_state(if refused.is_empty() {
+                                format!("subscribed ({} filters)", filters.len())
+                            } else {
+                                format!("subscription refused: {}", refused.join(", "))
+                            });
+                        }
+                        Some(LinkEvent::Packet(_)) => {}
+                        None => return Err("the MQTT connection task ended".into()),
+                    },
+                    Some(((held_on, publish), outcome)) = acks.next(), if !acks.is_empty() => {
+                        if held_on != connection {
+                            continue;
+                        }
+                        match outcome.status {
+                            AckStatus::Delivered | AckStatus::Rejected => {
+                                // Never wait on the client here: the connection task
+                                // may itself be waiting for this loop to take an event.
+                                if let Err(error) = link.client.try_ack(&publish) {
+                                    tracing::warn!(node = %ctx.id, "cannot queue an acknowledgement ({error}): reconnecting so that the broker redelivers");
+                                    connection += 1;
+                                    link.reconnect();
+                                }
+                            }
+                            AckStatus::Failed => {
+                                let reason = outcome.reason.unwrap_or_default();
+                                tracing::warn!(node = %ctx.id, topic = %publish.topic, "a sink failed ({reason}): reconnecting so that the broker redelivers");
+                                connection += 1;
+                                link.reconnect();
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_filters() {
+        assert!(check_filter("image").is_ok());
+        assert!(check_filter("faces/+/#").is_ok());
+        assert!(check_filter("$share/g/faces/#").is_ok());
+        assert!(check_filter("faces/#/x").is_err());
+        assert!(check_filter("faces/a+").is_err());
+        assert!(check_filter("$share//x").is_err());
+        assert!(check_filter("").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Topic templates (`faces/{source}/{frame}-{face}`) filled from metadata,
+//! and the metadata a received topic adds.
+
+use flowrun_runtime::{MetaValue, Metadata};
+
+use super::keys;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Key(String),
+}
+
+/// A parsed topic template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicTemplate {
+    parts: Vec<Part>,
+}
+
+impl TopicTemplate {
+    pub fn parse(template: &str) -> Result<TopicTemplate, String> {
+        if template.is_empty() {
+            return Err("the topic is empty".into());
+        }
+        if template.contains(['#', '+']) {
+            return Err("a publish topic cannot hold the wildcards `#` or `+`".into());
+        }
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 1..];
+            let close = after.find('}').ok_or_else(|| {
+                format!(
+                    "unclosed `{{` at byte {}",
+                    template.len() - rest.len() + open
+                )
+            })?;
+            let key = &after[..close];
+            if key.is_empty() || key.contains('{') {
+                return Err(format!(
+                    "bad placeholder `{{{key}}}`: write `{{metadata_key}}`"
+                ));
+            }
+            parts.push(Part::Key(key.to_owned()));
+            rest = &after[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err("a `}` without its `{`".into());
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(TopicTemplate { parts })
+    }
+
+    /// The topic for a message, or the first placeholder its metadata lacks.
+    pub fn render(&self, meta: &Metadata) -> Result<String, String> {
+        let mut topic = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => topic.push_str(text),
+                Part::Key(key) => {
+                    let value = meta
+                        .get(key)
+                        .ok_or_else(|| {
+                            format!("the message has no `{key}` metadata for the topic")
+                        })?
+                        .to_string();
+                    if value.contains(['#', '+', '\0']) {
+                        return Err(format!(
+                            "metadata `{key}` = `{value}` would put a wildcard in the topic"
+                        ));
+                    }
+                    topic.push_str(&value);
+                }
+            }
+        }
+        Ok(topic)
+    }
+}
+
+/// Adds `topic` and `topic_level_0`, `topic_level_1`, … for a received topic.
+pub fn add_topic_meta(meta: &mut Metadata, topic: &str) {
+    meta.insert(flowrun_runtime::keys::TOPIC.into(), topic.into());
+    for (i, level) in topic.split('/').enumerate() {
+        meta.insert(
+            format!("{}{i}", keys::TOPIC_LEVEL_PREFIX),
+            MetaValue::from(level),
+        );
+    }
+}
+
+/// Whether `topic` matches the subscription `filter` (`+` one level, `#` the rest).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let mut topic_levels = topic.split('/');
+    for level in filter.split('/') {
+        match (level, topic_levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (want, Some(got)) if want == got => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_placeholders_from_metadata() {
+        let t = TopicTemplate::parse("faces/{source}/{frame}-{face}").unwrap();
+        let mut meta = Metadata::new();
+        meta.insert("source".into(), "cam0".into());
+        meta.insert("frame".into(), 12i64.into());
+        meta.insert("face".into(), 1i64.into());
+        assert_eq!(t.render(&meta).unwrap(), "faces/cam0/12-1");
+        meta.remove("face");
+        assert_eq!(
+            t.render(&meta).unwrap_err(),
+            "the message has no `face` metadata for the topic"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_templates() {
+        assert!(TopicTemplate::parse("a/#").is_err());
+        assert!(TopicTemplate::parse("a/{x").is_err());
+        assert!(TopicTemplate::parse("a/{}").is_err());
+        assert!(TopicTemplate::parse("a/x}").is_err());
+        assert_eq!(
+            TopicTemplate::parse("image")
+                .unwrap()
+                .render(&Metadata::new())
+                .unwrap(),
+            "image"
+        );
+    }
+
+    #[test]
+    fn matches_wildcards() {
+        assert!(matches("a/#", "a/b/c"));
+        assert!(matches("a/#", "a"));
+        assert!(matches("a/+/c", "a/b/c"));
+        assert!(!matches("a/+/c", "a/b/d"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(matches("#", "x"));
+    }
+
+    #[test]
+    fn splits_topic_levels() {
+        let mut meta = Metadata::new();
+        add_topic_meta(&mut meta, "faces/cam0/3");
+        assert_eq!(meta["topic_level_1"], MetaValue::from("cam0"));
+        assert_eq!(meta["topic"], MetaValue::from("faces/cam0/3"));
+    }
+}

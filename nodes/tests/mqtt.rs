@@ -1,0 +1,12 @@
+//! The MQTT nodes against real mosquitto brokers, through the real engine.
+
+mod support;
+
+mod mqtt {
+    mod auth_tls;
+    mod bridge;
+    mod broker;
+    mod forwarder;
+    mod roundtrip;
+    mod sessions;
+}

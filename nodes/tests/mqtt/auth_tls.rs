@@ -1,0 +1,202 @@
+//! Password authentication (a wrong password is a clear, retried error that
+//! never shows the password) and TLS with certificates made by the test.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::support::engine;
+use crate::support::mosquitto::{collect, eventually, run, Mosquitto, Options};
+
+/// Every log line of this test binary, for asserting what is (not) logged.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .init();
+        logs
+    })
+}
+
+fn producer_spec(url: &str, extra: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: produce
+nodes:
+  gen:
+    type: generate
+    count: 5
+    size: 9000
+    require_ack: true
+  pub:
+    type: mqtt_pub
+    inputs: [gen]
+    broker:
+      url: "{url}"
+      reconnect_min_ms: 50
+      reconnect_max_ms: 200
+{extra}
+    topic: "in/{{seq}}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_auth_wrong_password_is_clear_and_never_logged() {
+    let logs = logs();
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        "mosquitto_passwd",
+        &["-b", "-c", "passwd", "edge", "right-horse-battery"],
+        dir.path(),
+    );
+    let broker = Mosquitto::start_with(Options {
+        extra: format!("password_file {}/passwd", dir.path().display()),
+        deny_anonymous: true,
+    });
+    let credentials = "      username: edge\n      password: ${MQTT_PASSWORD}";
+    let spec = producer_spec(&broker.url(), credentials);
+
+    let wrong = engine::start(&spec, &[("MQTT_PASSWORD", "wrong-staple-9431")]);
+    eventually(Duration::from_secs(10), "a refused connection", || {
+        wrong.state("pub").contains("refused the connection")
+    })
+    .await;
+    let state = wrong.state("pub");
+    assert!(
+        state.contains("not authorized") || state.contains("bad user name or password"),
+        "{state}"
+    );
+    eventually(Duration::from_secs(10), "retries", || {
+        String::from_utf8_lossy(&logs.0.lock().unwrap())
+            .matches("refused the connection")
+            .count()
+            >= 3
+    })
+    .await;
+    drop(wrong);
+
+    let right = engine::start(&spec, &[("MQTT_PASSWORD", "right-horse-battery")]);
+    let report = right.finished(Duration::from_secs(20)).await;
+    assert!(report.is_success(), "{report:?}");
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        !text.contains("wrong-staple-9431"),
+        "the password was logged"
+    );
+    assert!(
+        !text.contains("right-horse-battery"),
+        "the password was logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_round_trip_with_a_test_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=flowrun-test-ca",
+        ],
+        d,
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        d,
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+        d,
+    );
+
+    let plain_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = Mosquitto::start_with(Options {
+        extra: format!(
+            "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\nlistener {plain_port} 127.0.0.1\n",
+            d = d.display()
+        ),
+        deny_anonymous: false,
+    });
+    crate::support::mosquitto::wait_for_port(plain_port, Duration::from_secs(10));
+    let out = collect(plain_port, "tls-collector", "in/#").await;
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+    let tls = format!("      tls: {{ca_file: \"{}/ca.crt\"}}", d.display());
+    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    let report = running.finished(Duration::from_secs(20)).await;
+    assert!(report.is_success(), "{report:?}");
+    eventually(Duration::from_secs(10), "5 messages over TLS", || {
+        out.len() == 5
+    })
+    .await;
+}

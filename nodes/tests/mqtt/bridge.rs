@@ -1,0 +1,204 @@
+//! flowrun's mqtt_bridge against mosquitto's own bridge: equivalent configs,
+//! the same traffic, the same messages on the same topics.
+
+use std::time::Duration;
+
+use rumqttc::QoS;
+
+use crate::support::engine;
+use crate::support::mosquitto::{collect, eventually, publish_all, Collected, Mosquitto, Options};
+
+/// mosquitto.conf `topic` lines and the same entries for mqtt_bridge.
+const MOSQUITTO_TOPICS: &str = "topic sensors/# out 1 edge/ cloud/\n\
+                                topic cmd/# in 1 local/ remote/\n\
+                                topic chat/# both 1\n";
+
+fn flowrun_spec(local: &str, remote: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: bridge
+nodes:
+  bridge:
+    type: mqtt_bridge
+    local: {{url: "{local}"}}
+    remote: {{url: "{remote}"}}
+    status_topic: status/bridge
+    topics:
+      - {{pattern: "sensors/#", direction: out, qos: 1, local_prefix: edge/, remote_prefix: cloud/}}
+      - {{pattern: "cmd/#", direction: in, qos: 1, local_prefix: local/, remote_prefix: remote/}}
+      - {{pattern: "chat/#", direction: both, qos: 1}}
+"#
+    )
+}
+
+/// Sorted (topic, payload) pairs.
+type Seen = Vec<(String, String)>;
+
+/// Sorted (topic, payload) of what arrived, without probes and status messages.
+fn seen(collected: &Collected) -> Seen {
+    let mut seen: Vec<(String, String)> = collected
+        .messages()
+        .into_iter()
+        .filter(|(topic, _)| !topic.contains("probe") && !topic.starts_with("status/"))
+        .map(|(topic, payload)| (topic, String::from_utf8(payload).unwrap()))
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// Waits until the bridge carries each direction, then sends the traffic and
+/// returns what each broker saw: (local, remote).
+async fn exercise(local: &Mosquitto, remote: &Mosquitto) -> (Seen, Seen) {
+    let at_local = collect(local.port, "local-collector", "#").await;
+    let at_remote = collect(remote.port, "remote-collector", "#").await;
+    let ready = || {
+        let (l, r) = (at_local.messages(), at_remote.messages());
+        let has = |m: &[(String, Vec<u8>)], t: &str| m.iter().any(|(topic, _)| topic == t);
+        has(&r, "cloud/sensors/probe")
+            && has(&l, "local/cmd/probe")
+            && has(&r, "chat/probe-l")
+            && has(&l, "chat/probe-r")
+    };
+    // Probe until every direction is up: the bridges connect and subscribe
+    // on their own time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never carried the probes"
+        );
+        for (port, topic) in [
+            (local.port, "edge/sensors/probe"),
+            (remote.port, "remote/cmd/probe"),
+            (local.port, "chat/probe-l"),
+            (remote.port, "chat/probe-r"),
+        ] {
+            publish_all(port, topic, QoS::AtLeastOnce, vec![b"p".to_vec()]).await;
+        }
+        let until = std::time::Instant::now() + Duration::from_millis(500);
+        while !ready() && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Let late probes land before counting starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    at_local.clear();
+    at_remote.clear();
+
+    let traffic_local = [
+        ("edge/sensors/t1", "s1"),
+        ("edge/sensors/x/y", "s2"),
+        ("edge/other", "o1"),
+        ("chat/l", "cl"),
+        ("local/cmd/z", "lz"),
+    ];
+    let traffic_remote = [
+        ("remote/cmd/go", "c1"),
+        ("cloud/sensors/q", "rq"),
+        ("chat/r", "cr"),
+        ("sensors/zz", "rz"),
+    ];
+    for (topic, payload) in traffic_local {
+        publish_all(
+            local.port,
+            topic,
+            QoS::AtLeastOnce,
+            vec![payload.as_bytes().to_vec()],
+        )
+        .await;
+    }
+    for (topic, payload) in traffic_remote {
+        publish_all(
+            remote.port,
+            topic,
+            QoS::AtLeastOnce,
+            vec![payload.as_bytes().to_vec()],
+        )
+        .await;
+    }
+    eventually(Duration::from_secs(15), "the bridged traffic", || {
+        seen(&at_local).len() >= 7 && seen(&at_remote).len() >= 7
+    })
+    .await;
+    // An echo loop or a duplicate would show up within this quiet period.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (seen(&at_local), seen(&at_remote))
+}
+
+fn expected() -> (Seen, Seen) {
+    let pairs = |list: &[(&str, &str)]| {
+        let mut v: Vec<(String, String)> = list
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    (
+        pairs(&[
+            ("edge/sensors/t1", "s1"),
+            ("edge/sensors/x/y", "s2"),
+            ("edge/other", "o1"),
+            ("chat/l", "cl"),
+            ("local/cmd/z", "lz"),
+            ("local/cmd/go", "c1"),
+            ("chat/r", "cr"),
+        ]),
+        pairs(&[
+            ("remote/cmd/go", "c1"),
+            ("cloud/sensors/q", "rq"),
+            ("chat/r", "cr"),
+            ("sensors/zz", "rz"),
+            ("cloud/sensors/t1", "s1"),
+            ("cloud/sensors/x/y", "s2"),
+            ("chat/l", "cl"),
+        ]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flowrun_bridge_carries_what_mosquittos_bridge_carries() {
+    let remote = Mosquitto::start();
+    let local = Mosquitto::start_with(Options {
+        extra: format!(
+            "connection cloud\naddress 127.0.0.1:{}\nclientid mosquitto-bridge\ncleansession false\n{MOSQUITTO_TOPICS}",
+            remote.port
+        ),
+        deny_anonymous: false,
+    });
+    let by_mosquitto = exercise(&local, &remote).await;
+    drop((local, remote));
+
+    let remote = Mosquitto::start();
+    let local = Mosquitto::start();
+    let bridge = engine::start(&flowrun_spec(&local.url(), &remote.url()), &[]);
+    let by_flowrun = exercise(&local, &remote).await;
+
+    assert_eq!(by_mosquitto, expected());
+    assert_eq!(by_flowrun, by_mosquitto);
+    assert!(bridge.stop().await.is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_publishes_its_state_retained() {
+    let mut remote = Mosquitto::start();
+    let local = Mosquitto::start();
+    let bridge = engine::start(&flowrun_spec(&local.url(), &remote.url()), &[]);
+    let status = collect(local.port, "status-watcher", "status/bridge").await;
+    eventually(Duration::from_secs(10), "state 1", || {
+        status.messages().last().is_some_and(|(_, p)| p == b"1")
+    })
+    .await;
+    tokio::task::block_in_place(|| remote.stop());
+    eventually(Duration::from_secs(10), "state 0", || {
+        status.messages().last().is_some_and(|(_, p)| p == b"0")
+    })
+    .await;
+    tokio::task::block_in_place(|| remote.restart());
+    eventually(Duration::from_secs(10), "state 1 again", || {
+        status.messages().last().is_some_and(|(_, p)| p == b"1")
+    })
+    .await;
+    assert!(bridge.stop().await.is_success());
+}

@@ -1,0 +1,165 @@
+//! The forwarder spec (mqtt_sub on the edge broker → mqtt_pub to the cloud
+//! broker) and the bridge spec (mqtt_bridge) carry a QoS 1 burst with
+//! nothing lost, also across a cloud outage.
+
+use std::time::Duration;
+
+use rumqttc::QoS;
+
+use super::roundtrip::wait_subscribed;
+use crate::support::engine;
+use crate::support::mosquitto::{
+    collect, eventually, numbered_payloads, publish_all, Collected, Mosquitto,
+};
+
+const COUNT: usize = 5000;
+const SIZE: usize = 9 * 1024;
+
+fn forwarder_spec(edge: &str, cloud: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: forwarder
+nodes:
+  edge:
+    type: mqtt_sub
+    broker: {{url: "{edge}", client_id: forwarder-sub}}
+    topics: [{{filter: image, qos: 1}}]
+  cloud:
+    type: mqtt_pub
+    inputs: [edge]
+    broker: {{url: "{cloud}", client_id: forwarder-pub, reconnect_max_ms: 1000}}
+    topic: "{{topic}}"
+    qos: 1
+"#
+    )
+}
+
+fn bridge_spec(edge: &str, cloud: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: bridge
+nodes:
+  link:
+    type: mqtt_bridge
+    local: {{url: "{edge}", client_id: bridge-local}}
+    remote: {{url: "{cloud}", client_id: bridge-remote, reconnect_max_ms: 1000}}
+    topics: [{{pattern: image, direction: out, qos: 1}}]
+"#
+    )
+}
+
+/// Waits until the link under test carries messages from edge to cloud.
+async fn wait_link_up(
+    running: &engine::Running,
+    spec_is_bridge: bool,
+    edge: &Mosquitto,
+    out: &Collected,
+) {
+    if !spec_is_bridge {
+        return wait_subscribed(running, "edge").await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while out.len() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never came up"
+        );
+        publish_all(
+            edge.port,
+            "image",
+            QoS::AtLeastOnce,
+            vec![b"probe".to_vec()],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Counts distinct numbered payloads (probes left out).
+fn distinct(out: &Collected) -> usize {
+    out.counts()
+        .keys()
+        .filter(|p| p.as_slice() != b"probe")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarder_carries_5000_qos1_messages_none_lost() {
+    burst(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_carries_5000_qos1_messages_none_lost() {
+    burst(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarder_loses_nothing_when_the_cloud_broker_is_down_for_5s() {
+    outage(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_loses_nothing_when_the_cloud_broker_is_down_for_5s() {
+    outage(true).await;
+}
+
+fn spec(bridge: bool, edge: &Mosquitto, cloud: &Mosquitto) -> String {
+    if bridge {
+        bridge_spec(&edge.url(), &cloud.url())
+    } else {
+        forwarder_spec(&edge.url(), &cloud.url())
+    }
+}
+
+async fn burst(bridge: bool) {
+    let edge = Mosquitto::start();
+    let cloud = Mosquitto::start();
+    let out = collect(cloud.port, "cloud-collector", "image").await;
+    let running = engine::start(&spec(bridge, &edge, &cloud), &[]);
+    wait_link_up(&running, bridge, &edge, &out).await;
+
+    publish_all(
+        edge.port,
+        "image",
+        QoS::AtLeastOnce,
+        numbered_payloads(COUNT, SIZE),
+    )
+    .await;
+    eventually(Duration::from_secs(120), "5000 distinct messages", || {
+        distinct(&out) == COUNT
+    })
+    .await;
+    assert!(running.stop().await.is_success());
+}
+
+async fn outage(bridge: bool) {
+    let edge = Mosquitto::start();
+    let mut cloud = Mosquitto::start();
+    let out = collect(cloud.port, "cloud-collector", "image").await;
+    let running = engine::start(&spec(bridge, &edge, &cloud), &[]);
+    wait_link_up(&running, bridge, &edge, &out).await;
+
+    let producer = tokio::spawn(publish_all(
+        edge.port,
+        "image",
+        QoS::AtLeastOnce,
+        numbered_payloads(COUNT, SIZE),
+    ));
+    eventually(Duration::from_secs(60), "the stream to start", || {
+        out.len() >= 1000
+    })
+    .await;
+    tokio::task::block_in_place(|| cloud.stop());
+    // The outage itself: what the link must ride out.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::task::block_in_place(|| cloud.restart());
+
+    producer.await.unwrap();
+    eventually(Duration::from_secs(120), "5000 distinct messages", || {
+        distinct(&out) == COUNT
+    })
+    .await;
+    assert!(running.stop().await.is_success());
+}

@@ -1,0 +1,162 @@
+//! pub → sub round trips at every QoS, with image-sized and large payloads,
+//! and a payload over the packet limit refused without losing the link.
+
+use std::time::Duration;
+
+use crate::support::engine;
+use crate::support::mosquitto::{collect, eventually, Mosquitto};
+
+/// A graph that forwards everything under `in/` to `out/` through mqtt_sub
+/// and mqtt_pub, so a message crosses both node types.
+fn relay_spec(url: &str, qos: u8) -> String {
+    format!(
+        r#"
+version: 1
+name: relay
+nodes:
+  sub:
+    type: mqtt_sub
+    broker: {{url: "{url}", client_id: relay-sub}}
+    topics: [{{filter: "in/#", qos: {qos}}}]
+  fwd:
+    type: mqtt_pub
+    inputs: [sub]
+    broker: {{url: "{url}", client_id: relay-pub}}
+    topic: "out/{{topic_level_1}}"
+    qos: {qos}
+"#
+    )
+}
+
+fn generate_spec(url: &str, qos: u8, size: usize, count: usize) -> String {
+    format!(
+        r#"
+version: 1
+name: produce
+nodes:
+  gen:
+    type: generate
+    count: {count}
+    size: {size}
+    require_ack: true
+  pub:
+    type: mqtt_pub
+    inputs: [gen]
+    broker: {{url: "{url}", client_id: producer}}
+    topic: "in/{{seq}}"
+    qos: {qos}
+"#
+    )
+}
+
+pub async fn wait_subscribed(running: &engine::Running, node: &str) {
+    eventually(Duration::from_secs(10), "subscription", || {
+        running.state(node).starts_with("subscribed")
+    })
+    .await;
+}
+
+async fn round_trip(qos: u8, size: usize, count: usize) {
+    let broker = Mosquitto::start();
+    let out = collect(broker.port, "collector", "out/#").await;
+    let relay = engine::start(&relay_spec(&broker.url(), qos), &[]);
+    wait_subscribed(&relay, "sub").await;
+
+    let produce = engine::start(&generate_spec(&broker.url(), qos, size, count), &[]);
+    let report = produce.finished(Duration::from_secs(60)).await;
+    assert!(report.is_success(), "{report:?}");
+
+    eventually(Duration::from_secs(60), "every message relayed", || {
+        out.len() >= count
+    })
+    .await;
+    let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut topics: Vec<String> = out
+        .messages()
+        .into_iter()
+        .map(|(topic, payload)| {
+            assert!(payload == expected, "payload on {topic} differs");
+            topic
+        })
+        .collect();
+    topics.sort();
+    topics.dedup();
+    let mut want: Vec<String> = (0..count).map(|i| format!("out/{i}")).collect();
+    want.sort();
+    assert_eq!(topics, want);
+    let report = relay.stop().await;
+    assert!(report.is_success(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_qos0_9kb() {
+    round_trip(0, 9 * 1024, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_qos1_9kb() {
+    round_trip(1, 9 * 1024, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_qos2_9kb() {
+    round_trip(2, 9 * 1024, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_qos0_2mb() {
+    round_trip(0, 2 * 1024 * 1024, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_qos1_2mb() {
+    round_trip(1, 2 * 1024 * 1024, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_qos2_2mb() {
+    round_trip(2, 2 * 1024 * 1024, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_message_is_refused_and_the_link_stays_up() {
+    let broker = Mosquitto::start();
+    let out = collect(broker.port, "collector", "in/#").await;
+    let url = broker.url();
+    let yaml = format!(
+        r#"
+version: 1
+name: oversize
+nodes:
+  big:
+    type: generate
+    count: 1
+    size: 2000000
+  small:
+    type: generate
+    count: 3
+    size: 100
+    require_ack: true
+  pub:
+    type: mqtt_pub
+    inputs: [big, small]
+    broker: {{url: "{url}", max_packet_bytes: 1048576}}
+    topic: "in/{{source}}-{{seq}}"
+"#
+    );
+    let running = engine::start(&yaml, &[]);
+    eventually(Duration::from_secs(20), "the small messages", || {
+        out.len() == 3
+    })
+    .await;
+    eventually(Duration::from_secs(20), "the big message refused", || {
+        running.counts("pub").errors == 1
+    })
+    .await;
+    let pub_counts = running.counts("pub");
+    assert_eq!(pub_counts.sent, 3);
+    assert_eq!(running.state("pub"), "connected");
+    assert_eq!(pub_counts.nacked, 1);
+    let report = running.finished(Duration::from_secs(20)).await;
+    assert!(report.is_success(), "{report:?}");
+}

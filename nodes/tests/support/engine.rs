@@ -1,0 +1,75 @@
+//! Runs a spec through the real engine, in-process.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flowrun_runtime::{Counts, Engine, Metrics, RunReport};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct Running {
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<RunReport>,
+}
+
+/// Validates `yaml` (every `${VAR}` from `env`) and starts it.
+pub fn start(yaml: &str, env: &[(&str, &str)]) -> Running {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let checked = flowrun_runtime::validate(
+        Path::new("test.yaml"),
+        yaml,
+        &flowrun_nodes::catalogue(),
+        &lookup,
+    );
+    let plan = checked.plan.unwrap_or_else(|| {
+        let text: Vec<String> = checked.diagnostics.iter().map(|d| d.to_string()).collect();
+        panic!("invalid spec:\n{}", text.join("\n"))
+    });
+    let metrics = Metrics::new();
+    let (engine, _handle) = Engine::start(plan, metrics.clone(), Duration::from_secs(10));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        metrics,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Running {
+    pub fn counts(&self, node: &str) -> Counts {
+        self.metrics.node(node).snapshot()
+    }
+
+    pub fn state(&self, node: &str) -> String {
+        self.metrics.node(node).state()
+    }
+
+    /// Asks the graph to stop and waits (bounded) for its report.
+    pub async fn stop(mut self) -> RunReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the engine did not stop")
+            .unwrap()
+    }
+
+    /// Waits (bounded) for the graph to end by itself.
+    pub async fn finished(mut self, limit: Duration) -> RunReport {
+        let report = tokio::time::timeout(limit, &mut self.task)
+            .await
+            .expect("the graph did not finish")
+            .unwrap();
+        self.stop.take();
+        report
+    }
+}

@@ -8,6 +8,8 @@ packages=(
   build-essential pkg-config clang libclang-dev   # the opencv crate's bindings generator
   libopencv-dev opencv-data opencv-doc             # OpenCV 4.6, Haar cascades, sample video
   mosquitto mosquitto-clients                      # the real MQTT broker the tests run
+  openssl                                          # certificates for the MQTT TLS test
+  python3 python3-paho-mqtt                        # bench/mqtt: the paho forwarder baseline
   s3fs fuse3                                       # mounted-bucket tests
   chromium                                         # the preview page test (headless)
   docker-compose                                   # validates docker/ compose files

@@ -24,6 +24,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 cargo build --release -q
 FLOWRUN=$PWD/target/release/flowrun
+# Debian's python, which has Debian's python3-paho-mqtt (not a pyenv or venv one).
+PY=/usr/bin/python3
 
 work=$(mktemp -d)
 pids=()
@@ -35,7 +37,7 @@ stop_all() {
 trap 'stop_all; rm -rf "$work"' EXIT
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 wait_port() {
@@ -111,15 +113,16 @@ YAML
       link_pid=$! ;;
     mosquitto-bridge) link_pid=$edge_pid ;;
     paho-forwarder)
-      python3 bench/mqtt/paho_forwarder.py "$edge" "$cloud" &
+      "$PY" bench/mqtt/paho_forwarder.py "$edge" "$cloud" &
       link_pid=$! ;;
   esac
   [ "$link_pid" = "$edge_pid" ] || pids+=("$link_pid")
   local result
-  result=$(python3 bench/mqtt/bench.py --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE")
+  result=$("$PY" bench/mqtt/bench.py --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE") ||
+    result='{"delivered": 0, "lost": '"$COUNT"', "duplicated": 0, "msgs_per_s": 0, "seconds": "failed"}'
   local rss; rss=$(peak_rss_mb "$link_pid")
   stop_all
-  python3 - "$link" "$profile" "$rss" "$result" <<'PY'
+  "$PY" - "$link" "$profile" "$rss" "$result" <<'PY'
 import json, sys
 link, profile, rss, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 print(f"{link:18} {profile:8} {r['delivered']:>9} {r['lost']:>6} {r['duplicated']:>5} {r['msgs_per_s']:>8} {r['seconds']:>7} {rss:>8}")

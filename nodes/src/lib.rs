@@ -3,12 +3,20 @@
 //! Each module holds a node type's config struct (which is its registration:
 //! name, description, payload kinds, documented fields), its running node,
 //! and its tests. [`catalogue`] lists them; nothing else does.
+//!
+//! The vision types (`camera`, `haar_detect`, `gray_crop`) share [`vision`]:
+//! frames move between them decoded, as OpenCV `Mat`s borrowed from
+//! [`flowrun_runtime::Frame`]s.
 
+pub mod camera;
 pub mod files;
 pub mod generate;
+pub mod gray_crop;
+pub mod haar_detect;
 pub mod passthrough;
 pub mod print;
 mod util;
+pub mod vision;
 
 use flowrun_runtime::Catalogue;
 
@@ -16,8 +24,11 @@ use flowrun_runtime::Catalogue;
 pub fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
+        .register::<camera::CameraConfig>()
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
+        .register::<gray_crop::GrayCropConfig>()
+        .register::<haar_detect::HaarDetectConfig>()
         .register::<passthrough::PassthroughConfig>()
         .register::<print::PrintConfig>();
     catalogue

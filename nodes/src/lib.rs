@@ -4,7 +4,7 @@
 //! name, description, payload kinds, documented fields), its running node,
 //! and its tests. [`catalogue`] lists them; nothing else does.
 //!
-//! The vision types (`camera`, `haar_detect`, `gray_crop`) share [`vision`]:
+//! The vision types (`camera`, `haar_detect`, `gray_crop`, `preview`) share [`vision`]:
 //! frames move between them decoded, as OpenCV `Mat`s borrowed from
 //! [`flowrun_runtime::Frame`]s.
 
@@ -14,6 +14,7 @@ pub mod generate;
 pub mod gray_crop;
 pub mod haar_detect;
 pub mod passthrough;
+pub mod preview;
 pub mod print;
 mod util;
 pub mod vision;
@@ -30,6 +31,7 @@ pub fn catalogue() -> Catalogue {
         .register::<gray_crop::GrayCropConfig>()
         .register::<haar_detect::HaarDetectConfig>()
         .register::<passthrough::PassthroughConfig>()
+        .register::<preview::PreviewConfig>()
         .register::<print::PrintConfig>();
     catalogue
 }

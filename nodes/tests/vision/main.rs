@@ -6,4 +6,5 @@ mod common;
 mod crop;
 mod detect;
 mod errors;
+mod preview;
 mod stills;

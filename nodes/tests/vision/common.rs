@@ -81,6 +81,12 @@ pub fn catalogue() -> Catalogue {
 /// Runs `yaml` until its sources end and it drains; returns the report and
 /// what the `collect` sink with `key` received.
 pub fn run(yaml: &str, key: &str) -> (RunReport, Vec<Got>) {
+    let (report, got, _) = run_counted(yaml, key);
+    (report, got)
+}
+
+/// `run`, also giving every node's counters.
+pub fn run_counted(yaml: &str, key: &str) -> (RunReport, Vec<Got>, Metrics) {
     let checked = validate(
         Path::new("/tmp/vision-test.yaml"),
         yaml,
@@ -100,14 +106,15 @@ pub fn run(yaml: &str, key: &str) -> (RunReport, Vec<Got>) {
         .enable_all()
         .build()
         .unwrap();
+    let metrics = Metrics::new();
     let report = runtime.block_on(async {
-        let (engine, _handle) = Engine::start(plan, Metrics::new(), Duration::from_secs(10));
+        let (engine, _handle) = Engine::start(plan, metrics.clone(), Duration::from_secs(10));
         tokio::time::timeout(Duration::from_secs(240), engine.run(std::future::pending()))
             .await
             .expect("the pipeline ends within 4 minutes")
     });
     let got = SINKS.lock().unwrap().remove(key).unwrap_or_default();
-    (report, got)
+    (report, got, metrics)
 }
 
 /// The `frame` metadata of a message.

@@ -2,6 +2,7 @@
 //! real cascades (opencv-data), run through the real engine, compared with
 //! OpenCV called directly on the same frames.
 
+mod camera;
 mod common;
 mod crop;
 mod detect;

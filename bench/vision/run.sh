@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Vision benchmark: flowrun's camera → haar_detect → gray_crop against the
+# original Python face detector (Debian's python3-opencv, the same OpenCV
+# 4.6), in one run on this machine. Prints frames/s, their ratios, face
+# counts (equal when the boxes are) and peak RSS.
+#
+#   bench/vision/run.sh [PASSES]     # passes over Megamind.avi (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+passes=${1:-3}
+video=/usr/share/doc/opencv-doc/examples/data/Megamind.avi
+frames_per_pass=270
+
+if ! /usr/bin/python3 -c "import cv2" 2>/dev/null; then
+  echo "bench: installing python3-opencv"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3-opencv >/dev/null
+fi
+[ -f "$video" ] || { echo "bench: $video is missing: run scripts/setup.sh" >&2; exit 1; }
+
+cargo build --release -q
+flowrun=target/release/flowrun
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+spec() { # $1: detect_scale
+  cat <<YAML
+version: 1
+name: bench-vision
+nodes:
+  cam:
+    type: camera
+    source: $video
+    realtime: false
+    loop: true
+    max_frames: $((passes * frames_per_pass))
+  detect:
+    type: haar_detect
+    inputs: [{from: cam, overflow: block}]
+    detect_scale: $1
+  crop:
+    type: gray_crop
+    inputs: [detect]
+  out:
+    type: print
+    inputs: [crop]
+YAML
+}
+
+# Runs a command under /usr/bin/time; sets secs, rss_kb.
+measure() {
+  local out=$1; shift
+  local start end
+  start=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$work/rss" "$@" >"$out" 2>"$work/stderr"
+  end=$(date +%s.%N)
+  secs=$(echo "$end - $start" | bc -l)
+  rss_kb=$(tail -1 "$work/rss")
+}
+
+row() { printf "%-34s %7s frames %6s faces %7.2f s %7.1f fps %7.0f MiB\n" "$@"; }
+
+declare -A fps rss
+for scale in 1.0 0.5; do
+  measure "$work/py.out" /usr/bin/python3 bench/vision/seed.py "$video" --passes "$passes" --scale "$scale"
+  read -r py_frames py_faces _ _ <"$work/py.out"
+  fps[py$scale]=$(echo "$py_frames / $secs" | bc -l); rss[py$scale]=$rss_kb
+  row "python seed, scale $scale" "$py_frames" "$py_faces" "$secs" "${fps[py$scale]}" "$(echo "$rss_kb/1024" | bc -l)"
+
+  spec "$scale" >"$work/spec-$scale.yaml"
+  measure "$work/fr.out" "$flowrun" run --no-watch "$work/spec-$scale.yaml"
+  fr_faces=$(wc -l <"$work/fr.out")
+  fr_frames=$((passes * frames_per_pass))
+  fps[fr$scale]=$(echo "$fr_frames / $secs" | bc -l); rss[fr$scale]=$rss_kb
+  row "flowrun, detect_scale $scale" "$fr_frames" "$fr_faces" "$secs" "${fps[fr$scale]}" "$(echo "$rss_kb/1024" | bc -l)"
+  [ "$fr_faces" -eq "$py_faces" ] || echo "  note: face counts differ ($fr_faces vs $py_faces)"
+done
+
+ratio() { printf "%.2f" "$(echo "$1 / $2" | bc -l)"; }
+echo
+echo "flowrun / python seed, full resolution:        $(ratio "${fps[fr1.0]}" "${fps[py1.0]}")x   (target >= 1.10)"
+echo "flowrun detect_scale 0.5 / python seed:         $(ratio "${fps[fr0.5]}" "${fps[py1.0]}")x   (target >= 2.8)"
+echo "flowrun detect_scale 0.5 / python, same scale:  $(ratio "${fps[fr0.5]}" "${fps[py0.5]}")x   (target >= 1.05)"
+echo "peak RSS flowrun / python, full resolution:     $(ratio "${rss[fr1.0]}" "${rss[py1.0]}")    (target <= 0.33)"

@@ -1,0 +1,149 @@
+//! Detection on worker threads, with the frames put back in their order.
+//!
+//! Each worker owns a detector. The node's task numbers the frames it takes,
+//! hands them to whichever worker is free, and sends results on only in
+//! number order, holding back any that finish early. At most two frames per
+//! worker are in flight, so a slow detector backs the input up instead of
+//! queueing without bound.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Arc, Mutex};
+
+use flowrun_runtime::{Message, NodeContext, NodeError, Payload, Rect};
+
+use super::detector::Detector;
+
+struct Job {
+    seq: u64,
+    message: Message,
+}
+
+struct Done {
+    seq: u64,
+    message: Message,
+    boxes: Result<Vec<Rect>, String>,
+}
+
+pub async fn run(
+    detectors: Vec<Detector>,
+    emit_empty: bool,
+    mut ctx: NodeContext,
+) -> Result<(), NodeError> {
+    let workers = detectors.len();
+    if workers > 1 {
+        // Frames are already spread over the cores: OpenCV's own parallel
+        // loops inside each detection would only fight the workers for them.
+        opencv::core::set_num_threads(1)?;
+    }
+    let (jobs, job_queue) = mpsc::channel::<Job>();
+    let job_queue = Arc::new(Mutex::new(job_queue));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let threads: Vec<_> = detectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, detector)| {
+            let queue = job_queue.clone();
+            let done = done_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-{i}", ctx.id))
+                .spawn(move || work(detector, &queue, &done))
+        })
+        .collect::<Result<_, _>>()?;
+    drop(done_tx);
+
+    let limit = 2 * workers as u64;
+    let (mut taken, mut sent) = (0u64, 0u64);
+    let mut early: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut input_open = true;
+    let outcome = loop {
+        if !input_open && sent == taken {
+            break Ok(());
+        }
+        tokio::select! {
+            done = done_rx.recv() => {
+                let Some(done) = done else {
+                    break Err("every detection worker ended".into());
+                };
+                early.insert(done.seq, done);
+                while let Some(done) = early.remove(&sent) {
+                    sent += 1;
+                    finish(done, emit_empty, &ctx).await;
+                }
+            }
+            message = ctx.input.recv(), if input_open && taken - sent < limit => match message {
+                Some(message) => {
+                    if jobs.send(Job { seq: taken, message }).is_err() {
+                        break Err("every detection worker ended".into());
+                    }
+                    taken += 1;
+                }
+                None => input_open = false,
+            },
+        }
+    };
+    drop(jobs);
+    for thread in threads {
+        // A worker ends as soon as the queue closes; joining cannot wait on a frame.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+    ctx.metrics.set_state(format!("{sent} frames"));
+    outcome
+}
+
+fn work(
+    mut detector: Detector,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    done: &tokio::sync::mpsc::UnboundedSender<Done>,
+) {
+    loop {
+        let job = {
+            let Ok(queue) = queue.lock() else { return };
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let boxes = match &job.message.payload {
+            Payload::Frame(frame) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(frame))) {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err("the detector panicked".to_owned()),
+                }
+            }
+            Payload::Bytes(_) => Err("haar_detect takes decoded frames, not bytes".to_owned()),
+        };
+        let finished = Done {
+            seq: job.seq,
+            message: job.message,
+            boxes,
+        };
+        if done.send(finished).is_err() {
+            return;
+        }
+    }
+}
+
+async fn finish(done: Done, emit_empty: bool, ctx: &NodeContext) {
+    let mut message = done.message;
+    match done.boxes {
+        Ok(boxes) => {
+            let found = boxes.len();
+            if let Payload::Frame(frame) = &mut message.payload {
+                frame.detections = boxes;
+            }
+            message.meta.insert("faces".into(), (found as u64).into());
+            if found == 0 && !emit_empty {
+                // Deliberately filtered out: that is a delivery, not a loss.
+                message.ack();
+            } else {
+                ctx.output.send(message).await;
+            }
+        }
+        Err(error) => {
+            ctx.metrics.errors.inc();
+            tracing::warn!(node = %ctx.id, %error, "detection failed");
+            message.reject(error);
+        }
+    }
+}

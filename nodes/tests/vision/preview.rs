@@ -1,0 +1,230 @@
+//! The preview page in a real browser (Debian's headless Chromium) while
+//! Megamind.avi plays through camera → haar_detect → gray_crop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use flowrun_runtime::{validate, Engine, Metrics};
+use opencv::core::Vector;
+use opencv::prelude::*;
+
+use crate::common::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP GET: the body, when the status is 200.
+fn get(port: u16, path: &str) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    head.starts_with("HTTP/1.1 200")
+        .then(|| response[split + 4..].to_vec())
+}
+
+/// The page's state once it has a frame with boxes and a face image.
+fn wait_until_faces_are_shown(port: u16) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = get(port, "/state.json")
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok());
+        if let Some(state) = state {
+            if state["frame_boxes"].as_u64() > Some(0) && state["crops"].as_u64() > Some(0) {
+                return state;
+            }
+        }
+        assert!(Instant::now() < deadline, "no face shown within a minute");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn chromium(port: u16, profile: &Path, extra: &[&str]) -> String {
+    let output = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,1000",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("chromium runs (scripts/setup.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// How many strongly green pixels a JPEG has: the drawn box outlines.
+fn green_pixels(jpeg: &[u8]) -> usize {
+    let image = opencv::imgcodecs::imdecode(
+        &Vector::<u8>::from_slice(jpeg),
+        opencv::imgcodecs::IMREAD_COLOR,
+    )
+    .unwrap();
+    let mut count = 0;
+    for y in 0..image.rows() {
+        for x in 0..image.cols() {
+            let p = image.at_2d::<opencv::core::Vec3b>(y, x).unwrap();
+            if p[1] > 200 && p[0] < 80 && p[2] < 80 {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// A pipeline running on its own runtime. Dropping it, even on a failed
+/// assertion, stops the pipeline and waits for it (bounded): the camera
+/// loops, and its thread would otherwise keep the runtime from shutting down.
+struct Running {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: flowrun_runtime::EngineHandle,
+    task: Option<tokio::task::JoinHandle<flowrun_runtime::RunReport>>,
+}
+
+impl Running {
+    fn start(plan: flowrun_runtime::Plan) -> Running {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (engine, handle) = runtime
+            .block_on(async { Engine::start(plan, Metrics::new(), Duration::from_secs(10)) });
+        let task = runtime.spawn(engine.run(std::future::pending()));
+        Running {
+            runtime: Some(runtime),
+            handle,
+            task: Some(task),
+        }
+    }
+
+    fn stop(&mut self) -> Option<flowrun_runtime::RunReport> {
+        self.handle.shutdown();
+        let (runtime, task) = (self.runtime.as_ref()?, self.task.take()?);
+        let report = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(30), task).await })
+            .ok()?
+            .ok();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+        report
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn the_page_shows_the_frame_with_boxes_and_face_thumbnails() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/setup.sh"
+    );
+    let port = free_port();
+    let spec = format!(
+        r#"
+version: 1
+nodes:
+  cam:
+    type: camera
+    source: {MEGAMIND}
+    loop: true
+  detect:
+    type: haar_detect
+    inputs: [cam]
+  crop:
+    type: gray_crop
+    inputs: [detect]
+  view:
+    type: preview
+    address: 127.0.0.1:{port}
+    inputs: [detect, crop]
+"#
+    );
+    let checked = validate(Path::new("preview.yaml"), &spec, &catalogue(), &|_| None);
+    let plan = checked.plan.expect("the spec validates");
+    let mut running = Running::start(plan);
+
+    let state = wait_until_faces_are_shown(port);
+    let frame = get(port, "/frame.jpg").expect("a frame is served");
+    assert!(
+        green_pixels(&frame) > 100,
+        "the served frame has boxes drawn ({state})"
+    );
+
+    let profile = tempfile::tempdir().unwrap();
+    let screenshot = artifact("preview.png");
+    chromium(
+        port,
+        profile.path(),
+        &[&format!("--screenshot={}", screenshot.display())],
+    );
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 10_000,
+        "a screenshot was taken"
+    );
+
+    // The live frame changes as the video plays: look until one shown has boxes.
+    let mut dom = String::new();
+    let shown_with_boxes = (0..3).any(|_| {
+        dom = chromium(port, profile.path(), &["--dump-dom"]);
+        let boxes = dom
+            .split("id=\"frame-boxes\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        boxes > Some(0)
+    });
+    std::fs::write(artifact("preview.html"), &dom).unwrap();
+    assert!(shown_with_boxes, "a frame with boxes is shown: {dom}");
+    assert!(
+        dom.contains("id=\"live\"") && dom.contains("data-width=\""),
+        "the live frame is loaded: {dom}"
+    );
+    assert!(
+        dom.contains("class=\"face\""),
+        "a face thumbnail is shown: {dom}"
+    );
+
+    let report = running.stop().expect("the pipeline stops within 30 s");
+    assert!(report.is_success(), "{report:?}");
+}

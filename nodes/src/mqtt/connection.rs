@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use flowrun_runtime::{ConfigIssue, NodeMetrics};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
-    TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill,
+    MqttOptions, TlsConfiguration, Transport,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -62,6 +62,29 @@ pub struct BrokerConfig {
     /// Reconnect backoff: longest wait, in milliseconds. Default 30000.
     #[serde(default = "default_backoff_max")]
     pub reconnect_max_ms: u64,
+    /// Last will: what the broker publishes when this client goes away (a
+    /// crash, a cut link, and also flowrun stopping or reloading the node:
+    /// it closes without DISCONNECT, so "offline" is always announced). On
+    /// `mqtt_bridge`'s remote, the bridge's own `0` state is the will.
+    #[serde(default)]
+    pub will: Option<WillConfig>,
+}
+
+/// A last will message.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WillConfig {
+    /// Topic of the will, without wildcards.
+    pub topic: String,
+    /// Payload text. Default empty.
+    #[serde(default)]
+    pub payload: String,
+    /// 0, 1 or 2. Default 1.
+    #[serde(default)]
+    pub qos: super::Qos,
+    /// Keep it as the topic's retained message. Default false.
+    #[serde(default)]
+    pub retain: bool,
 }
 
 /// TLS files for an `mqtts://` broker. Without `ca_file` the system's roots are used.
@@ -181,6 +204,7 @@ impl BrokerConfig {
             inflight: default_inflight(),
             reconnect_min_ms: default_backoff_min(),
             reconnect_max_ms: default_backoff_max(),
+            will: None,
         }
     }
 
@@ -226,6 +250,14 @@ impl BrokerConfig {
                 "must be > 0 and ≤ `reconnect_max_ms`",
             ));
         }
+        if let Some(will) = &self.will {
+            if will.topic.is_empty() || will.topic.contains(['#', '+']) {
+                issues.push(ConfigIssue::new(
+                    field("will.topic"),
+                    "a will topic is a plain topic: not empty, no `#` or `+`",
+                ));
+            }
+        }
         if let Some(tls) = &self.tls {
             if tls.cert_file.is_some() != tls.key_file.is_some() {
                 issues.push(ConfigIssue::new(
@@ -257,6 +289,14 @@ impl BrokerConfig {
             .set_clean_session(self.clean_session)
             .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
             .set_inflight(self.inflight);
+        if let Some(will) = &self.will {
+            options.set_last_will(LastWill::new(
+                &will.topic,
+                will.payload.clone(),
+                will.qos.into(),
+                will.retain,
+            ));
+        }
         if let Some(user) = &self.username {
             options.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
         }

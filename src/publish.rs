@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use flowrun_nodes::mqtt::connection::{describe, BrokerConfig};
+use flowrun_nodes::mqtt::connection::BrokerConfig;
+use flowrun_nodes::mqtt::link::describe;
 use rumqttc::{AsyncClient, Event, Incoming, Outgoing, QoS};
 
 #[derive(Args)]

@@ -47,6 +47,7 @@ def pub(lines):
 deadline = time.monotonic() + 30
 while not probe_seen.is_set():
     if time.monotonic() > deadline:
+        sub.terminate()
         sys.exit("the link never carried a probe")
     pub([b"probe\n"]).wait()
     probe_seen.wait(0.5)
@@ -62,6 +63,7 @@ while len(seen) < a.count and time.monotonic() - last[0] < a.quiet:
     time.sleep(0.05)
 end = last[0]
 sub.terminate()
+sub.wait()
 delivered = len(seen)
 dups = sum(n - 1 for n in seen.values())
 seconds = max(end - start, 1e-9)

@@ -70,7 +70,8 @@ peak_rss_mb() {
   awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
-run_one() { # LINK PROFILE
+run_one() { # LINK PROFILE; runs in the subshell of its pipeline, so it stops its own processes
+  trap stop_all EXIT
   local link=$1 profile=$2 edge cloud link_pid extra=""
   edge=$(free_port); cloud=$(free_port)
   broker cloud "$cloud" "$profile"

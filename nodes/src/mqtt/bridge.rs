@@ -27,7 +27,8 @@ use rumqttc::{Event, Incoming, LastWill, MqttOptions, Publish, QoS, SubscribeFil
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::connection::{BrokerConfig, Link, LinkEvent};
+use super::connection::BrokerConfig;
+use super::link::{Link, LinkEvent};
 use super::outstanding::Outstanding;
 use super::subscribe::check_filter;
 use super::topic::matches;

@@ -1,23 +1,12 @@
 //! The broker connection every MQTT node shares: its config (`broker:` in a
-//! spec), the rumqttc options made from it, and a task that polls the event
-//! loop, reconnects with backoff and jitter, and reports the link's state.
-//!
-//! rumqttc's event loop must be polled continuously (it sends the pings and
-//! the acks), and `EventLoop::poll` is not meant to be dropped half-way, so it
-//! runs in a task of its own and hands events to the node over a channel.
+//! spec) and the rumqttc options made from it. [`super::link`] runs it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use flowrun_runtime::{ConfigIssue, NodeMetrics};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
-    TlsConfiguration, Transport,
-};
+use flowrun_runtime::ConfigIssue;
+use rumqttc::{LastWill, MqttOptions, TlsConfiguration, Transport};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio::sync::{mpsc, Notify};
-use tokio_util::sync::CancellationToken;
 
 /// How to reach a broker. Secrets come from the environment: write
 /// `password: ${MQTT_PASSWORD}`, never the password itself.
@@ -62,6 +51,29 @@ pub struct BrokerConfig {
     /// Reconnect backoff: longest wait, in milliseconds. Default 30000.
     #[serde(default = "default_backoff_max")]
     pub reconnect_max_ms: u64,
+    /// Last will: what the broker publishes when this client goes away (a
+    /// crash, a cut link, and also flowrun stopping or reloading the node:
+    /// it closes without DISCONNECT, so "offline" is always announced). On
+    /// `mqtt_bridge`'s remote, the bridge's own `0` state is the will.
+    #[serde(default)]
+    pub will: Option<WillConfig>,
+}
+
+/// A last will message.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WillConfig {
+    /// Topic of the will, without wildcards.
+    pub topic: String,
+    /// Payload text. Default empty.
+    #[serde(default)]
+    pub payload: String,
+    /// 0, 1 or 2. Default 1.
+    #[serde(default)]
+    pub qos: super::Qos,
+    /// Keep it as the topic's retained message. Default false.
+    #[serde(default)]
+    pub retain: bool,
 }
 
 /// TLS files for an `mqtts://` broker. Without `ca_file` the system's roots are used.
@@ -181,6 +193,7 @@ impl BrokerConfig {
             inflight: default_inflight(),
             reconnect_min_ms: default_backoff_min(),
             reconnect_max_ms: default_backoff_max(),
+            will: None,
         }
     }
 
@@ -226,6 +239,14 @@ impl BrokerConfig {
                 "must be > 0 and ≤ `reconnect_max_ms`",
             ));
         }
+        if let Some(will) = &self.will {
+            if will.topic.is_empty() || will.topic.contains(['#', '+']) {
+                issues.push(ConfigIssue::new(
+                    field("will.topic"),
+                    "a will topic is a plain topic: not empty, no `#` or `+`",
+                ));
+            }
+        }
         if let Some(tls) = &self.tls {
             if tls.cert_file.is_some() != tls.key_file.is_some() {
                 issues.push(ConfigIssue::new(
@@ -257,6 +278,14 @@ impl BrokerConfig {
             .set_clean_session(self.clean_session)
             .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
             .set_inflight(self.inflight);
+        if let Some(will) = &self.will {
+            options.set_last_will(LastWill::new(
+                &will.topic,
+                will.payload.clone(),
+                will.qos.into(),
+                will.retain,
+            ));
+        }
         if let Some(user) = &self.username {
             options.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
         }
@@ -296,170 +325,6 @@ impl BrokerConfig {
     pub fn max_payload(&self, topic: &str) -> usize {
         // Fixed header (≤ 5), topic length prefix (2), packet id (2).
         self.max_packet_bytes.saturating_sub(topic.len() + 9)
-    }
-}
-
-/// What the connection task tells its node.
-#[derive(Debug)]
-pub enum LinkEvent {
-    /// Connected (again); `session_present` says whether the broker kept the session.
-    Connected { session_present: bool },
-    /// The connection dropped; rumqttc will resend unacknowledged publishes.
-    Disconnected,
-    /// A packet came in or went out.
-    Packet(Event),
-}
-
-/// A running connection: the client to send with, the events it produces.
-/// Dropping it stops the connection task.
-pub struct Link {
-    pub client: AsyncClient,
-    pub events: mpsc::Receiver<LinkEvent>,
-    reconnect: Arc<Notify>,
-    stop: CancellationToken,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Link {
-    /// Starts connecting with `options`; `node` names the node in logs.
-    pub fn start(
-        options: MqttOptions,
-        config: &BrokerConfig,
-        node: &str,
-        metrics: Arc<NodeMetrics>,
-        requests: usize,
-    ) -> Link {
-        let (client, eventloop) = AsyncClient::new(options, requests.max(10));
-        let (tx, events) = mpsc::channel(1024);
-        let reconnect = Arc::new(Notify::new());
-        let stop = CancellationToken::new();
-        let task = Poller {
-            eventloop,
-            tx,
-            metrics,
-            node: node.to_owned(),
-            url: config.url.clone(),
-            min: Duration::from_millis(config.reconnect_min_ms.max(1)),
-            max: Duration::from_millis(config.reconnect_max_ms.max(1)),
-            reconnect: reconnect.clone(),
-            stop: stop.clone(),
-        };
-        tokio::spawn(task.run());
-        Link {
-            client,
-            events,
-            reconnect,
-            stop,
-        }
-    }
-
-    /// Drops the network connection and connects again: the broker then
-    /// redelivers what was not acknowledged (for a subscriber whose sink failed).
-    pub fn reconnect(&self) {
-        self.reconnect.notify_one();
-    }
-}
-
-struct Poller {
-    eventloop: EventLoop,
-    tx: mpsc::Sender<LinkEvent>,
-    metrics: Arc<NodeMetrics>,
-    node: String,
-    url: String,
-    min: Duration,
-    max: Duration,
-    reconnect: Arc<Notify>,
-    stop: CancellationToken,
-}
-
-impl Poller {
-    async fn run(mut self) {
-        let mut backoff = self.min;
-        let mut connected = false;
-        self.metrics
-            .set_state(format!("connecting to {}", self.url));
-        loop {
-            let polled = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                _ = self.reconnect.notified() => {
-                    self.eventloop.clean();
-                    if connected {
-                        connected = false;
-                        if self.tx.send(LinkEvent::Disconnected).await.is_err() {
-                            return;
-                        }
-                    }
-                    continue;
-                }
-                polled = self.eventloop.poll() => polled,
-            };
-            let event = match polled {
-                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                    connected = true;
-                    backoff = self.min;
-                    tracing::info!(node = %self.node, url = %self.url, session_present = ack.session_present, "connected to the broker");
-                    self.metrics.set_state("connected");
-                    LinkEvent::Connected {
-                        session_present: ack.session_present,
-                    }
-                }
-                Ok(event) => LinkEvent::Packet(event),
-                Err(error) => {
-                    let was_connected = std::mem::replace(&mut connected, false);
-                    if was_connected && self.tx.send(LinkEvent::Disconnected).await.is_err() {
-                        return;
-                    }
-                    let wait = jitter(backoff);
-                    let reason = describe(&error);
-                    tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
-                    self.metrics.set_state(format!(
-                        "disconnected ({reason}), retry in {:.1}s",
-                        wait.as_secs_f64()
-                    ));
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    backoff = (backoff * 2).min(self.max);
-                    continue;
-                }
-            };
-            if self.tx.send(event).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Up to ±25 % around `base`, so that many clients do not reconnect in step.
-fn jitter(base: Duration) -> Duration {
-    base.mul_f64(0.75 + fastrand::f64() * 0.5)
-}
-
-/// A connection error in words a user can act on.
-pub fn describe(error: &ConnectionError) -> String {
-    match error {
-        ConnectionError::ConnectionRefused(code) => match code {
-            ConnectReturnCode::BadUserNamePassword => {
-                "the broker refused the connection: bad user name or password (check `username` and `password`)".into()
-            }
-            ConnectReturnCode::NotAuthorized => {
-                "the broker refused the connection: not authorized (check `username` and `password`)".into()
-            }
-            ConnectReturnCode::BadClientId => {
-                "the broker refused the connection: client id rejected (check `client_id`)".into()
-            }
-            other => format!("the broker refused the connection: {other:?}"),
-        },
-        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "nothing listens at the broker address (connection refused)".into()
-        }
-        other => other.to_string(),
     }
 }
 

@@ -8,12 +8,14 @@
 //! - [`bridge`]: `mqtt_bridge`, mosquitto's bridge as a node;
 //! - [`broker`]: `mqtt_broker`, a broker inside the flowrun process.
 //!
-//! [`connection`] holds what they share: the `broker:` config, the options
-//! made from it, reconnects with backoff and the link state.
+//! [`connection`] holds what they share: the `broker:` config and the options
+//! made from it; [`link`] runs a connection (reconnects with backoff, the
+//! link state).
 
 pub mod bridge;
 pub mod broker;
 pub mod connection;
+pub mod link;
 mod outstanding;
 pub mod publish;
 pub mod spool;

@@ -19,7 +19,8 @@ use rumqttc::{AsyncClient, MqttOptions};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::connection::{BrokerConfig, Link, LinkEvent};
+use super::connection::BrokerConfig;
+use super::link::{Link, LinkEvent};
 use super::outstanding::Outstanding;
 use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use flowrun_runtime::{Message, NodeContext, NodeError};
 use futures::FutureExt;
 
-use super::connection::{Link, LinkEvent};
+use super::link::{Link, LinkEvent};
 use super::outstanding::Outstanding;
 use super::publish::{prepare, MqttPub};
 use super::spool::{Spool, SpoolError};

@@ -21,7 +21,8 @@ use rumqttc::{Event, Incoming, MqttOptions, Publish, SubscribeFilter, SubscribeR
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::connection::{BrokerConfig, Link, LinkEvent};
+use super::connection::BrokerConfig;
+use super::link::{Link, LinkEvent};
 use super::topic::add_topic_meta;
 use super::{keys, Qos};
 

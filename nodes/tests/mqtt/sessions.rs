@@ -91,3 +91,33 @@ async fn shared_subscription_spreads_messages_exactly_once() {
     assert_eq!(per_worker.iter().sum::<u64>(), 3000);
     assert!(running.stop().await.is_success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_will_is_published_when_the_node_vanishes() {
+    let broker = Mosquitto::start();
+    let wills = collect(broker.port, "will-watcher", "status/#").await;
+    let url = broker.url();
+    let yaml = format!(
+        r#"
+version: 1
+name: will
+nodes:
+  sub:
+    type: mqtt_sub
+    broker:
+      url: "{url}"
+      will: {{topic: status/edge, payload: offline, retain: true}}
+    topics: [{{filter: "in/#"}}]
+"#
+    );
+    let running = engine::start(&yaml, &[]);
+    wait_subscribed(&running, "sub").await;
+    assert_eq!(wills.len(), 0);
+    // Stopping drops the connection without a DISCONNECT, like a crash would.
+    assert!(running.stop().await.is_success());
+    eventually(Duration::from_secs(10), "the will", || wills.len() == 1).await;
+    assert_eq!(
+        wills.messages()[0],
+        ("status/edge".to_string(), b"offline".to_vec())
+    );
+}

@@ -1,0 +1,183 @@
+//! A running broker connection: a task that polls rumqttc's event loop,
+//! reconnects with backoff and jitter, reports the link's state in the
+//! node's status, and hands events to the node over a channel.
+//!
+//! rumqttc's event loop must be polled continuously (it sends the pings and
+//! the acks), and `EventLoop::poll` is not meant to be dropped half-way, so it
+//! runs in a task of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowrun_runtime::NodeMetrics;
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
+};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::connection::BrokerConfig;
+
+/// What the connection task tells its node.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// Connected (again); `session_present` says whether the broker kept the session.
+    Connected { session_present: bool },
+    /// The connection dropped; rumqttc will resend unacknowledged publishes.
+    Disconnected,
+    /// A packet came in or went out.
+    Packet(Event),
+}
+
+/// A running connection: the client to send with, the events it produces.
+/// Dropping it stops the connection task.
+pub struct Link {
+    pub client: AsyncClient,
+    pub events: mpsc::Receiver<LinkEvent>,
+    reconnect: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Link {
+    /// Starts connecting with `options`; `node` names the node in logs.
+    pub fn start(
+        options: MqttOptions,
+        config: &BrokerConfig,
+        node: &str,
+        metrics: Arc<NodeMetrics>,
+        requests: usize,
+    ) -> Link {
+        let (client, eventloop) = AsyncClient::new(options, requests.max(10));
+        let (tx, events) = mpsc::channel(1024);
+        let reconnect = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let task = Poller {
+            eventloop,
+            tx,
+            metrics,
+            node: node.to_owned(),
+            url: config.url.clone(),
+            min: Duration::from_millis(config.reconnect_min_ms.max(1)),
+            max: Duration::from_millis(config.reconnect_max_ms.max(1)),
+            reconnect: reconnect.clone(),
+            stop: stop.clone(),
+        };
+        tokio::spawn(task.run());
+        Link {
+            client,
+            events,
+            reconnect,
+            stop,
+        }
+    }
+
+    /// Drops the network connection and connects again: the broker then
+    /// redelivers what was not acknowledged (for a subscriber whose sink failed).
+    pub fn reconnect(&self) {
+        self.reconnect.notify_one();
+    }
+}
+
+struct Poller {
+    eventloop: EventLoop,
+    tx: mpsc::Sender<LinkEvent>,
+    metrics: Arc<NodeMetrics>,
+    node: String,
+    url: String,
+    min: Duration,
+    max: Duration,
+    reconnect: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Poller {
+    async fn run(mut self) {
+        let mut backoff = self.min;
+        let mut connected = false;
+        self.metrics
+            .set_state(format!("connecting to {}", self.url));
+        loop {
+            let polled = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = self.reconnect.notified() => {
+                    self.eventloop.clean();
+                    if connected {
+                        connected = false;
+                        if self.tx.send(LinkEvent::Disconnected).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                polled = self.eventloop.poll() => polled,
+            };
+            let event = match polled {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    connected = true;
+                    backoff = self.min;
+                    tracing::info!(node = %self.node, url = %self.url, session_present = ack.session_present, "connected to the broker");
+                    self.metrics.set_state("connected");
+                    LinkEvent::Connected {
+                        session_present: ack.session_present,
+                    }
+                }
+                Ok(event) => LinkEvent::Packet(event),
+                Err(error) => {
+                    let was_connected = std::mem::replace(&mut connected, false);
+                    if was_connected && self.tx.send(LinkEvent::Disconnected).await.is_err() {
+                        return;
+                    }
+                    let wait = jitter(backoff);
+                    let reason = describe(&error);
+                    tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
+                    self.metrics.set_state(format!(
+                        "disconnected ({reason}), retry in {:.1}s",
+                        wait.as_secs_f64()
+                    ));
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    backoff = (backoff * 2).min(self.max);
+                    continue;
+                }
+            };
+            if self.tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Up to ±25 % around `base`, so that many clients do not reconnect in step.
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(0.75 + fastrand::f64() * 0.5)
+}
+
+/// A connection error in words a user can act on.
+pub fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => match code {
+            ConnectReturnCode::BadUserNamePassword => {
+                "the broker refused the connection: bad user name or password (check `username` and `password`)".into()
+            }
+            ConnectReturnCode::NotAuthorized => {
+                "the broker refused the connection: not authorized (check `username` and `password`)".into()
+            }
+            ConnectReturnCode::BadClientId => {
+                "the broker refused the connection: client id rejected (check `client_id`)".into()
+            }
+            other => format!("the broker refused the connection: {other:?}"),
+        },
+        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "nothing listens at the broker address (connection refused)".into()
+        }
+        other => other.to_string(),
+    }
+}

@@ -9,6 +9,7 @@ packages=(
   libopencv-dev opencv-data opencv-doc             # OpenCV 4.6, Haar cascades, sample video
   mosquitto mosquitto-clients                      # the real MQTT broker the tests run
   s3fs fuse3                                       # mounted-bucket tests
+  python3-boto3                                    # bench/storage: the original's S3 writer
   chromium                                         # the preview page test (headless)
   docker-compose                                   # validates docker/ compose files
   curl ca-certificates

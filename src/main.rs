@@ -226,7 +226,11 @@ fn check(specs: &[PathBuf], catalogue: &Catalogue) -> ExitCode {
     }
 }
 
-fn graph(spec: &std::path::Path, format: GraphFormat, catalogue: &Catalogue) -> anyhow::Result<ExitCode> {
+fn graph(
+    spec: &std::path::Path,
+    format: GraphFormat,
+    catalogue: &Catalogue,
+) -> anyhow::Result<ExitCode> {
     let checked = load(spec, catalogue);
     for d in &checked.diagnostics {
         eprintln!("{d}");

@@ -4,6 +4,7 @@
 //! name, description, payload kinds, documented fields), its running node,
 //! and its tests. [`catalogue`] lists them; nothing else does.
 
+pub mod cos_put;
 pub mod files;
 pub mod generate;
 pub mod passthrough;
@@ -16,6 +17,7 @@ use flowrun_runtime::Catalogue;
 pub fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
+        .register::<cos_put::CosPutConfig>()
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
         .register::<passthrough::PassthroughConfig>()

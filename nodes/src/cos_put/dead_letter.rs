@@ -19,7 +19,7 @@ pub struct DeadLetter {
 impl DeadLetter {
     pub fn new(dir: PathBuf) -> Self {
         DeadLetter {
-            files: Arc::new(FsStore::new(dir.clone(), false)),
+            files: Arc::new(FsStore::new(dir.clone(), false, true)),
             dir,
         }
     }

@@ -139,6 +139,17 @@ impl NodeConfig for CosPutConfig {
                     .hint("fields look like `{seq}`; write `{{` for a literal brace"),
             );
         }
+        for (i, name) in self.metadata.iter().enumerate() {
+            let header_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if name.is_empty() || !name.chars().all(header_safe) {
+                issues.push(ConfigIssue::new(
+                    format!("metadata.{i}"),
+                    format!(
+                        "`{name}` cannot be an HTTP header name: use letters, digits, `-` and `_`"
+                    ),
+                ));
+            }
+        }
         if self.concurrency == 0 {
             issues.push(ConfigIssue::new("concurrency", "must be at least 1"));
         }
@@ -184,7 +195,11 @@ impl NodeConfig for CosPutConfig {
                 ),
                 create_bucket: s3.create_bucket.then(|| s3.region.clone()),
             },
-            Backend::Fs(fs) => Store::Fs(Arc::new(FsStore::new(ctx.resolve(&fs.root), fs.fsync))),
+            Backend::Fs(fs) => Store::Fs(Arc::new(FsStore::new(
+                ctx.resolve(&fs.root),
+                fs.fsync,
+                fs.atomic,
+            ))),
         };
         Ok(Box::new(CosPut::new(
             self.clone(),

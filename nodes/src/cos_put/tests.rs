@@ -28,7 +28,7 @@ async fn hostile_topics_write_nothing_outside_the_root() {
     let sandbox = tempfile::tempdir().unwrap();
     let root = sandbox.path().join("a/b/root");
     std::fs::create_dir_all(&root).unwrap();
-    let store = Arc::new(FsStore::new(root.clone(), false));
+    let store = Arc::new(FsStore::new(root.clone(), false, true));
     let template = KeyTemplate::parse("{topic}/{prefix}{seq}.{ext}").unwrap();
     let hostile = [
         "../../x",
@@ -80,6 +80,7 @@ nodes:
     inputs: [source]
     key: "{prefix}{sequence}.{ext}"
     concurrency: 0
+    metadata: [source, "bad name"]
     backend:
       s3:
         endpoint: s3.example.com
@@ -89,7 +90,7 @@ nodes:
         flowrun_runtime::validate(Path::new("spec.yaml"), yaml, &crate::catalogue(), &|_| None);
     let errors: Vec<String> = checked.errors().map(ToString::to_string).collect();
     assert!(checked.plan.is_none());
-    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert_eq!(errors.len(), 4, "{errors:#?}");
     assert!(
         errors[0].starts_with("spec.yaml:10:") && errors[0].contains("unknown field `{sequence}`"),
         "{errors:#?}"
@@ -99,8 +100,12 @@ nodes:
         "{errors:#?}"
     );
     assert!(
-        errors[2].starts_with("spec.yaml:14:")
-            && errors[2].contains("`s3.example.com` is not an http:// or https:// URL"),
+        errors[2].starts_with("spec.yaml:12:") && errors[2].contains("`bad name` cannot be"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[3].starts_with("spec.yaml:15:")
+            && errors[3].contains("`s3.example.com` is not an http:// or https:// URL"),
         "{errors:#?}"
     );
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::s3::S3Server;
-use support::{run_spec, sample_images, state};
+use support::storage::{run_spec, sample_images, state};
 
 /// A bucket mounted with s3fs in the foreground; unmounted when dropped.
 struct Mount {
@@ -132,7 +132,7 @@ nodes:
       fs:
         root: {}
 "#,
-        support::SAMPLE_IMAGES,
+        support::storage::SAMPLE_IMAGES,
         mount.path().display()
     );
     let (report, metrics) = run_spec(dir.path(), &yaml, Duration::from_secs(180)).await;

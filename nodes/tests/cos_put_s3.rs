@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::s3::S3Server;
-use support::{run_spec, sample_images, state, SAMPLE_IMAGES};
+use support::storage::{run_spec, sample_images, state, SAMPLE_IMAGES};
 
 /// Puts the server's keys in environment variables only this test reads,
 /// and returns the spec lines that name them.
@@ -253,7 +253,7 @@ async fn a_missing_bucket_stops_the_node_at_start_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_retried_then_given_back_with_a_clear_error() {
-    let port = support::free_port();
+    let port = support::s3::free_port();
     std::env::set_var("FLOWRUN_TEST_UNREACHABLE_ID", "id");
     std::env::set_var("FLOWRUN_TEST_UNREACHABLE_SECRET", "secret");
     let backend = format!(

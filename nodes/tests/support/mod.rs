@@ -1,82 +1,8 @@
-//! Real servers for integration tests, started on free loopback ports.
+//! Test support shared by the integration tests: real servers on free
+//! loopback ports, and specs run through the real engine.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
 pub mod s3;
-
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
-/// Waits until something accepts connections on `port`, or `limit` passes.
-/// `alive` is asked between attempts so a server that died fails fast.
-pub fn wait_for_port(port: u16, limit: Duration, mut alive: impl FnMut() -> bool) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return true;
-        }
-        if !alive() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// Checks `yaml` (written as `dir/spec.yaml`, so relative paths resolve in
-/// `dir`) and runs it on the real engine until every node is done, within
-/// `limit`. Returns the run report and the counters.
-pub async fn run_spec(
-    dir: &std::path::Path,
-    yaml: &str,
-    limit: Duration,
-) -> (flowrun_runtime::RunReport, flowrun_runtime::Metrics) {
-    let path = dir.join("spec.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let checked = flowrun_runtime::validate(&path, yaml, &flowrun_nodes::catalogue(), &|name| {
-        std::env::var(name).ok()
-    });
-    let Some(plan) = checked.plan else {
-        let errors: Vec<String> = checked.diagnostics.iter().map(|d| d.to_string()).collect();
-        panic!("spec refused:\n{}", errors.join("\n"));
-    };
-    let metrics = flowrun_runtime::Metrics::new();
-    let (engine, _handle) =
-        flowrun_runtime::Engine::start(plan, metrics.clone(), Duration::from_secs(10));
-    let report = tokio::time::timeout(limit, engine.run(std::future::pending()))
-        .await
-        .unwrap_or_else(|_| panic!("the pipeline did not finish within {limit:?}"));
-    (report, metrics)
-}
-
-/// The state word of node `id`.
-pub fn state(metrics: &flowrun_runtime::Metrics, id: &str) -> String {
-    metrics
-        .snapshot()
-        .get(id)
-        .map(|(_, state)| state.clone())
-        .unwrap_or_default()
-}
-
-/// Real images from Debian's opencv-doc (JPEG and PNG), sorted.
-pub fn sample_images() -> Vec<std::path::PathBuf> {
-    let mut images: Vec<_> = std::fs::read_dir(SAMPLE_IMAGES)
-        .unwrap_or_else(|e| panic!("{SAMPLE_IMAGES}: {e}; scripts/setup.sh installs opencv-doc"))
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")))
-        .collect();
-    images.sort();
-    images
-}
-
-pub const SAMPLE_IMAGES: &str = "/usr/share/doc/opencv-doc/examples/data";
+pub mod storage;

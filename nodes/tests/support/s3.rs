@@ -13,7 +13,8 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::Client;
 
-use super::{free_port, wait_for_port};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Instant;
 
 pub struct S3Server {
     pub port: u16,
@@ -147,6 +148,31 @@ impl S3Server {
         let body = object.body.collect().await.unwrap().into_bytes().to_vec();
         (body, content_type)
     }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Waits until something accepts connections on `port`, or `limit` passes.
+/// `alive` is asked between attempts so a server that died fails fast.
+pub fn wait_for_port(port: u16, limit: Duration, mut alive: impl FnMut() -> bool) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        if !alive() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 impl Drop for S3Server {

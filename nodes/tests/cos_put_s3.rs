@@ -315,3 +315,54 @@ nodes:
         "store: the access key id is read from the environment variable FLOWRUN_TEST_NEVER_SET_ID, which is not set"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_keys_turn_redeliveries_into_overwrites() {
+    let server = S3Server::start();
+    server.create_bucket("once").await;
+    let images = sample_images();
+    let dir = tempfile::tempdir().unwrap();
+    // Two sources deliver every image: what a redelivery after an outage does.
+    let yaml = format!(
+        r#"version: 1
+name: once
+nodes:
+  first:
+    type: files
+    path: "{SAMPLE_IMAGES}/*.[jp][pn]g"
+  again:
+    type: files
+    path: "{SAMPLE_IMAGES}/*.[jp][pn]g"
+  store:
+    type: cos_put
+    inputs: [first, again]
+    key: "faces/{{hash:32}}.{{ext}}"
+    backend:
+      s3:
+        endpoint: {endpoint}
+        bucket: once
+        {credentials}
+"#,
+        endpoint = server.endpoint(),
+        credentials = credentials(&server, "ONCE"),
+    );
+    let (report, metrics) = run_spec(dir.path(), &yaml, Duration::from_secs(120)).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        metrics.node("store").snapshot().acked,
+        2 * images.len() as u64
+    );
+    let mut distinct: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    distinct.sort();
+    distinct.dedup();
+    let stored = server.list("once").await;
+    assert_eq!(
+        stored.len(),
+        distinct.len(),
+        "one object per distinct image"
+    );
+    for key in &stored {
+        let (body, _) = server.get("once", key).await;
+        assert!(distinct.contains(&body), "{key}");
+    }
+}

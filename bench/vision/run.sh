@@ -39,11 +39,11 @@ nodes:
     max_frames: $((passes * frames_per_pass))
   detect:
     type: haar_detect
-    inputs: [{from: cam, overflow: block}]
+    inputs: [{from: cam, overflow: block, capacity: 4}]
     detect_scale: $1
   crop:
     type: gray_crop
-    inputs: [detect]
+    inputs: [{from: detect, capacity: 4}]
   out:
     type: print
     inputs: [crop]

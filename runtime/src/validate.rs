@@ -88,6 +88,10 @@ struct Validator<'a> {
     broken: Vec<Pos>,
 }
 
+/// The queue settings an input gave itself (capacity, overflow); the rest
+/// are filled in once the upstream node is known.
+type ExplicitQueue = (Option<usize>, Option<Overflow>);
+
 /// A node's inputs, known even when its config has errors, so that wiring
 /// mistakes are reported in the same run.
 struct Wiring {
@@ -103,7 +107,7 @@ struct Parsed {
     input_pos: Vec<Pos>,
     /// The overflow each input asked for; the others take the upstream
     /// type's default, known once wiring is checked.
-    explicit_queue: Vec<(Option<usize>, Option<Overflow>)>,
+    explicit_queue: Vec<ExplicitQueue>,
     id_pos: Pos,
 }
 
@@ -426,11 +430,7 @@ impl Validator<'_> {
         id: &str,
         body: &Node,
         node_type: &NodeType,
-    ) -> (
-        Vec<PlannedInput>,
-        Vec<Pos>,
-        Vec<(Option<usize>, Option<Overflow>)>,
-    ) {
+    ) -> (Vec<PlannedInput>, Vec<Pos>, Vec<ExplicitQueue>) {
         let mut inputs = Vec::new();
         let mut positions = Vec::new();
         let mut overflows = Vec::new();

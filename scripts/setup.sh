@@ -11,6 +11,7 @@ packages=(
   openssl                                          # certificates for the MQTT TLS test
   python3 python3-paho-mqtt                        # bench/mqtt: the paho forwarder baseline
   s3fs fuse3                                       # mounted-bucket tests
+  python3-boto3                                    # bench/storage: the original's S3 writer
   chromium                                         # the preview page test (headless)
   docker-compose                                   # validates docker/ compose files
   curl ca-certificates

@@ -4,11 +4,15 @@
 # 4.6), in one run on this machine. Prints frames/s, their ratios, face
 # counts (equal when the boxes are) and peak RSS.
 #
-#   bench/vision/run.sh [PASSES]     # passes over Megamind.avi (default 3)
+# Each variant runs ROUNDS times, interleaved with the others, and its best
+# rate counts: on a shared machine, other work only ever slows a run down.
+#
+#   bench/vision/run.sh [PASSES] [ROUNDS]   # passes over Megamind.avi (default 2), rounds (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-passes=${1:-3}
+passes=${1:-2}
+rounds=${2:-2}
 video=/usr/share/doc/opencv-doc/examples/data/Megamind.avi
 frames_per_pass=270
 
@@ -39,11 +43,11 @@ nodes:
     max_frames: $((passes * frames_per_pass))
   detect:
     type: haar_detect
-    inputs: [{from: cam, overflow: block}]
+    inputs: [{from: cam, overflow: block, capacity: 4}]
     detect_scale: $1
   crop:
     type: gray_crop
-    inputs: [detect]
+    inputs: [{from: detect, capacity: 4}]
   out:
     type: print
     inputs: [crop]
@@ -64,23 +68,32 @@ measure() {
 row() { printf "%-34s %7s frames %6s faces %7.2f s %7.1f fps %7.0f MiB\n" "$@"; }
 
 declare -A fps rss
-for scale in 1.0 0.5; do
-  measure "$work/py.out" /usr/bin/python3 bench/vision/seed.py "$video" --passes "$passes" --scale "$scale"
-  read -r py_frames py_faces _ _ <"$work/py.out"
-  fps[py$scale]=$(echo "$py_frames / $secs" | bc -l); rss[py$scale]=$rss_kb
-  row "python seed, scale $scale" "$py_frames" "$py_faces" "$secs" "${fps[py$scale]}" "$(echo "$rss_kb/1024" | bc -l)"
+keep() { # $1: variant, $2: frames/s, $3: RSS in KiB: the best rate, the largest RSS
+  if [ -z "${fps[$1]:-}" ] || [ "$(echo "$2 > ${fps[$1]}" | bc -l)" -eq 1 ]; then fps[$1]=$2; fi
+  if [ -z "${rss[$1]:-}" ] || [ "$3" -gt "${rss[$1]}" ]; then rss[$1]=$3; fi
+}
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds"
+  for scale in 1.0 0.5; do
+    measure "$work/py.out" /usr/bin/python3 bench/vision/seed.py "$video" --passes "$passes" --scale "$scale"
+    read -r py_frames py_faces _ _ <"$work/py.out"
+    keep "py$scale" "$(echo "$py_frames / $secs" | bc -l)" "$rss_kb"
+    row "python seed, scale $scale" "$py_frames" "$py_faces" "$secs" "$(echo "$py_frames / $secs" | bc -l)" "$(echo "$rss_kb/1024" | bc -l)"
 
-  spec "$scale" >"$work/spec-$scale.yaml"
-  measure "$work/fr.out" "$flowrun" run --no-watch "$work/spec-$scale.yaml"
-  fr_faces=$(wc -l <"$work/fr.out")
-  fr_frames=$((passes * frames_per_pass))
-  fps[fr$scale]=$(echo "$fr_frames / $secs" | bc -l); rss[fr$scale]=$rss_kb
-  row "flowrun, detect_scale $scale" "$fr_frames" "$fr_faces" "$secs" "${fps[fr$scale]}" "$(echo "$rss_kb/1024" | bc -l)"
-  [ "$fr_faces" -eq "$py_faces" ] || echo "  note: face counts differ ($fr_faces vs $py_faces)"
+    spec "$scale" >"$work/spec-$scale.yaml"
+    measure "$work/fr.out" "$flowrun" run --no-watch "$work/spec-$scale.yaml"
+    fr_faces=$(wc -l <"$work/fr.out")
+    fr_frames=$((passes * frames_per_pass))
+    keep "fr$scale" "$(echo "$fr_frames / $secs" | bc -l)" "$rss_kb"
+    row "flowrun, detect_scale $scale" "$fr_frames" "$fr_faces" "$secs" "$(echo "$fr_frames / $secs" | bc -l)" "$(echo "$rss_kb/1024" | bc -l)"
+    [ "$fr_faces" -eq "$py_faces" ] || echo "  note: face counts differ ($fr_faces vs $py_faces)"
+  done
 done
 
-ratio() { printf "%.2f" "$(echo "$1 / $2" | bc -l)"; }
 echo
+printf "best of %s: python %.1f / %.1f fps (scale 1.0 / 0.5), flowrun %.1f / %.1f fps\n" "$rounds" \
+  "${fps[py1.0]}" "${fps[py0.5]}" "${fps[fr1.0]}" "${fps[fr0.5]}"
+ratio() { printf "%.2f" "$(echo "$1 / $2" | bc -l)"; }
 echo "flowrun / python seed, full resolution:        $(ratio "${fps[fr1.0]}" "${fps[py1.0]}")x   (target >= 1.10)"
 echo "flowrun detect_scale 0.5 / python seed:         $(ratio "${fps[fr0.5]}" "${fps[py1.0]}")x   (target >= 2.8)"
 echo "flowrun detect_scale 0.5 / python, same scale:  $(ratio "${fps[fr0.5]}" "${fps[py0.5]}")x   (target >= 1.05)"

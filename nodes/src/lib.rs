@@ -9,6 +9,7 @@
 //! [`flowrun_runtime::Frame`]s.
 
 pub mod camera;
+pub mod cos_put;
 pub mod files;
 pub mod generate;
 pub mod gray_crop;
@@ -27,6 +28,7 @@ pub fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
         .register::<camera::CameraConfig>()
+        .register::<cos_put::CosPutConfig>()
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
         .register::<gray_crop::GrayCropConfig>()

@@ -1,7 +1,10 @@
-//! Test support shared by the integration tests: a real mosquitto per test,
-//! and running a spec through the real engine.
+//! Test support shared by the integration tests: real servers (mosquitto,
+//! s3s-fs) on free loopback ports, and specs run through the real engine.
 
+// Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
 pub mod engine;
 pub mod mosquitto;
+pub mod s3;
+pub mod storage;

@@ -118,3 +118,50 @@ fn a_slow_detector_drops_the_oldest_frames_and_counts_them() {
     );
     assert_eq!(indices.last(), Some(&199), "the newest frame is kept");
 }
+
+/// Serves Megamind.avi over HTTP to each of the first `connections`
+/// clients, then stops accepting: a stream that ends after one play.
+fn serve_video(connections: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let video = std::fs::read(MEGAMIND).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: video/x-msvideo\r\nContent-Length: {}\r\n\r\n",
+                video.len()
+            );
+            let _ = stream
+                .write_all(head.as_bytes())
+                .and_then(|_| stream.write_all(&video));
+        }
+    });
+    port
+}
+
+/// A stream that ends is a live source that dropped: it is reopened, and
+/// the reopening is counted.
+#[test]
+fn a_stream_that_ends_is_reopened_and_counted() {
+    let port = serve_video(20);
+    let spec = format!(
+        "version: 1\nnodes:\n  cam:\n    type: camera\n    source: http://127.0.0.1:{port}/Megamind.avi\n    reconnect_ms: 100\n    max_frames: 300\n  out:\n    type: collect\n    key: stream\n    inputs: [{{from: cam, overflow: block}}]\n"
+    );
+    let (report, got, metrics) = run_counted(&spec, "stream");
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        got.iter().map(frame_index).collect::<Vec<_>>(),
+        (0..300).collect::<Vec<_>>()
+    );
+    assert!(
+        metrics.node("cam").snapshot().errors >= 1,
+        "the reopening is counted"
+    );
+}

@@ -129,3 +129,63 @@ fn frames_without_faces_are_not_sent_on_by_default() {
     assert_eq!(sent, with_faces);
     assert!(got.iter().all(|g| g.meta["faces"].to_string() != "0"));
 }
+
+/// min_size, max_size and equalize_hist reach OpenCV as they would when
+/// called directly.
+#[test]
+fn size_limits_and_equalization_are_opencvs() {
+    use flowrun_nodes::haar_detect::{Detector, Params};
+    use opencv::core::{Mat, Size, Vector};
+    use opencv::objdetect::CascadeClassifier;
+    use opencv::prelude::*;
+
+    let params = Params {
+        scale_factor: 1.3,
+        min_neighbors: 5,
+        min_size: Some([100, 100]),
+        max_size: Some([200, 200]),
+        equalize_hist: true,
+        detect_scale: 1.0,
+    };
+    let mut detector = Detector::load(std::path::Path::new(FRONTAL_FACE), params).unwrap();
+    let mut classifier = CascadeClassifier::new(FRONTAL_FACE).unwrap();
+    let mut faces = 0;
+    for bgr in megamind_frames(20) {
+        let frame = flowrun_nodes::vision::mat_frame(&bgr).unwrap();
+        let found = sorted(detector.detect(&frame).unwrap());
+        let mut gray = Mat::default();
+        opencv::imgproc::cvt_color(&bgr, &mut gray, opencv::imgproc::COLOR_BGR2GRAY, 0).unwrap();
+        let mut equalized = Mat::default();
+        opencv::imgproc::equalize_hist(&gray, &mut equalized).unwrap();
+        let mut expected = Vector::<opencv::core::Rect>::new();
+        classifier
+            .detect_multi_scale(
+                &equalized,
+                &mut expected,
+                1.3,
+                5,
+                0,
+                Size::new(100, 100),
+                Size::new(200, 200),
+            )
+            .unwrap();
+        let expected: Vec<Rect> = sorted(
+            expected
+                .iter()
+                .map(|r| Rect {
+                    x: r.x,
+                    y: r.y,
+                    width: r.width,
+                    height: r.height,
+                })
+                .collect(),
+        );
+        assert_eq!(found, expected);
+        assert!(
+            found.iter().all(|r| (100..=200).contains(&r.width)),
+            "{found:?}"
+        );
+        faces += found.len();
+    }
+    assert!(faces > 0, "some faces are between 100 and 200 pixels");
+}

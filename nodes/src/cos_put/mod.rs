@@ -1,0 +1,214 @@
+//! `cos_put`: stores every message as an object — through an S3-compatible
+//! API (IBM Cloud Object Storage, AWS, MinIO) or as files under a directory
+//! such as an s3fs-fuse mount of the bucket — and acknowledges a message only
+//! once its object is stored.
+//!
+//! ```yaml
+//! store:
+//!   type: cos_put
+//!   inputs: [faces]
+//!   key: "{prefix}{seq}.{ext}"       # test0.png, test1.png… (the original's names)
+//!   backend:
+//!     s3:
+//!       endpoint: https://s3.eu-de.cloud-object-storage.appdomain.cloud
+//!       region: eu-de
+//!       bucket: faces
+//! ```
+//!
+//! **Exactly-once objects from at-least-once delivery.** A QoS 1 source may
+//! deliver a message twice (after a reconnect, a restart, an outage). With a
+//! key made only from the message's identity — `{source}/{frame}-{face}.{ext}`,
+//! or `{hash}.{ext}` — the second delivery overwrites the same object with
+//! the same bytes instead of adding a copy, so the bucket holds each message
+//! exactly once. Keys from `{seq}` (when the source numbers per run) or
+//! `{time}` do not have that property.
+//!
+//! Failures: see [`retry::Failure`]. Transient ones are retried with backoff
+//! while the message stays unacknowledged; the others go to `dead_letter_dir`
+//! when set (and are then acknowledged), else the message is nacked —
+//! rejected when it can never be stored, failed (for redelivery) when the
+//! store refuses everything.
+
+mod dead_letter;
+pub mod fs;
+pub mod key;
+mod node;
+pub mod retry;
+pub mod s3;
+
+use std::sync::Arc;
+
+use flowrun_runtime::{
+    BuildContext, ConfigIssue, Inputs, Node, NodeConfig, NodeError, OutputKind, PayloadKind,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use self::fs::{FsConfig, FsStore};
+use self::key::KeyTemplate;
+use self::node::{CosPut, Store};
+use self::retry::RetryConfig;
+use self::s3::{S3Config, S3Store};
+
+/// Stores each message's bytes as an object; acknowledges it once stored.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CosPutConfig {
+    /// Where objects go: `s3` (an S3-compatible API) or `fs` (a directory,
+    /// typically a bucket mounted with s3fs-fuse).
+    pub backend: Backend,
+    /// The object key template. Fields: `{prefix}`, `{seq}`, `{ext}`,
+    /// `{topic}` (levels become folders), `{topic.N}`, `{source}`,
+    /// `{frame}`, `{face}`, `{time:%Y/%m/%d/%H%M%S.%3f}` (UTC),
+    /// `{hash}` / `{hash:N}` (SHA-256 of the payload), `{meta.NAME}`.
+    /// Keys built only from a message's identity (`{source}/{frame}-{face}`,
+    /// `{hash}`) make redeliveries overwrite instead of duplicate. Default
+    /// `{prefix}{seq}.{ext}`, the original's `test<N>.png`.
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// The value of `{prefix}`. Default `test`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// The content type stored with each object. Default: the message's
+    /// `content_type` metadata, else sniffed from the payload (PNG, JPEG).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Metadata keys sent as object user metadata (`x-amz-meta-*`, `s3`
+    /// backend only). Default: topic, source, seq, frame, face, timestamp_ms.
+    #[serde(default = "default_metadata")]
+    pub metadata: Vec<String>,
+    /// How many puts may be in flight at once. Default 16.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How transient failures are retried.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// A directory for messages that cannot be stored (refused by the
+    /// store, invalid key): each is written there under its key, with a
+    /// `.error.json` beside it saying why, and then acknowledged. Relative
+    /// to the spec's directory. Default: none (such messages are nacked).
+    #[serde(default)]
+    pub dead_letter_dir: Option<String>,
+}
+
+/// Where the objects go.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Backend {
+    /// Put through an S3-compatible API.
+    S3(S3Config),
+    /// Write files under a directory.
+    Fs(FsConfig),
+}
+
+fn default_key() -> String {
+    "{prefix}{seq}.{ext}".into()
+}
+fn default_prefix() -> String {
+    "test".into()
+}
+fn default_metadata() -> Vec<String> {
+    use flowrun_runtime::keys;
+    [
+        keys::TOPIC,
+        keys::SOURCE,
+        keys::SEQ,
+        keys::FRAME,
+        keys::FACE,
+        keys::TIMESTAMP_MS,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+fn default_concurrency() -> usize {
+    16
+}
+
+impl NodeConfig for CosPutConfig {
+    const TYPE: &'static str = "cos_put";
+    const DESCRIPTION: &'static str =
+        "Stores each message as an object (S3 API or a mounted bucket); acks once stored";
+    const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Bytes]);
+    const OUTPUT: OutputKind = OutputKind::None;
+
+    fn check(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Err(error) = KeyTemplate::parse(&self.key) {
+            issues.push(
+                ConfigIssue::new("key", format!("not a valid key template: {error}"))
+                    .hint("fields look like `{seq}`; write `{{` for a literal brace"),
+            );
+        }
+        for (i, name) in self.metadata.iter().enumerate() {
+            let header_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if name.is_empty() || !name.chars().all(header_safe) {
+                issues.push(ConfigIssue::new(
+                    format!("metadata.{i}"),
+                    format!(
+                        "`{name}` cannot be an HTTP header name: use letters, digits, `-` and `_`"
+                    ),
+                ));
+            }
+        }
+        if self.concurrency == 0 {
+            issues.push(ConfigIssue::new("concurrency", "must be at least 1"));
+        }
+        if self.retry.initial_ms == 0 || self.retry.max_ms < self.retry.initial_ms {
+            issues.push(ConfigIssue::new(
+                "retry.max_ms",
+                "retry waits must be positive, with `max_ms` at least `initial_ms`",
+            ));
+        }
+        match &self.backend {
+            Backend::S3(s3) => {
+                if s3.bucket.is_empty() {
+                    issues.push(ConfigIssue::new("backend.s3.bucket", "must not be empty"));
+                }
+                if let Some(endpoint) = &s3.endpoint {
+                    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                        issues.push(
+                            ConfigIssue::new(
+                                "backend.s3.endpoint",
+                                format!("`{endpoint}` is not an http:// or https:// URL"),
+                            )
+                            .hint("for IBM COS: https://s3.<region>.cloud-object-storage.appdomain.cloud"),
+                        );
+                    }
+                }
+            }
+            Backend::Fs(fs) => {
+                if fs.root.is_empty() {
+                    issues.push(ConfigIssue::new("backend.fs.root", "must not be empty"));
+                }
+            }
+        }
+        issues
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
+        let template = KeyTemplate::parse(&self.key).map_err(|e| format!("key: {e}"))?;
+        let store = match &self.backend {
+            Backend::S3(s3) => Store::S3 {
+                store: Arc::new(
+                    S3Store::new(s3, |name| std::env::var(name).ok())
+                        .map_err(|e| format!("{}: {e}", ctx.id))?,
+                ),
+                create_bucket: s3.create_bucket.then(|| s3.region.clone()),
+            },
+            Backend::Fs(fs) => Store::Fs(Arc::new(FsStore::new(
+                ctx.resolve(&fs.root),
+                fs.fsync,
+                fs.atomic,
+            ))),
+        };
+        Ok(Box::new(CosPut::new(
+            self.clone(),
+            template,
+            store,
+            self.dead_letter_dir.as_ref().map(|d| ctx.resolve(d)),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

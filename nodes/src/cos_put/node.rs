@@ -1,0 +1,333 @@
+//! The running `cos_put` node: up to `concurrency` puts in flight, each
+//! retried while it fails transiently, each message settled only once its
+//! object is stored (or set aside).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use flowrun_runtime::{keys, Message, Node, NodeContext, NodeError, NodeMetrics, Payload};
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::dead_letter::DeadLetter;
+use super::fs::FsStore;
+use super::key::{KeyInput, KeyTemplate};
+use super::retry::{Failure, PutError};
+use super::s3::S3Store;
+use super::CosPutConfig;
+
+/// The backend a node writes to.
+pub enum Store {
+    S3 {
+        store: Arc<S3Store>,
+        /// The region to create the bucket in, when it should be created.
+        create_bucket: Option<String>,
+    },
+    Fs(Arc<FsStore>),
+}
+
+impl Store {
+    fn describe(&self) -> String {
+        match self {
+            Store::S3 { store, .. } => store.describe(),
+            Store::Fs(store) => store.describe(),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), PutError> {
+        match self {
+            Store::S3 { store, .. } => store.put(key, body, content_type, metadata.clone()).await,
+            Store::Fs(store) => store.put(key, body).await,
+        }
+    }
+}
+
+pub struct CosPut {
+    config: CosPutConfig,
+    template: KeyTemplate,
+    store: Store,
+    dead_letter: Option<PathBuf>,
+}
+
+impl CosPut {
+    pub fn new(
+        config: CosPutConfig,
+        template: KeyTemplate,
+        store: Store,
+        dead_letter: Option<PathBuf>,
+    ) -> Self {
+        CosPut {
+            config,
+            template,
+            store,
+            dead_letter,
+        }
+    }
+}
+
+/// What every in-flight put shares.
+struct Shared {
+    config: CosPutConfig,
+    template: KeyTemplate,
+    store: Store,
+    dead_letter: Option<DeadLetter>,
+    metrics: Arc<NodeMetrics>,
+    stop: CancellationToken,
+    /// `{seq}` for messages that carry none.
+    counter: AtomicU64,
+    stored: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    /// The last transient failure, shown until the next success.
+    trouble: Mutex<Option<String>>,
+}
+
+impl Node for CosPut {
+    fn run(self: Box<Self>, mut ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            let this = *self;
+            let shared = Arc::new(Shared {
+                dead_letter: this.dead_letter.map(DeadLetter::new),
+                config: this.config,
+                template: this.template,
+                store: this.store,
+                metrics: ctx.metrics.clone(),
+                stop: ctx.stop_token(),
+                counter: AtomicU64::new(0),
+                stored: AtomicU64::new(0),
+                retried: AtomicU64::new(0),
+                dead_lettered: AtomicU64::new(0),
+                trouble: Mutex::new(None),
+            });
+            shared.prepare().await?;
+            shared.show_state();
+            tracing::info!(node = %ctx.id, store = %shared.store.describe(), "storing objects");
+            let permits = Arc::new(Semaphore::new(shared.config.concurrency.max(1)));
+            let mut puts = JoinSet::new();
+            loop {
+                let permit = permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| "the put limiter closed")?;
+                let Some(message) = ctx.input.recv().await else {
+                    break;
+                };
+                let shared = shared.clone();
+                puts.spawn(async move {
+                    shared.handle(message).await;
+                    drop(permit);
+                });
+                while puts.try_join_next().is_some() {}
+            }
+            while puts.join_next().await.is_some() {}
+            Ok(())
+        })
+    }
+}
+
+impl Shared {
+    /// Creates the bucket when asked to (retrying while the store is
+    /// unreachable: puts cannot succeed before), else checks that it exists
+    /// (once: an unreachable store is the puts' business, retried per message).
+    async fn prepare(&self) -> Result<(), NodeError> {
+        let Store::S3 {
+            store,
+            create_bucket,
+        } = &self.store
+        else {
+            return Ok(());
+        };
+        let Some(region) = create_bucket else {
+            return match store.check_bucket().await {
+                Err(error) if error.failure != Failure::Transient => self.failed(error),
+                _ => Ok(()),
+            };
+        };
+        let mut attempt = 0;
+        loop {
+            match store.create_bucket(region).await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.failure == Failure::Transient => {
+                    attempt += 1;
+                    tracing::warn!(%error, attempt, "cannot create the bucket yet; retrying");
+                    self.metrics.set_state(format!("retrying: {error}"));
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.retry.backoff(attempt)) => {}
+                        _ = self.stop.cancelled() => return Ok(()),
+                    }
+                }
+                Err(error) => return self.failed(error),
+            }
+        }
+    }
+
+    fn failed(&self, error: PutError) -> Result<(), NodeError> {
+        self.metrics.set_state(format!("failed: {error}"));
+        Err(error.into())
+    }
+
+    async fn handle(&self, message: Message) {
+        let Payload::Bytes(body) = &message.payload else {
+            message.reject("cos_put stores encoded bytes, and this message holds a frame");
+            return;
+        };
+        let body = body.clone();
+        let content_type = self.content_type(&message, &body);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let input = KeyInput {
+            prefix: &self.config.prefix,
+            counter: n,
+            content_type: &content_type,
+            now_ms: crate::util::now_ms(),
+        };
+        let key = match self.template.render(&message, &input) {
+            Ok(key) => key,
+            Err(error) => {
+                let error = PutError::new(
+                    Failure::Message,
+                    format!(
+                        "cannot make a key for a message to {}: {error}",
+                        self.store.describe()
+                    ),
+                );
+                let fallback = format!("unkeyed/{}-{n}", input.now_ms);
+                return self.give_up(message, &fallback, error).await;
+            }
+        };
+        let metadata = self.user_metadata(&message);
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let error = match self
+                .store
+                .put(&key, body.clone(), &content_type, &metadata)
+                .await
+            {
+                Ok(()) => {
+                    self.stored.fetch_add(1, Ordering::Relaxed);
+                    self.clear_trouble();
+                    message.ack();
+                    return;
+                }
+                Err(error) if error.failure == Failure::Transient => error,
+                Err(error) => return self.give_up(message, &key, error).await,
+            };
+            attempt += 1;
+            let limit = self.config.retry.give_up_after_s;
+            if limit.is_some_and(|s| started.elapsed().as_secs() >= s) {
+                tracing::error!(%error, attempt, "giving the message back after retrying");
+                self.metrics.errors.inc();
+                message.fail(error.text);
+                return;
+            }
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, attempt, "put failed; retrying");
+            self.set_trouble(format!("retrying: {error}"));
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.retry.backoff(attempt)) => {}
+                _ = self.stop.cancelled() => {
+                    message.fail(format!("stopped before it was stored: {error}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A message that cannot be stored: set aside when there is a
+    /// dead-letter directory, else nacked.
+    async fn give_up(&self, message: Message, key: &str, error: PutError) {
+        tracing::error!(%error, "message not stored");
+        self.metrics.errors.inc();
+        if let Some(dead_letter) = &self.dead_letter {
+            match dead_letter.write(key, &message, &error).await {
+                Ok(()) => {
+                    self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    self.show_state();
+                    message.ack();
+                    return;
+                }
+                Err(dead) => {
+                    tracing::error!(error = %dead, "cannot write to the dead-letter directory");
+                }
+            }
+        }
+        self.set_trouble(error.text.clone());
+        match error.failure {
+            Failure::Message => message.reject(error.text),
+            Failure::Store | Failure::Transient => message.fail(error.text),
+        }
+    }
+
+    fn content_type(&self, message: &Message, body: &[u8]) -> String {
+        self.config
+            .content_type
+            .clone()
+            .or_else(|| message.meta_text(keys::CONTENT_TYPE))
+            .unwrap_or_else(|| crate::util::sniff_content_type(body).to_owned())
+    }
+
+    /// The allowed metadata, as printable ASCII (what HTTP headers carry).
+    fn user_metadata(&self, message: &Message) -> HashMap<String, String> {
+        self.config
+            .metadata
+            .iter()
+            .filter_map(|name| {
+                let value = message.meta_text(name)?;
+                let value = value
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_graphic() || c == ' ' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                Some((name.to_ascii_lowercase(), value))
+            })
+            .collect()
+    }
+
+    fn set_trouble(&self, text: String) {
+        if let Ok(mut slot) = self.trouble.lock() {
+            *slot = Some(text);
+        }
+        self.show_state();
+    }
+
+    fn clear_trouble(&self) {
+        if let Ok(mut slot) = self.trouble.lock() {
+            *slot = None;
+        }
+        self.show_state();
+    }
+
+    /// The node's counters in its state word: stored, retried, dead-lettered,
+    /// and the current trouble if any.
+    fn show_state(&self) {
+        let mut state = format!(
+            "stored={} retried={} dead_lettered={}",
+            self.stored.load(Ordering::Relaxed),
+            self.retried.load(Ordering::Relaxed),
+            self.dead_lettered.load(Ordering::Relaxed),
+        );
+        if let Some(trouble) = self.trouble.lock().ok().and_then(|t| t.clone()) {
+            state.push_str("; ");
+            state.push_str(&trouble);
+        }
+        self.metrics.set_state(state);
+    }
+}

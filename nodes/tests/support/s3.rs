@@ -1,0 +1,182 @@
+//! An `s3s-fs` S3 server on a free loopback port, with its own temporary
+//! root and keys, and an aws-sdk-s3 client to look at what it holds.
+//!
+//! `scripts/setup.sh` installs `s3s-fs`. What was stored is always checked
+//! through the S3 API (GET, LIST), never by reading the server's folder.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::Client;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Instant;
+
+pub struct S3Server {
+    pub port: u16,
+    pub access_key: String,
+    pub secret_key: String,
+    root: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl S3Server {
+    /// Starts a server; panics with what to do when `s3s-fs` is missing.
+    pub fn start() -> S3Server {
+        let n = std::process::id() ^ u32::from(free_port());
+        let mut server = S3Server {
+            port: free_port(),
+            access_key: format!("AK{n:08X}"),
+            secret_key: format!("secret-{n:x}-flowrun-test"),
+            root: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Starts (again) on the same port and root.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", &self.access_key])
+            .args(["--secret-key", &self.secret_key])
+            .arg(self.root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start s3s-fs ({e}); scripts/setup.sh installs it"));
+        let up = wait_for_port(self.port, Duration::from_secs(15), || {
+            matches!(child.try_wait(), Ok(None))
+        });
+        if !up {
+            let _ = child.kill();
+            panic!("s3s-fs did not listen on port {} within 15 s", self.port);
+        }
+        self.child = Some(child);
+    }
+
+    /// Stops the server (SIGKILL: an outage, not a shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A client with the server's keys.
+    pub fn client(&self) -> Client {
+        self.client_with(&self.access_key, &self.secret_key)
+    }
+
+    /// A client with other keys.
+    pub fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        Client::from_conf(config)
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        self.client()
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Every key in `bucket`, sorted, following continuation tokens.
+    pub async fn list(&self, bucket: &str) -> Vec<String> {
+        self.try_list(bucket)
+            .await
+            .unwrap_or_else(|e| panic!("LIST {bucket}: {e}"))
+    }
+
+    /// `list`, or why it failed (no such bucket yet, server down).
+    pub async fn try_list(&self, bucket: &str) -> Result<Vec<String>, String> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| format!("{e:?}"))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// An object's bytes and content type.
+    pub async fn get(&self, bucket: &str, key: &str) -> (Vec<u8>, Option<String>) {
+        let object = self
+            .client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
+        let content_type = object.content_type().map(String::from);
+        let body = object.body.collect().await.unwrap().into_bytes().to_vec();
+        (body, content_type)
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Waits until something accepts connections on `port`, or `limit` passes.
+/// `alive` is asked between attempts so a server that died fails fast.
+pub fn wait_for_port(port: u16, limit: Duration, mut alive: impl FnMut() -> bool) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        if !alive() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

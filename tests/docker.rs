@@ -526,3 +526,19 @@ fn the_image_installs_the_opencv_libraries_the_binary_links_and_no_build_tools()
     // The cascades haar_detect loads by name.
     assert!(packages.contains("opencv-data"));
 }
+
+#[test]
+fn the_packages_the_image_installs_exist_in_debian_12() {
+    let release = std::fs::read_to_string("/etc/debian_version").unwrap_or_default();
+    if !release.starts_with("12.") {
+        eprintln!("SKIPPED: this is not Debian 12 (bookworm), the image's base: {release}");
+        return;
+    }
+    for package in final_stage_packages() {
+        let found = Command::new("apt-cache")
+            .args(["show", "--no-all-versions", &package])
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+        assert!(found, "bookworm has no package {package}");
+    }
+}

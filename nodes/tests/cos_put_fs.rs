@@ -3,106 +3,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::s3::S3Server;
+use support::s3fs::Mount;
 use support::storage::{run_spec, sample_images, state};
-
-/// A bucket mounted with s3fs in the foreground; unmounted when dropped.
-struct Mount {
-    point: tempfile::TempDir,
-    child: Child,
-    _passwd: tempfile::NamedTempFile,
-}
-
-impl Mount {
-    /// Mounts `bucket`, or says why it cannot.
-    fn new(server: &S3Server, bucket: &str) -> Result<Mount, String> {
-        if !Path::new("/dev/fuse").exists() {
-            return Err("/dev/fuse does not exist".into());
-        }
-        let passwd = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(
-            passwd.path(),
-            format!("{}:{}\n", server.access_key, server.secret_key),
-        )
-        .unwrap();
-        // s3fs refuses a password file others can read.
-        std::fs::set_permissions(
-            passwd.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
-        let point = tempfile::tempdir().unwrap();
-        let options = format!(
-            "use_path_request_style,url={},passwd_file={},stat_cache_expire=1,enable_noobj_cache",
-            server.endpoint(),
-            passwd.path().display()
-        );
-        let mut child = Command::new("s3fs")
-            .arg(bucket)
-            .arg(point.path())
-            .args(["-f", "-o", &options])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run s3fs ({e}); scripts/setup.sh installs it"))?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !is_mounted(point.path()) {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                }
-                return Err(format!("s3fs exited with {status}: {}", stderr.trim()));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("s3fs did not mount the bucket within 15 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Mount {
-            point,
-            child,
-            _passwd: passwd,
-        })
-    }
-
-    fn path(&self) -> PathBuf {
-        self.point.path().to_path_buf()
-    }
-}
-
-fn is_mounted(point: &Path) -> bool {
-    let text = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let point = point.display().to_string();
-    text.lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(point.as_str()))
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let unmounted = Command::new("fusermount3")
-            .arg("-u")
-            .arg(self.point.path())
-            .status()
-            .or_else(|_| Command::new("umount").arg(self.point.path()).status());
-        if !matches!(unmounted, Ok(s) if s.success()) {
-            let _ = self.child.kill();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_written_into_an_s3fs_mount_appear_through_the_s3_api() {

@@ -7,4 +7,5 @@
 pub mod engine;
 pub mod mosquitto;
 pub mod s3;
+pub mod s3fs;
 pub mod storage;

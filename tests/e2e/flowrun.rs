@@ -1,0 +1,256 @@
+//! A `flowrun run` process for a test: started on a spec from `specs/` with
+//! the variables the test gives (and none from the developer's shell), its
+//! status lines parsed as they arrive, stopped with SIGINT, killed when
+//! dropped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every variable the shipped specs read: removed from the environment of
+/// each process, so that only what a test sets reaches it.
+const SPEC_VARIABLES: &[&str] = &[
+    "CAMERA",
+    "DEVICE_ID",
+    "EDGE_BROKER",
+    "CLOUD_BROKER",
+    "S3_ENDPOINT",
+    "BUCKET",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_SESSION_TOKEN",
+    "BUCKET_DIR",
+    "MQTT_USERNAME",
+    "MQTT_PASSWORD",
+    "WORKER_ID",
+    "MQTT_PORT",
+    "PREVIEW_ADDRESS",
+];
+
+pub const MEGAMIND: &str = "/usr/share/doc/opencv-doc/examples/data/Megamind.avi";
+
+pub fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The counters and state word of each node, from one status line:
+/// `camera out=270 [end of file: 270 frames] | crops in=223 out=295 ack=223 | …`.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    nodes: BTreeMap<String, (BTreeMap<String, u64>, String)>,
+}
+
+impl Status {
+    /// The status in a log line, if it holds one.
+    pub fn parse(line: &str) -> Option<Status> {
+        let (_, rest) = line
+            .split_once(" status: ")
+            .or_else(|| line.split_once(" final counts: "))?;
+        let mut nodes = BTreeMap::new();
+        for part in rest.split(" | ") {
+            let (counts, state) = match part.split_once(" [") {
+                Some((counts, state)) => (counts, state.trim_end().trim_end_matches(']')),
+                None => (part, ""),
+            };
+            let mut words = counts.split_whitespace();
+            let Some(id) = words.next() else { continue };
+            let counts = words
+                .filter_map(|w| w.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+                .collect();
+            nodes.insert(id.to_owned(), (counts, state.to_owned()));
+        }
+        Some(Status { nodes })
+    }
+
+    /// A counter (`in`, `out`, `ack`, `drop`…); 0 when the line leaves it out.
+    pub fn count(&self, node: &str, key: &str) -> u64 {
+        self.nodes
+            .get(node)
+            .and_then(|(counts, _)| counts.get(key).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn state(&self, node: &str) -> &str {
+        self.nodes.get(node).map(|(_, s)| s.as_str()).unwrap_or("")
+    }
+
+    /// A `key=N` inside a node's state word (`[stored=285 retried=0 …]`).
+    pub fn state_count(&self, node: &str, key: &str) -> u64 {
+        self.state(node)
+            .split([' ', ';'])
+            .filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            .next()
+            .unwrap_or(0)
+    }
+
+    /// Faces the edge detected and cut out.
+    pub fn faces(&self) -> u64 {
+        self.count("crops", "out")
+    }
+
+    /// The edge has read the whole video, detection took every frame it did
+    /// not drop, every frame with faces was cut, and the broker acknowledged
+    /// every face.
+    pub fn edge_finished(&self) -> bool {
+        self.state("camera").starts_with("end of file")
+            && self.count("faces", "in") + self.count("faces", "drop")
+                == self.count("camera", "out")
+            && self.count("faces", "out") + self.count("faces", "ack") == self.count("faces", "in")
+            && self.count("crops", "in") == self.count("faces", "out")
+            && self.count("crops", "ack") == self.count("crops", "in")
+            && self.count("publish", "ack") == self.faces()
+    }
+}
+
+pub struct Flowrun {
+    name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Flowrun {
+    /// Runs `specs/<spec>` with exactly the spec variables in `env`.
+    pub fn start(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowrun"));
+        for variable in SPEC_VARIABLES {
+            command.env_remove(variable);
+        }
+        let mut child = command
+            .args(["run", "--no-watch", "--status-interval", "0.2"])
+            .arg(repository().join("specs").join(spec))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start flowrun for {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Flowrun {
+            name: name.to_owned(),
+            child,
+            lines,
+        }
+    }
+
+    /// The last status line, parsed.
+    pub fn status(&self) -> Status {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|l| Status::parse(l))
+            .unwrap_or_default()
+    }
+
+    /// The log so far, for failure messages.
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Polls the status until `done` holds; fails after `limit`, or at once
+    /// if the process ended.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&Status) -> bool,
+    ) -> Status {
+        let deadline = Instant::now() + limit;
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({exit}) before {what}:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not {what} after {limit:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGINT, then waits (bounded) for the exit: its final counts, and
+    /// whether it exited with 0.
+    pub async fn stop(mut self) -> (Status, bool) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within 30 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // The reader thread may still be taking the last lines.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let final_counts = loop {
+            let found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|l| l.contains(" final counts: "))
+                .and_then(|l| Status::parse(l));
+            if let Some(status) = found {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} printed no final counts:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (final_counts, exit.success())
+    }
+}
+
+impl Drop for Flowrun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn status_lines_parse() {
+    let line = "2026-11-25T16:28:15Z  INFO final counts: camera out=270 [end of file: 270 frames] \
+                | crops in=223 out=295 ack=223 | store in=285 ack=285 [stored=285 retried=0 dead_lettered=0]";
+    let status = Status::parse(line).unwrap();
+    assert_eq!(status.count("camera", "out"), 270);
+    assert_eq!(status.count("camera", "in"), 0);
+    assert_eq!(status.state("camera"), "end of file: 270 frames");
+    assert_eq!(status.faces(), 295);
+    assert_eq!(status.state_count("store", "stored"), 285);
+    assert_eq!(status.state_count("store", "retried"), 0);
+    assert!(Status::parse("INFO running demo").is_none());
+}

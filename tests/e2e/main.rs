@@ -1,0 +1,339 @@
+//! End to end, as a user runs it: the shipped specs as separate `flowrun`
+//! processes, real mosquitto brokers and a real S3 server (s3s-fs) on
+//! loopback, opencv-doc's Megamind.avi as the camera. What is checked is
+//! what the user sees: one grayscale PNG in the bucket per face the edge
+//! detected, under a key made of the face's identity.
+//!
+//! The tests run one at a time: each runs face detection on a 2-core
+//! machine, and running them together would only make each slower.
+
+mod faces;
+mod flowrun;
+
+#[path = "../../nodes/tests/support/mosquitto.rs"]
+#[allow(dead_code)]
+mod mosquitto;
+#[path = "../../nodes/tests/support/s3.rs"]
+#[allow(dead_code)]
+mod s3;
+#[path = "../../nodes/tests/support/s3fs.rs"]
+mod s3fs;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faces::{assert_gray_png, assert_one_object_per_face};
+use flowrun::{repository, Flowrun, Status, MEGAMIND};
+use mosquitto::Mosquitto;
+use s3::{free_port, S3Server};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starting a process and connecting it.
+const START: Duration = Duration::from_secs(30);
+/// The 11 s video through detection, with room for a loaded machine.
+const VIDEO: Duration = Duration::from_secs(120);
+/// Faces on their way from the edge to the bucket after the video ended.
+const DELIVERY: Duration = Duration::from_secs(60);
+
+const BUCKET: &str = "faces";
+
+fn edge_env(device: &str, edge: &Mosquitto, cloud: &Mosquitto) -> Vec<(&'static str, String)> {
+    vec![
+        ("CAMERA", MEGAMIND.into()),
+        ("DEVICE_ID", device.into()),
+        ("EDGE_BROKER", edge.url()),
+        ("CLOUD_BROKER", cloud.url()),
+    ]
+}
+
+fn cloud_cos_env(worker: u32, cloud: &Mosquitto, store: &S3Server) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLOUD_BROKER", cloud.url()),
+        ("WORKER_ID", worker.to_string()),
+        ("S3_ENDPOINT", store.endpoint()),
+        ("BUCKET", BUCKET.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", store.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", store.secret_key.clone()),
+    ]
+}
+
+/// Starts a cloud process and waits until its shared subscription exists,
+/// so that the broker keeps every face for it from then on.
+async fn start_cloud(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
+    let mut cloud = Flowrun::start(name, spec, env);
+    cloud
+        .wait_until("subscribed", START, |s| {
+            s.state("faces").starts_with("subscribed")
+        })
+        .await;
+    cloud
+}
+
+/// Waits until the edge has put every face of the video on its broker:
+/// how many faces it detected.
+async fn run_edge(edge: &mut Flowrun) -> u64 {
+    let status = edge
+        .wait_until("done with the video", VIDEO, Status::edge_finished)
+        .await;
+    let faces = status.faces();
+    // Megamind.avi shows a face in most of its 270 frames.
+    assert!(faces >= 100, "only {faces} faces detected:\n{}", edge.log());
+    faces
+}
+
+/// Checks every object of the bucket: `faces` of them, one per face, each a
+/// grayscale PNG stored as such.
+async fn assert_bucket_holds_faces(store: &S3Server, prefix: &str, faces: u64) {
+    let keys = store.list(BUCKET).await;
+    assert_one_object_per_face(prefix, &keys, faces);
+    for key in &keys {
+        let (body, content_type) = store.get(BUCKET, key).await;
+        assert_gray_png(key, &body);
+        assert_eq!(content_type.as_deref(), Some("image/png"), "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_bridge_and_cloud_cos_store_each_face_once_as_a_gray_png() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let cloud_broker = Mosquitto::start();
+    let store = S3Server::start();
+    store.create_bucket(BUCKET).await;
+
+    let mut cloud = start_cloud(
+        "cloud-cos",
+        "cloud-cos.yaml",
+        &cloud_cos_env(1, &cloud_broker, &store),
+    )
+    .await;
+    let mut edge = Flowrun::start(
+        "edge-bridge",
+        "edge-bridge.yaml",
+        &edge_env("door-1", &edge_broker, &cloud_broker),
+    );
+    let faces = run_edge(&mut edge).await;
+    cloud
+        .wait_until("stored every face", DELIVERY, |s| {
+            s.state_count("store", "stored") >= faces
+        })
+        .await;
+    assert_bucket_holds_faces(&store, "faces/door-1/camera/", faces).await;
+
+    let (edge_end, clean) = edge.stop().await;
+    assert!(clean, "edge-bridge did not exit cleanly");
+    assert_eq!(edge_end.faces(), faces);
+    let (cloud_end, clean) = cloud.stop().await;
+    assert!(clean, "cloud-cos did not exit cleanly");
+    // Stored once each: no face came twice, none was retried.
+    assert_eq!(cloud_end.state_count("store", "stored"), faces);
+    assert_eq!(cloud_end.count("faces", "out"), faces);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_an_s3fs_mount() {
+    let _serial = SERIAL.lock().await;
+    let store = S3Server::start();
+    store.create_bucket(BUCKET).await;
+    let mount = match s3fs::Mount::new(&store, BUCKET) {
+        Ok(mount) => mount,
+        Err(why) => {
+            eprintln!("SKIPPED: cannot mount a bucket with s3fs-fuse here: {why}");
+            return;
+        }
+    };
+    let edge_broker = Mosquitto::start();
+    let cloud_broker = Mosquitto::start();
+
+    let mut cloud = start_cloud(
+        "cloud-fs",
+        "cloud-fs.yaml",
+        &[
+            ("CLOUD_BROKER", cloud_broker.url()),
+            ("BUCKET_DIR", mount.path().display().to_string()),
+            ("WORKER_ID", "1".into()),
+        ],
+    )
+    .await;
+    let mut edge = Flowrun::start(
+        "edge-forwarder",
+        "edge-forwarder.yaml",
+        &edge_env("door-2", &edge_broker, &cloud_broker),
+    );
+    let faces = run_edge(&mut edge).await;
+    cloud
+        .wait_until("stored every face", DELIVERY, |s| {
+            s.state_count("store", "stored") >= faces
+        })
+        .await;
+    // Through the S3 API, not the mount: what s3fs uploaded.
+    assert_bucket_holds_faces(&store, "faces_door-2_camera_", faces).await;
+
+    let (edge_end, clean) = edge.stop().await;
+    assert!(clean, "edge-forwarder did not exit cleanly");
+    // The forwarder took each face from the edge broker once and had each
+    // acknowledged by the cloud broker.
+    assert_eq!(edge_end.count("from_edge", "out"), faces);
+    assert_eq!(edge_end.count("to_cloud", "ack"), faces);
+    let (cloud_end, clean) = cloud.stop().await;
+    assert!(clean, "cloud-fs did not exit cleanly");
+    assert_eq!(cloud_end.state_count("store", "stored"), faces);
+    drop(mount);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let cloud_broker = Mosquitto::start();
+    let store = S3Server::start();
+    store.create_bucket(BUCKET).await;
+
+    let mut workers = Vec::new();
+    for worker in 1..=3 {
+        workers.push(
+            start_cloud(
+                &format!("cloud-cos worker {worker}"),
+                "cloud-cos.yaml",
+                &cloud_cos_env(worker, &cloud_broker, &store),
+            )
+            .await,
+        );
+    }
+    let mut edge = Flowrun::start(
+        "edge-bridge",
+        "edge-bridge.yaml",
+        &edge_env("door-3", &edge_broker, &cloud_broker),
+    );
+    let faces = run_edge(&mut edge).await;
+    let deadline = Instant::now() + DELIVERY;
+    let stored = |workers: &[Flowrun]| -> u64 {
+        workers
+            .iter()
+            .map(|w| w.status().state_count("store", "stored"))
+            .sum()
+    };
+    while stored(&workers) < faces {
+        assert!(
+            Instant::now() < deadline,
+            "the workers stored {} of {faces} faces after {DELIVERY:?}",
+            stored(&workers)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_bucket_holds_faces(&store, "faces/door-3/camera/", faces).await;
+    let (_, clean) = edge.stop().await;
+    assert!(clean, "edge-bridge did not exit cleanly");
+
+    let mut shares = Vec::new();
+    for worker in workers {
+        let (end, clean) = worker.stop().await;
+        assert!(clean, "a worker did not exit cleanly");
+        shares.push(end.state_count("store", "stored"));
+    }
+    // Each face went to exactly one worker, and the work was shared.
+    assert_eq!(shares.iter().sum::<u64>(), faces, "{shares:?}");
+    assert!(
+        shares.iter().all(|&n| n > 0),
+        "a worker got nothing: {shares:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_alone_and_ends_with_its_summary() {
+    let _serial = SERIAL.lock().await;
+    let bucket = tempfile::tempdir().unwrap();
+    let preview = format!("127.0.0.1:{}", free_port());
+    let mut demo = Command::new("bash")
+        .arg(repository().join("scripts/demo.sh"))
+        // The built binary: no set-up, no release build.
+        .env("FLOWRUN", env!("CARGO_BIN_EXE_flowrun"))
+        .env("MQTT_PORT", free_port().to_string())
+        .env("PREVIEW_ADDRESS", &preview)
+        .env("BUCKET_DIR", bucket.path())
+        .env("DEMO_TIMEOUT", "150")
+        .env_remove("CAMERA")
+        .env_remove("DEVICE_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = demo.stdout.take().unwrap();
+    let mut stderr = demo.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let exit = loop {
+        if let Some(exit) = demo.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            // SIGTERM, so that the script's exit trap stops flowrun too.
+            let _ = Command::new("kill")
+                .args(["-TERM", &demo.id().to_string()])
+                .status();
+            let _ = demo.wait();
+            panic!("the demo did not finish within 180 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = out.join().unwrap();
+    let err = err.join().unwrap();
+    assert!(exit.success(), "the demo failed:\n{out}\n{err}");
+
+    // It says where to look…
+    let bucket_dir = bucket.path().display().to_string();
+    assert!(
+        out.contains(&format!("demo: live view at http://{preview}/")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "faces are stored as PNG files under {bucket_dir}/faces/"
+        )),
+        "{out}"
+    );
+    // …and ends with what it did.
+    let summary = out.lines().last().unwrap_or_default();
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let expected = |frames, faces| {
+        format!(
+            "demo: done: {frames} frames, {faces} faces, {faces} objects stored in {bucket_dir} ({faces} PNG files there in all)"
+        )
+    };
+    let (frames, faces) = (numbers[0], numbers[1]);
+    assert_eq!(summary, expected(frames, faces), "{out}");
+    assert_eq!(frames, 270);
+    assert!(faces >= 100, "{summary}");
+
+    let folder = bucket.path().join("faces/demo/camera");
+    let mut keys: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .map(|e| {
+            format!(
+                "faces/demo/camera/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    keys.sort();
+    assert_one_object_per_face("faces/demo/camera/", &keys, faces);
+    for key in &keys {
+        assert_gray_png(key, &std::fs::read(bucket.path().join(key)).unwrap());
+    }
+}

@@ -9,6 +9,7 @@
 //! [`flowrun_runtime::Frame`]s.
 
 pub mod camera;
+pub mod delay;
 pub mod files;
 pub mod generate;
 pub mod gray_crop;
@@ -27,6 +28,7 @@ pub fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
         .register::<camera::CameraConfig>()
+        .register::<delay::DelayConfig>()
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
         .register::<gray_crop::GrayCropConfig>()

@@ -1,11 +1,21 @@
 #!/usr/bin/env python3
-"""Measures one edge -> cloud MQTT link: publishes COUNT numbered QoS 1
-messages of SIZE bytes to the edge broker (mosquitto_pub, C) and counts them
-on the cloud broker (mosquitto_sub, C). Prints one JSON line: delivered,
-lost, duplicated, seconds, messages per second.
+"""Measures one edge -> cloud MQTT link. Numbered QoS 1 messages of SIZE
+bytes are published to the edge broker (mosquitto_pub, C) and counted on
+the cloud broker (mosquitto_sub, C, persistent session). Prints one JSON
+line: delivered, lost, duplicated, seconds, messages per second, peak RSS.
 
-The link under test must already run; probes are sent until one crosses."""
-import argparse, json, subprocess, sys, threading, time
+Two modes:
+- live: the link already runs (started by the caller); COUNT messages are
+  published as one burst and timed from the first publish to the last
+  delivery. The publisher (~12k msg/s on one connection) bounds this rate.
+- drain: measures the link alone. `--link CMD` is started once so that it
+  subscribes (its persistent session), then stopped; COUNT messages are
+  published and queued by the edge broker for the stopped link; the link is
+  started again and timed from that start to the last delivery. With
+  `--lazy` (mosquitto's own bridge, `start_type lazy`) there is no command:
+  the edge broker starts the bridge itself once COUNT messages are queued,
+  and the clock starts at the end of the publish."""
+import argparse, json, signal, subprocess, sys, threading, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--edge", type=int, required=True)
@@ -13,8 +23,13 @@ p.add_argument("--cloud", type=int, required=True)
 p.add_argument("--count", type=int, default=20000)
 p.add_argument("--size", type=int, default=9 * 1024)
 p.add_argument("--topic", default="image")
+p.add_argument("--mode", choices=["live", "drain"], default="live")
+p.add_argument("--link", help="drain: shell command that runs the link (exec'd)")
+p.add_argument("--lazy", action="store_true", help="drain: the edge broker starts the link itself")
 p.add_argument("--quiet", type=float, default=10.0, help="seconds without news that end the count")
 a = p.parse_args()
+if a.mode == "drain" and not (a.link or a.lazy):
+    sys.exit("drain needs --link CMD or --lazy")
 
 sub = subprocess.Popen(
     ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(a.cloud), "-t", a.topic, "-q", "1",
@@ -22,6 +37,7 @@ sub = subprocess.Popen(
     stdout=subprocess.PIPE, bufsize=1 << 20)
 seen = {}
 probe_seen = threading.Event()
+first = [None]
 last = [time.monotonic()]
 
 def read():
@@ -32,6 +48,8 @@ def read():
             continue
         seen[key] = seen.get(key, 0) + 1
         last[0] = time.monotonic()
+        if first[0] is None:
+            first[0] = last[0]
 
 threading.Thread(target=read, daemon=True).start()
 
@@ -44,14 +62,46 @@ def pub(lines):
     proc.stdin.close()
     return proc
 
-deadline = time.monotonic() + 30
-while not probe_seen.is_set():
-    if time.monotonic() > deadline:
-        sub.terminate()
-        sys.exit("the link never carried a probe")
-    pub([b"probe\n"]).wait()
-    probe_seen.wait(0.5)
-time.sleep(1)
+def start_link():
+    return subprocess.Popen("exec " + a.link, shell=True)
+
+def peak_rss_mb(proc):
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+def fail(why, link=None):
+    if link:
+        stop(link)
+    sub.terminate()
+    sys.exit(why)
+
+link = start_link() if a.link else None
+if not a.lazy:
+    # The link carries a probe: it is connected and subscribed (its session exists).
+    deadline = time.monotonic() + 30
+    while not probe_seen.is_set():
+        if time.monotonic() > deadline:
+            fail("the link never carried a probe", link)
+        pub([b"probe\n"]).wait()
+        probe_seen.wait(0.5)
+    time.sleep(1)
+if a.mode == "drain" and link:
+    stop(link)
+    link = None
 
 pad = b"x" * max(0, a.size - 9 - 1)
 lines = (b"%08d:" % i + pad + b"\n" for i in range(a.count))
@@ -59,9 +109,22 @@ start = time.monotonic()
 proc = pub(lines)
 proc.wait()
 published = time.monotonic()
+if a.mode == "drain":
+    if a.lazy:
+        start = min(published, first[0] or published)
+    else:
+        if seen:
+            fail(f"{len(seen)} messages crossed while the link was stopped")
+        first[0] = None
+        start = time.monotonic()
+        link = start_link()
+last[0] = time.monotonic()
 while len(seen) < a.count and time.monotonic() - last[0] < a.quiet:
-    time.sleep(0.05)
+    time.sleep(0.02)
 end = last[0]
+rss = peak_rss_mb(link) if link else None
+if link:
+    stop(link)
 sub.terminate()
 sub.wait()
 delivered = len(seen)
@@ -70,5 +133,7 @@ seconds = max(end - start, 1e-9)
 print(json.dumps({
     "count": a.count, "delivered": delivered, "lost": a.count - delivered, "duplicated": dups,
     "seconds": round(seconds, 2), "publish_seconds": round(published - start, 2),
-    "msgs_per_s": round(delivered / seconds), "pub_exit": proc.returncode,
+    "msgs_per_s": round(delivered / seconds),
+    "first_delivery_s": round(first[0] - start, 2) if first[0] and first[0] >= start else None,
+    "pub_exit": proc.returncode, "rss_mb": rss,
 }))

@@ -6,11 +6,13 @@ import paho.mqtt.client as mqtt
 
 edge_port, cloud_port = int(sys.argv[1]), int(sys.argv[2])
 
+# Persistent sessions (fixed ids, clean_session False), as flowrun's links
+# use: what is published while the forwarder is down waits for it.
 def client(cid):
     try:
-        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=cid)
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=cid, clean_session=False)
     except AttributeError:
-        return mqtt.Client(client_id=cid)
+        return mqtt.Client(client_id=cid, clean_session=False)
 
 cloud = client("paho-forwarder-pub")
 cloud.connect("127.0.0.1", cloud_port)

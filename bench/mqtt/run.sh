@@ -5,9 +5,13 @@
 # flowrun's mqtt_bridge, the forwarder spec (mqtt_sub -> mqtt_pub),
 # mosquitto's own bridge and a paho-mqtt Python forwarder; each with the
 # brokers at mosquitto's defaults and at the shipped no-drop config
-# (docker/mosquitto/mosquitto.conf). Prints a table and the ratios.
+# (docker/mosquitto/mosquitto.conf). Two modes (bench.py): `live`, a burst
+# published while the link runs (bounded by the publisher), and `drain`, a
+# backlog queued for the stopped link and timed from its start (the link's
+# own rate). Prints a table and the ratios.
 #
 #   bench/mqtt/run.sh [COUNT]
+#   LINKS="flowrun-forwarder paho-forwarder" MODES=drain bench/mqtt/run.sh   # some rows only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-20000}
@@ -70,13 +74,16 @@ peak_rss_mb() {
   awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
-run_one() { # LINK PROFILE; runs in the subshell of its pipeline, so it stops its own processes
+run_one() { # LINK PROFILE MODE; runs in the subshell of its pipeline, so it stops its own processes
   trap stop_all EXIT
-  local link=$1 profile=$2 edge cloud link_pid extra=""
+  local link=$1 profile=$2 mode=$3 edge cloud link_pid="" extra="" cmd="" lazy=()
   edge=$(free_port); cloud=$(free_port)
   broker cloud "$cloud" "$profile"
   if [ "$link" = mosquitto-bridge ]; then
     extra=$(printf 'connection cloud\naddress 127.0.0.1:%s\nclientid mosquitto-bridge\ncleansession false\ntopic image out 1\n' "$cloud")
+    # Drain: the edge broker queues the backlog for the bridge and starts it
+    # once all of it is there.
+    [ "$mode" = live ] || { extra=$(printf '%s\nstart_type lazy\nthreshold %s\n' "$extra" $((COUNT - 1))); lazy=(--lazy); }
   fi
   broker edge "$edge" "$profile" "$extra"
   local edge_pid=$broker_pid
@@ -92,8 +99,7 @@ nodes:
     remote: {url: "mqtt://127.0.0.1:$cloud", client_id: bench-bridge-remote}
     topics: [{pattern: image, direction: out, qos: 1}]
 YAML
-      FLOWRUN_LOG=warn "$FLOWRUN" run "$work/spec.yaml" --no-watch 2>"$work/flowrun.log" &
-      link_pid=$! ;;
+      cmd="env FLOWRUN_LOG=warn $FLOWRUN run $work/spec.yaml --no-watch 2>>$work/flowrun.log" ;;
     flowrun-forwarder)
       cat >"$work/spec.yaml" <<YAML
 version: 1
@@ -110,38 +116,58 @@ nodes:
     topic: "{topic}"
     qos: 1
 YAML
-      FLOWRUN_LOG=warn "$FLOWRUN" run "$work/spec.yaml" --no-watch 2>"$work/flowrun.log" &
-      link_pid=$! ;;
+      cmd="env FLOWRUN_LOG=warn $FLOWRUN run $work/spec.yaml --no-watch 2>>$work/flowrun.log" ;;
     mosquitto-bridge) link_pid=$edge_pid ;;
-    paho-forwarder)
-      "$PY" bench/mqtt/paho_forwarder.py "$edge" "$cloud" &
-      link_pid=$! ;;
+    paho-forwarder) cmd="$PY bench/mqtt/paho_forwarder.py $edge $cloud" ;;
   esac
-  [ "$link_pid" = "$edge_pid" ] || pids+=("$link_pid")
-  local result
-  result=$("$PY" bench/mqtt/bench.py --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE") ||
-    result='{"delivered": 0, "lost": '"$COUNT"', "duplicated": 0, "msgs_per_s": 0, "seconds": "failed"}'
-  local rss; rss=$(peak_rss_mb "$link_pid")
+  local result rss
+  if [ "$mode" = live ]; then
+    if [ -n "$cmd" ]; then
+      bash -c "exec $cmd" &
+      link_pid=$!
+      pids+=("$link_pid")
+    fi
+    result=$("$PY" bench/mqtt/bench.py --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE") || result=""
+    rss=$(peak_rss_mb "$link_pid")
+  else
+    local how=("${lazy[@]}")
+    [ -n "$cmd" ] && how=(--link "$cmd")
+    result=$("$PY" bench/mqtt/bench.py --mode drain "${how[@]}" --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE") || result=""
+    if [ -n "$link_pid" ]; then rss=$(peak_rss_mb "$link_pid")
+    elif [ -n "$result" ]; then rss=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1]).get("rss_mb") or "?")' "$result")
+    else rss="?"; fi
+  fi
+  [ -n "$result" ] || result='{"delivered": 0, "lost": '"$COUNT"', "duplicated": 0, "msgs_per_s": 0, "seconds": "failed"}'
   stop_all
-  "$PY" - "$link" "$profile" "$rss" "$result" <<'PY'
+  "$PY" - "$link" "$profile" "$mode" "$rss" "$result" <<'PY'
 import json, sys
-link, profile, rss, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-print(f"{link:18} {profile:8} {r['delivered']:>9} {r['lost']:>6} {r['duplicated']:>5} {r['msgs_per_s']:>8} {r['seconds']:>7} {rss:>8}")
+link, profile, mode, rss, r = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
+print(f"{link:18} {profile:8} {mode:6} {r['delivered']:>9} {r['lost']:>6} {r['duplicated']:>5} {r['msgs_per_s']:>8} {r['seconds']:>7} {rss:>8}")
 PY
 }
 
 echo "mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'), $COUNT messages of $SIZE bytes at QoS 1"
-printf '%-18s %-8s %9s %6s %5s %8s %7s %8s\n' link brokers delivered lost dup msg/s seconds "rss MiB"
+printf '%-18s %-8s %-6s %9s %6s %5s %8s %7s %8s\n' link brokers mode delivered lost dup msg/s seconds "rss MiB"
 results=$work/results.txt
-for profile in default shipped; do
-  for link in flowrun-bridge flowrun-forwarder mosquitto-bridge paho-forwarder; do
-    run_one "$link" "$profile" | tee -a "$results"
+links=${LINKS:-flowrun-bridge flowrun-forwarder mosquitto-bridge paho-forwarder}
+modes=${MODES:-live drain}
+if [[ " $modes " == *" live "* ]]; then
+  for profile in default shipped; do
+    for link in $links; do run_one "$link" "$profile" live | tee -a "$results"; done
   done
-done
+fi
+# A backlog drains only without drops: at the shipped config.
+if [[ " $modes " == *" drain "* ]]; then
+  for link in $links; do run_one "$link" shipped drain | tee -a "$results"; done
+fi
 echo "(rss: the flowrun process; for mosquitto-bridge the edge broker that runs the bridge; for paho the python process)"
 awk '
-  $2 == "shipped" { rate[$1] = $6 }
+  $2 == "shipped" { rate[$3, $1] = $7 }
   END {
-    if (rate["mosquitto-bridge"] > 0) printf "flowrun bridge / mosquitto bridge: %.2fx\n", rate["flowrun-bridge"] / rate["mosquitto-bridge"]
-    if (rate["paho-forwarder"] > 0) printf "forwarder spec / paho forwarder:   %.2fx\n", rate["flowrun-forwarder"] / rate["paho-forwarder"]
+    split("live drain", modes, " ")
+    for (i = 1; i <= 2; i++) {
+      m = modes[i]
+      if (rate[m, "mosquitto-bridge"] > 0) printf "%-5s flowrun bridge / mosquitto bridge: %.2fx   forwarder spec / mosquitto bridge: %.2fx\n", m, rate[m, "flowrun-bridge"] / rate[m, "mosquitto-bridge"], rate[m, "flowrun-forwarder"] / rate[m, "mosquitto-bridge"]
+      if (rate[m, "paho-forwarder"] > 0) printf "%-5s flowrun bridge / paho forwarder:   %.2fx   forwarder spec / paho forwarder:   %.2fx\n", m, rate[m, "flowrun-bridge"] / rate[m, "paho-forwarder"], rate[m, "flowrun-forwarder"] / rate[m, "paho-forwarder"]
+    }
   }' "$results"

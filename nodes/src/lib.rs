@@ -10,6 +10,7 @@
 
 pub mod camera;
 pub mod cos_put;
+pub mod delay;
 pub mod files;
 pub mod generate;
 pub mod gray_crop;
@@ -29,6 +30,7 @@ pub fn catalogue() -> Catalogue {
     catalogue
         .register::<camera::CameraConfig>()
         .register::<cos_put::CosPutConfig>()
+        .register::<delay::DelayConfig>()
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
         .register::<gray_crop::GrayCropConfig>()

@@ -178,6 +178,11 @@ pub fn describe(error: &ConnectionError) -> String {
         ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             "nothing listens at the broker address (connection refused)".into()
         }
+        // rustls' own words ("invalid peer certificate: UnknownIssuer") do not
+        // say which setting to look at.
+        ConnectionError::Tls(tls) => format!(
+            "TLS handshake failed: {tls} (check `tls.ca_file`: the CA that signed the broker's certificate; and `tls.cert_file`/`key_file` if the broker requires a client certificate)"
+        ),
         other => other.to_string(),
     }
 }

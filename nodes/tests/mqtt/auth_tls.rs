@@ -1,5 +1,7 @@
 //! Password authentication (a wrong password is a clear, retried error that
-//! never shows the password) and TLS with certificates made by the test.
+//! never shows the password) and TLS with certificates made by the test:
+//! server-only, a client certificate the broker requires, a wrong CA refused
+//! with an error that says what to check.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -110,72 +112,76 @@ async fn password_auth_wrong_password_is_clear_and_never_logged() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_round_trip_with_a_test_ca() {
-    let certs = tempfile::tempdir().unwrap();
-    let d = certs.path();
-    run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=flowrun-test-ca",
-        ],
-        d,
+/// A self-signed CA `{name}.crt`/`{name}.key` in `d`.
+fn make_ca(d: &std::path::Path, name: &str) {
+    let (key, crt, subj) = (
+        format!("{name}.key"),
+        format!("{name}.crt"),
+        format!("/CN=flowrun-test-{name}"),
     );
     run(
         "openssl",
         &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt,
+            "-days", "1", "-subj", &subj,
         ],
         d,
     );
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
+}
+
+/// `{name}.crt`/`{name}.key` for `cn`, signed by `ca`, with `ext` (openssl
+/// extension lines) when given.
+fn make_cert(d: &std::path::Path, ca: &str, name: &str, cn: &str, ext: &str) {
+    let (key, csr, crt, subj) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("/CN={cn}"),
+    );
+    run(
+        "openssl",
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj,
+        ],
+        d,
+    );
+    let ext_file = format!("{name}.cnf");
+    std::fs::write(d.join(&ext_file), ext).unwrap();
+    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
     run(
         "openssl",
         &[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &csr,
             "-CA",
-            "ca.crt",
+            &ca_crt,
             "-CAkey",
-            "ca.key",
+            &ca_key,
             "-CAcreateserial",
             "-out",
-            "server.crt",
+            &crt,
             "-days",
             "1",
             "-extfile",
-            "ext.cnf",
+            &ext_file,
         ],
         d,
     );
+}
 
+/// A CA and a broker certificate for 127.0.0.1 in `d`; a TLS mosquitto using
+/// them (plus `extra` lines), with a plain listener for the collector.
+fn tls_broker(d: &std::path::Path, extra: &str) -> (Mosquitto, u16) {
+    make_ca(d, "ca");
+    make_cert(
+        d,
+        "ca",
+        "server",
+        "127.0.0.1",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    );
     let plain_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -183,12 +189,20 @@ async fn tls_round_trip_with_a_test_ca() {
         .port();
     let broker = Mosquitto::start_with(Options {
         extra: format!(
-            "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\nlistener {plain_port} 127.0.0.1\n",
+            "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n{extra}listener {plain_port} 127.0.0.1\n",
             d = d.display()
         ),
         deny_anonymous: false,
     });
     crate::support::mosquitto::wait_for_port(plain_port, Duration::from_secs(10));
+    (broker, plain_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_round_trip_with_a_test_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    let (broker, plain_port) = tls_broker(d, "");
     let out = collect(plain_port, "tls-collector", "in/#").await;
     let url = format!("mqtts://127.0.0.1:{}", broker.port);
     let tls = format!("      tls: {{ca_file: \"{}/ca.crt\"}}", d.display());
@@ -199,4 +213,53 @@ async fn tls_round_trip_with_a_test_ca() {
         out.len() == 5
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_accepted_and_a_wrong_ca_refused_clearly() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    let (broker, plain_port) = tls_broker(d, "require_certificate true\n");
+    make_cert(
+        d,
+        "ca",
+        "client",
+        "flowrun-client",
+        "extendedKeyUsage=clientAuth\n",
+    );
+    make_ca(d, "other-ca");
+    let out = collect(plain_port, "mtls-collector", "in/#").await;
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+
+    // With the client certificate: every message arrives.
+    let tls = format!(
+        "      tls: {{ca_file: \"{d}/ca.crt\", cert_file: \"{d}/client.crt\", key_file: \"{d}/client.key\"}}",
+        d = d.display()
+    );
+    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    let report = running.finished(Duration::from_secs(20)).await;
+    assert!(report.is_success(), "{report:?}");
+    eventually(
+        Duration::from_secs(10),
+        "5 messages over mutual TLS",
+        || out.len() == 5,
+    )
+    .await;
+
+    // Trusting another CA: the broker's certificate is refused, the status
+    // says what to check, and nothing is sent.
+    let tls = format!(
+        "      tls: {{ca_file: \"{d}/other-ca.crt\", cert_file: \"{d}/client.crt\", key_file: \"{d}/client.key\"}}",
+        d = d.display()
+    );
+    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    eventually(Duration::from_secs(10), "a TLS error in the status", || {
+        running.state("pub").contains("TLS handshake failed")
+    })
+    .await;
+    let state = running.state("pub");
+    assert!(state.contains("tls.ca_file"), "{state}");
+    assert!(state.contains("invalid peer certificate"), "{state}");
+    running.stop().await;
+    assert_eq!(out.len(), 5);
 }

@@ -366,3 +366,66 @@ nodes:
         assert!(distinct.contains(&body), "{key}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn face_crops_from_the_vision_nodes_are_stored_byte_identical_as_png() {
+    let server = S3Server::start();
+    server.create_bucket("faces").await;
+    let dir = tempfile::tempdir().unwrap();
+    let copies = dir.path().join("copies");
+    // Two cameras on the same video give well over 500 faces; the crops go
+    // both to the S3 store and to a local directory, to compare bytes.
+    let mut yaml = String::from("version: 1\nname: crops\nnodes:\n");
+    for cam in ["cam0", "cam1"] {
+        yaml.push_str(&format!(
+            "  {cam}:\n    type: camera\n    source: {SAMPLE_IMAGES}/Megamind.avi\n    realtime: false\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        r#"  faces:
+    type: haar_detect
+    inputs: [{{from: cam0, overflow: block}}, {{from: cam1, overflow: block}}]
+  crops:
+    type: gray_crop
+    inputs: [faces]
+  store:
+    type: cos_put
+    inputs: [crops]
+    key: "{{source}}/{{frame}}-{{face}}.{{ext}}"
+    backend:
+      s3:
+        endpoint: {endpoint}
+        bucket: faces
+        {credentials}
+  copy:
+    type: cos_put
+    inputs: [crops]
+    key: "{{source}}/{{frame}}-{{face}}.{{ext}}"
+    backend:
+      fs:
+        root: {copies}
+"#,
+        endpoint = server.endpoint(),
+        credentials = credentials(&server, "CROPS"),
+        copies = copies.display(),
+    ));
+    std::fs::create_dir_all(&copies).unwrap();
+    let (report, metrics) = run_spec(dir.path(), &yaml, Duration::from_secs(300)).await;
+    assert!(report.is_success(), "{report:?}");
+    let faces = metrics.node("crops").snapshot().sent;
+    assert!(
+        faces >= 500,
+        "expected 500+ faces from two passes of Megamind.avi, got {faces}"
+    );
+    let keys = server.list("faces").await;
+    assert_eq!(keys.len() as u64, faces, "one object per face");
+    for key in &keys {
+        let (body, content_type) = server.get("faces", key).await;
+        assert_eq!(content_type.as_deref(), Some("image/png"), "{key}");
+        assert!(body.starts_with(b"\x89PNG\r\n\x1a\n"), "{key} is a PNG");
+        // Colour type 0 (grayscale) in the IHDR chunk.
+        assert_eq!(body[25], 0, "{key} is a grayscale PNG");
+        let copy = std::fs::read(copies.join(key)).unwrap();
+        assert!(body == copy, "{key} differs from the crop gray_crop made");
+    }
+}

@@ -222,7 +222,7 @@ impl Engine {
                     if self.abort_busy(false) {
                         // Sources get a moment to hear the failures of what
                         // was aborted, so that they can report them.
-                        deadline = Some(tokio::time::Instant::now() + SOURCE_GRACE.min(self.drain_timeout));
+                        deadline = Some(tokio::time::Instant::now() + SOURCE_GRACE);
                     } else {
                         self.abort_busy(true);
                         break;

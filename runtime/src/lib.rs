@@ -35,7 +35,7 @@ pub use engine::{Engine, EngineHandle, ReloadReport, RunReport};
 pub use message::{
     keys, Frame, Message, MetaValue, Metadata, Payload, PayloadKind, PixelFormat, Rect,
 };
-pub use metrics::{Counts, Metrics, NodeMetrics};
+pub use metrics::{Counter, Counts, Metrics, NodeMetrics};
 pub use node::{BuildContext, Node, NodeContext, NodeError};
 pub use plan::Plan;
 pub use validate::{load, validate, Checked};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -22,6 +22,12 @@ use crate::ack::AckStatus;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabel {
     node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    node: String,
+    event: String,
 }
 
 /// One node's counters. Cheap to clone handles; safe to update from any thread.
@@ -38,6 +44,9 @@ pub struct NodeMetrics {
     /// A short word a node sets about its own state ("connected",
     /// "reconnecting", "end of file"), shown in the status line.
     state: Mutex<String>,
+    id: String,
+    events: Family<EventLabel, Counter>,
+    event_names: Mutex<Vec<String>>,
 }
 
 impl NodeMetrics {
@@ -46,6 +55,30 @@ impl NodeMetrics {
             AckStatus::Delivered => self.acked.inc(),
             AckStatus::Rejected | AckStatus::Failed => self.nacked.inc(),
         };
+    }
+
+    /// A counter of the node's own, e.g. `stored`, `retried`,
+    /// `redelivered`: exported as `flowrun_node_events_total{node, event}`.
+    /// Take it once and keep the handle; it is cheap to clone.
+    pub fn event(&self, event: &str) -> Counter {
+        if let Ok(mut names) = self.event_names.lock() {
+            if !names.iter().any(|n| n == event) {
+                names.push(event.to_owned());
+            }
+        }
+        self.events
+            .get_or_create(&EventLabel {
+                node: self.id.clone(),
+                event: event.to_owned(),
+            })
+            .clone()
+    }
+
+    fn event_names(&self) -> Vec<String> {
+        self.event_names
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
     }
 
     /// Sets the node's own state word, shown in the status line.
@@ -96,6 +129,7 @@ struct Families {
     nacked: Family<NodeLabel, Counter>,
     restarts: Family<NodeLabel, Counter>,
     queue_depth: Family<NodeLabel, Gauge<i64, AtomicI64>>,
+    events: Family<EventLabel, Counter>,
 }
 
 /// Every node's counters, by node id.
@@ -162,6 +196,7 @@ impl Metrics {
             nacked: Family::default(),
             restarts: Family::default(),
             queue_depth: Family::default(),
+            events: Family::default(),
         };
         let mut registry = Registry::with_prefix("flowrun_node");
         for (name, help, family) in families.counters() {
@@ -171,6 +206,11 @@ impl Metrics {
             "queue_depth",
             "Messages waiting on a node's inputs",
             families.queue_depth.clone(),
+        );
+        registry.register(
+            "events",
+            "Events a node counts of its own (stored, retried, redelivered…)",
+            families.events.clone(),
         );
         Metrics {
             registry: Arc::new(registry),
@@ -199,6 +239,9 @@ impl Metrics {
                     restarts: f.restarts.get_or_create(&label).clone(),
                     queue_depth: f.queue_depth.get_or_create(&label).clone(),
                     state: Mutex::new(String::new()),
+                    id: id.to_owned(),
+                    events: f.events.clone(),
+                    event_names: Mutex::default(),
                 })
             })
             .clone()
@@ -213,6 +256,16 @@ impl Metrics {
             family.remove(&label);
         }
         self.families.queue_depth.remove(&label);
+        // Families cannot be filtered by one label: drop the node's events by
+        // name, from the node's own record of them.
+        if let Some(node) = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            for event in node.event_names() {
+                self.families.events.remove(&EventLabel {
+                    node: id.to_owned(),
+                    event,
+                });
+            }
+        }
         self.nodes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -312,6 +365,7 @@ mod tests {
         node.received.inc();
         node.count_settled(AckStatus::Delivered);
         node.set_state("connected");
+        node.event("stored").inc();
         let text = metrics.render();
         assert!(
             text.contains("flowrun_node_received_total{node=\"store\"} 1"),
@@ -319,6 +373,10 @@ mod tests {
         );
         assert!(
             text.contains("flowrun_node_acked_total{node=\"store\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowrun_node_events_total{node=\"store\",event=\"stored\"} 1"),
             "{text}"
         );
         assert_eq!(metrics.status_line(), "store in=1 ack=1 [connected]");

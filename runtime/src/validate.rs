@@ -21,7 +21,8 @@ use crate::plan::{Plan, PlannedInput, PlannedNode};
 use crate::spec::interpolate::{interpolate, InterpolationError};
 use crate::spec::yaml::{self, Node, PathStep, Pos};
 use crate::spec::{
-    InputQueue, InputSpec, OnFailure, DEFAULT_CAPACITY, ENGINE_KEYS, TOP_KEYS, VERSION,
+    InputQueue, InputSpec, OnFailure, DEFAULT_CAPACITY, DEFAULT_FRAME_CAPACITY, ENGINE_KEYS,
+    TOP_KEYS, VERSION,
 };
 
 /// The result of checking a spec: a plan when there were no errors, and
@@ -87,6 +88,10 @@ struct Validator<'a> {
     broken: Vec<Pos>,
 }
 
+/// The queue settings an input gave itself (capacity, overflow); the rest
+/// are filled in once the upstream node is known.
+type ExplicitQueue = (Option<usize>, Option<Overflow>);
+
 /// A node's inputs, known even when its config has errors, so that wiring
 /// mistakes are reported in the same run.
 struct Wiring {
@@ -102,7 +107,7 @@ struct Parsed {
     input_pos: Vec<Pos>,
     /// The overflow each input asked for; the others take the upstream
     /// type's default, known once wiring is checked.
-    explicit_overflow: Vec<Option<Overflow>>,
+    explicit_queue: Vec<ExplicitQueue>,
     id_pos: Pos,
 }
 
@@ -298,7 +303,7 @@ impl Validator<'_> {
             return None;
         };
         let before = self.diagnostics.len();
-        let (inputs, input_pos, explicit_overflow) = self.check_inputs(&id, body, &node_type);
+        let (inputs, input_pos, explicit_queue) = self.check_inputs(&id, body, &node_type);
         wiring.push(Wiring {
             id: id.clone(),
             id_pos: key.pos,
@@ -415,7 +420,7 @@ impl Validator<'_> {
                 output_kind,
             },
             input_pos,
-            explicit_overflow,
+            explicit_queue,
             id_pos: key.pos,
         })
     }
@@ -425,7 +430,7 @@ impl Validator<'_> {
         id: &str,
         body: &Node,
         node_type: &NodeType,
-    ) -> (Vec<PlannedInput>, Vec<Pos>, Vec<Option<Overflow>>) {
+    ) -> (Vec<PlannedInput>, Vec<Pos>, Vec<ExplicitQueue>) {
         let mut inputs = Vec::new();
         let mut positions = Vec::new();
         let mut overflows = Vec::new();
@@ -481,7 +486,7 @@ impl Validator<'_> {
                         overflow: overflow.unwrap_or_default(),
                     });
                     positions.push(item.pos);
-                    overflows.push(overflow);
+                    overflows.push((capacity, overflow));
                 }
                 Err(Some((field, message))) => {
                     // An unknown key is pointed at itself, a bad value at the value.
@@ -605,9 +610,18 @@ impl Validator<'_> {
             let Some(p) = slots[i].take() else { continue };
             let mut node = p.node;
             let mut incoming = None;
-            for (input, explicit) in node.inputs.iter_mut().zip(&p.explicit_overflow) {
-                if let (None, Some(&j)) = (explicit, by_id.get(&input.from)) {
+            // Queue settings an input left out come from what feeds it: the
+            // upstream type's overflow policy, and a short queue for frames
+            // (a decoded frame is megabytes; a deep queue of them is memory
+            // and latency, not throughput).
+            for (input, (capacity, overflow)) in node.inputs.iter_mut().zip(&p.explicit_queue) {
+                if let (None, Some(&j)) = (overflow, by_id.get(&input.from)) {
                     input.overflow = types[j].output_overflow;
+                }
+                if capacity.is_none()
+                    && kinds.get(&input.from).copied().flatten() == Some(PayloadKind::Frame)
+                {
+                    input.capacity = DEFAULT_FRAME_CAPACITY;
                 }
             }
             for (input, pos) in node.inputs.iter().zip(&p.input_pos) {

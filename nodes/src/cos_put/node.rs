@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use flowrun_runtime::{keys, Message, Node, NodeContext, NodeError, NodeMetrics, Payload};
+use flowrun_runtime::{keys, Counter, Message, Node, NodeContext, NodeError, NodeMetrics, Payload};
 use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -87,9 +87,11 @@ struct Shared {
     stop: CancellationToken,
     /// `{seq}` for messages that carry none.
     counter: AtomicU64,
-    stored: AtomicU64,
-    retried: AtomicU64,
-    dead_lettered: AtomicU64,
+    /// Exported as `flowrun_node_events_total{event="stored"|…}`; they
+    /// count across restarts, as the node's other counters do.
+    stored: Counter,
+    retried: Counter,
+    dead_lettered: Counter,
     /// The last transient failure, shown until the next success.
     trouble: Mutex<Option<String>>,
 }
@@ -106,9 +108,9 @@ impl Node for CosPut {
                 metrics: ctx.metrics.clone(),
                 stop: ctx.stop_token(),
                 counter: AtomicU64::new(0),
-                stored: AtomicU64::new(0),
-                retried: AtomicU64::new(0),
-                dead_lettered: AtomicU64::new(0),
+                stored: ctx.metrics.event("stored"),
+                retried: ctx.metrics.event("retried"),
+                dead_lettered: ctx.metrics.event("dead_lettered"),
                 trouble: Mutex::new(None),
             });
             shared.prepare().await?;
@@ -217,7 +219,7 @@ impl Shared {
                 .await
             {
                 Ok(()) => {
-                    self.stored.fetch_add(1, Ordering::Relaxed);
+                    self.stored.inc();
                     self.clear_trouble();
                     message.ack();
                     return;
@@ -233,7 +235,7 @@ impl Shared {
                 message.fail(error.text);
                 return;
             }
-            self.retried.fetch_add(1, Ordering::Relaxed);
+            self.retried.inc();
             tracing::warn!(%error, attempt, "put failed; retrying");
             self.set_trouble(format!("retrying: {error}"));
             tokio::select! {
@@ -254,7 +256,7 @@ impl Shared {
         if let Some(dead_letter) = &self.dead_letter {
             match dead_letter.write(key, &message, &error).await {
                 Ok(()) => {
-                    self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    self.dead_lettered.inc();
                     self.show_state();
                     message.ack();
                     return;
@@ -320,9 +322,9 @@ impl Shared {
     fn show_state(&self) {
         let mut state = format!(
             "stored={} retried={} dead_lettered={}",
-            self.stored.load(Ordering::Relaxed),
-            self.retried.load(Ordering::Relaxed),
-            self.dead_lettered.load(Ordering::Relaxed),
+            self.stored.get(),
+            self.retried.get(),
+            self.dead_lettered.get(),
         );
         if let Some(trouble) = self.trouble.lock().ok().and_then(|t| t.clone()) {
             state.push_str("; ");

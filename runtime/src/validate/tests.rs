@@ -18,7 +18,7 @@ use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::node::{BuildContext, Node, NodeContext, NodeError};
 use crate::spec::yaml::Pos;
-use crate::spec::{OnFailure, DEFAULT_CAPACITY};
+use crate::spec::{OnFailure, DEFAULT_FRAME_CAPACITY};
 
 /// Never run: these tests stop at the plan.
 struct Idle;
@@ -203,11 +203,13 @@ nodes:
     let faces = plan.node("faces").expect("faces is planned");
     // A live source's edges drop old frames unless the input says otherwise.
     assert_eq!(faces.inputs[0].overflow, Overflow::DropOldest);
-    assert_eq!(faces.inputs[0].capacity, DEFAULT_CAPACITY);
+    // Frames are large: their queues are short unless the input says otherwise.
+    assert_eq!(faces.inputs[0].capacity, DEFAULT_FRAME_CAPACITY);
     assert_eq!(faces.on_failure, OnFailure::Restart);
     let out = plan.node("out").expect("out is planned");
     assert_eq!(out.on_failure, OnFailure::Stop);
     assert_eq!(out.inputs[0].overflow, Overflow::Block);
+    assert_eq!(out.inputs[0].capacity, DEFAULT_FRAME_CAPACITY);
     assert_eq!(out.inputs[1].capacity, 2);
     assert_eq!(out.inputs[1].overflow, Overflow::Block);
 }

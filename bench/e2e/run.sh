@@ -120,7 +120,7 @@ for pass in $(seq 1 "$passes"); do
   edge_pid=$!
   pids+=("$edge_pid")
   deadline=$((SECONDS + 120))
-  until edge_finished "$(grep ' status: ' "$work/edge-$pass.log" | tail -n 1)"; do
+  until edge_finished "$(grep ' status: ' "$work/edge-$pass.log" 2>/dev/null | tail -n 1)"; do
     [ "$SECONDS" -lt "$deadline" ] || { echo "bench: edge pass $pass did not finish" >&2; exit 1; }
     sleep 0.2
   done

@@ -1,36 +1,46 @@
-"""Storage benchmark: flowrun's cos_put against what the original did, in
-one run, on the same S3 server (s3s-fs on loopback) and the same disk.
+"""Storage benchmark, fed by MQTT as issue 5 asks: COUNT messages of SIZE
+bytes published at QoS 1 on a mosquitto topic, stored into s3s-fs (or a
+directory) by flowrun (`mqtt_sub` → `cos_put`) and by a Python script doing
+what the original did (paho-mqtt, one `put_object` / file write per message
+in `on_message`), one after the other in the same run.
 
-Both sides are fed from memory (flowrun: a `generate` source; Python: a
-loop), not from MQTT: the MQTT nodes live on another branch. Each side is a
-separate process, timed from start to exit, its peak RSS from GNU time.
-Rounds alternate flowrun and Python after one warm-up round of each (not
-counted); medians are reported, as the machine's two cores are shared with
-other work. Through s3fs every object costs several HTTP round trips, so
-that target writes at most 200 objects a round.
+Each side is timed from the first publish to its last object stored: for
+flowrun the moment its `flowrun_node_acked_total{node="store"}` counter
+(polled every 5 ms at --metrics) reaches COUNT — a message is acknowledged
+only once its object is stored —, for Python the clock it prints after its
+last put. Both clocks are CLOCK_MONOTONIC. Every object is then counted
+through the S3 API (LIST) or the directory. Peak RSS is each consumer's
+VmHWM.
 
-Targets: the S3 API; a local directory; a bucket mounted with s3fs-fuse
-(what the original's filesystem variant wrote into).
+The broker is Debian's mosquitto with a no-drop config (unlimited queue,
+`max_inflight_messages` 1000), as docker/mosquitto/mosquitto.conf. Each
+consumer's persistent session is registered before it starts, so nothing
+published before it connected is lost and both sides start equal.
 
-Usage: bench.py FLOWRUN [COUNT] [SIZE] [ROUNDS]
+Usage: bench.py FLOWRUN [COUNT] [SIZE] [ROUNDS] [CONCURRENCY]
 """
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import boto3
+import paho.mqtt.client as mqtt
 from botocore.config import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
 flowrun = os.path.abspath(sys.argv[1])
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 size = int(sys.argv[3]) if len(sys.argv) > 3 else 9000
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+concurrency = int(sys.argv[5]) if len(sys.argv) > 5 else 16
 work = tempfile.mkdtemp(prefix="flowrun-bench-storage-")
 key_id, secret = "BENCHKEY", "bench-secret-key"
 env = dict(os.environ, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
@@ -42,12 +52,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(ready, what, limit=15.0):
+def wait_until(ready, what, limit=15.0, step=0.02):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if ready():
             return
-        time.sleep(0.02)
+        time.sleep(step)
     sys.exit(f"{what} within {limit} s")
 
 
@@ -59,89 +69,146 @@ def port_open(port):
         return False
 
 
-def timed(argv):
-    """Runs argv; returns (seconds, peak RSS in MiB, stdout). The RSS comes
-    from GNU time: wait4's ru_maxrss would count the forked copy of this
-    Python before the exec."""
-    rss_file = os.path.join(work, "rss")
-    started = time.monotonic()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        sys.exit(f"{argv[0]} failed with status {done.returncode}")
-    with open(rss_file) as f:
-        rss_kib = int(f.read().split()[-1])
-    return elapsed, rss_kib / 1024, done.stdout.strip()
+def start_mosquitto():
+    port = free_port()
+    conf = os.path.join(work, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n"
+                "max_queued_messages 0\nmax_inflight_messages 1000\n"
+                "message_size_limit 16777216\npersistence false\n")
+    child = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: port_open(port), f"mosquitto did not listen on {port}")
+    return port, child
 
 
-def run_flowrun(name, backend, prefix="test", count=count):
-    path = os.path.join(work, f"{name}.yaml")
-    with open(path, "w") as f:
+def register_session(port, client_id, topic):
+    """Creates `client_id`'s persistent session subscribed to `topic` at QoS 1."""
+    client = mqtt.Client(client_id=client_id, clean_session=False)
+    client.connect("127.0.0.1", port)
+    subscribed = []
+    client.on_subscribe = lambda *a: subscribed.append(True)
+    client.subscribe(topic, qos=1)
+    wait_until(lambda: client.loop(0.05) == 0 and subscribed, "no SUBACK")
+    client.disconnect()
+    client.loop(0.05)
+
+
+feed_rates = []
+
+
+def publish(port, topic):
+    """Runs the publisher; returns the monotonic time of its first publish,
+    and notes its own rate (first publish to last PUBACK): the ceiling of
+    what any consumer can be measured at."""
+    out = subprocess.run([PYTHON, os.path.join(HERE, "publish.py"), str(port), topic,
+                          str(count), str(size)], check=True, stdout=subprocess.PIPE, text=True)
+    first, last = (float(t) for t in out.stdout.split())
+    feed_rates.append(count / (last - first))
+    return first
+
+
+def acked(metrics_port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1) as r:
+            text = r.read().decode()
+    except OSError:
+        return -1
+    for line in text.splitlines():
+        if line.startswith('flowrun_node_acked_total{node="store"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("VmHWM")))
+
+
+def run_flowrun(name, mqtt_port, backend):
+    """Returns (seconds from first publish to COUNT stored, peak RSS MiB)."""
+    topic, client_id = f"bench/{name}", f"flowrun-{name}"
+    register_session(mqtt_port, client_id, topic)
+    spec = os.path.join(work, f"{name}.yaml")
+    with open(spec, "w") as f:
         f.write(f"""version: 1
 name: {name}
 nodes:
-  source:
-    type: generate
-    count: {count}
-    size: {size}
-    require_ack: true
+  images:
+    type: mqtt_sub
+    broker: {{url: "mqtt://127.0.0.1:{mqtt_port}", client_id: {client_id}}}
+    topics: [{{filter: "{topic}", qos: 1}}]
   store:
     type: cos_put
-    inputs: [source]
-    prefix: {prefix}
+    inputs: [images]
+    concurrency: {concurrency}
     backend:
 {backend}""")
-    return timed([flowrun, "run", "--no-watch", path])
+    metrics_port = free_port()
+    child = subprocess.Popen([flowrun, "run", "--no-watch", "--metrics", f"127.0.0.1:{metrics_port}", spec],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: acked(metrics_port) == 0, "flowrun did not serve its metrics")
+        first = publish(mqtt_port, topic)
+        wait_until(lambda: acked(metrics_port) >= count, "flowrun did not store every message",
+                   limit=300, step=0.005)
+        last = time.monotonic()
+        rss = vm_hwm_kib(child.pid) / 1024
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=30)
+    return last - first, rss
 
 
-def run_python(script, *args):
-    return timed([sys.executable, os.path.join(HERE, script)] + [str(a) for a in args])
+def run_python(name, mqtt_port, script, *args):
+    topic, client_id = f"bench/{name}", f"python-{name}"
+    register_session(mqtt_port, client_id, topic)
+    child = subprocess.Popen([PYTHON, os.path.join(HERE, script), str(mqtt_port), topic, client_id]
+                             + [str(a) for a in args] + [str(count)],
+                             env=env, stdout=subprocess.PIPE, text=True)
+    if child.stdout.readline().strip() != "connected":
+        sys.exit(f"{script} did not connect")
+    first = publish(mqtt_port, topic)
+    out, _ = child.communicate(timeout=600)
+    if child.returncode != 0:
+        sys.exit(f"{script} failed with status {child.returncode}")
+    last, rss = out.split()
+    return float(last) - first, int(rss) / 1024
 
 
-def report(label, results, stored, count=count):
-    """results: [(flowrun (s, rss, out), python (s, rss, out))] per round."""
+def report(label, results, stored):
+    """results: [((flowrun s, rss), (python s, rss))] per round."""
     f_rates = [count / f[0] for f, _ in results]
     p_rates = [count / p[0] for _, p in results]
-    p_loops = [float(p[2]) for _, p in results]
-    f_rate, p_rate, p_loop = (statistics.median(r) for r in (f_rates, p_rates, p_loops))
+    f_rate, p_rate = statistics.median(f_rates), statistics.median(p_rates)
     f_rss = max(f[1] for f, _ in results)
     p_rss = max(p[1] for _, p in results)
     ratios = ", ".join(f"{f / p:.1f}" for f, p in zip(f_rates, p_rates))
-    print(f"{label}: {count} objects of {size} bytes, median of {len(results)} rounds")
-    print(f"  flowrun  {f_rate:9.0f} objects/s (whole process)   peak RSS {f_rss:6.1f} MiB")
-    print(f"  python   {p_rate:9.0f} objects/s (whole process)   peak RSS {p_rss:6.1f} MiB"
-          f"   ({p_loop:.0f}/s in its loop alone)")
-    print(f"  ratio    {f_rate / p_rate:9.1f}x (whole process; rounds {ratios})"
-          f"   {f_rate / p_loop:.1f}x against the Python loop alone")
-    print(f"  stored   flowrun {stored[0]}/{count * len(results)}, python {stored[1]}/{count * len(results)}")
+    total = count * len(results)
+    print(f"{label}: {count} messages of {size} bytes at QoS 1, median of {len(results)} rounds")
+    print(f"  flowrun  {f_rate:7.0f} objects/s   peak RSS {f_rss:6.1f} MiB   (cos_put concurrency {concurrency})")
+    print(f"  python   {p_rate:7.0f} objects/s   peak RSS {p_rss:6.1f} MiB")
+    print(f"  ratio    {f_rate / p_rate:7.1f}x   (rounds {ratios})")
+    print(f"  feed     {statistics.median(feed_rates):7.0f} messages/s published and acknowledged"
+          " by the broker (median over both sides)")
+    feed_rates.clear()
+    print(f"  stored   flowrun {stored[0]}/{total} (lost {total - stored[0]}),"
+          f" python {stored[1]}/{total} (lost {total - stored[1]})")
     sys.stdout.flush()
 
 
-def mount(bucket, endpoint, passwd):
-    point = os.path.join(work, f"mnt-{bucket}")
-    os.mkdir(point)
-    child = subprocess.Popen(
-        ["s3fs", bucket, point, "-f", "-o",
-         f"use_path_request_style,url={endpoint},passwd_file={passwd}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: os.path.ismount(point), f"s3fs did not mount {bucket}")
-    return point, child
-
-
 def main():
-    port = free_port()
+    mqtt_port, broker = start_mosquitto()
+    s3_port = free_port()
     root = os.path.join(work, "s3")
     os.mkdir(root)
     server = subprocess.Popen(
-        ["s3s-fs", "--host", "127.0.0.1", "--port", str(port), "--access-key", key_id,
+        ["s3s-fs", "--host", "127.0.0.1", "--port", str(s3_port), "--access-key", key_id,
          "--secret-key", secret, root],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    mounts = []
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: port_open(port), f"s3s-fs did not listen on {port}")
-        endpoint = f"http://127.0.0.1:{port}"
+        wait_until(lambda: port_open(s3_port), f"s3s-fs did not listen on {s3_port}")
+        endpoint = f"http://127.0.0.1:{s3_port}"
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id=key_id, aws_secret_access_key=secret,
                           config=Config(s3={"addressing_style": "path"}))
@@ -150,12 +217,14 @@ def main():
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
             return sum(page.get("KeyCount", 0) for page in pages)
 
+        # Round 0 warms both sides up and is not counted.
         results, stored = [], [0, 0]
         for r in range(rounds + 1):
             for side in ("flowrun", "python"):
                 s3.create_bucket(Bucket=f"{side}-{r}")
-            f = run_flowrun("s3", f"      s3:\n        endpoint: {endpoint}\n        bucket: flowrun-{r}\n")
-            p = run_python("original_s3.py", endpoint, f"python-{r}", count, size)
+            f = run_flowrun(f"s3-{r}", mqtt_port,
+                            f"      s3:\n        endpoint: {endpoint}\n        bucket: flowrun-{r}\n")
+            p = run_python(f"s3-{r}", mqtt_port, "original_s3.py", endpoint, f"python-{r}")
             if r > 0:
                 results.append((f, p))
                 stored[0] += listed(f"flowrun-{r}")
@@ -163,45 +232,20 @@ def main():
         report("s3 backend (s3s-fs on loopback)", results, stored)
 
         results, stored = [], [0, 0]
-        dirs = [os.path.join(work, d) for d in ("fs-flowrun", "fs-python")]
         for r in range(rounds + 1):
+            dirs = [os.path.join(work, f"fs-{side}-{r}") for side in ("flowrun", "python")]
             for d in dirs:
-                shutil.rmtree(d, ignore_errors=True)
                 os.mkdir(d)
-            f = run_flowrun("fs", f"      fs:\n        root: {dirs[0]}\n")
-            p = run_python("original_fs.py", dirs[1], count, size)
+            f = run_flowrun(f"fs-{r}", mqtt_port, f"      fs:\n        root: {dirs[0]}\n")
+            p = run_python(f"fs-{r}", mqtt_port, "original_fs.py", dirs[1])
             if r > 0:
                 results.append((f, p))
                 stored = [n + len(os.listdir(d)) for n, d in zip(stored, dirs)]
         report("fs backend (local directory)", results, stored)
-
-        if not shutil.which("s3fs") or not os.path.exists("/dev/fuse"):
-            print("fs backend (s3fs mount): skipped, no s3fs or no /dev/fuse")
-            return
-        passwd = os.path.join(work, "passwd")
-        with open(passwd, "w") as f:
-            f.write(f"{key_id}:{secret}\n")
-        os.chmod(passwd, 0o600)
-        for side in ("mount-flowrun", "mount-python"):
-            s3.create_bucket(Bucket=side)
-            mounts.append(mount(side, endpoint, passwd))
-        small = min(count, 200)
-        for atomic in ("true", "false"):
-            results = []
-            for r in range(rounds):
-                tag = f"{atomic}-{r}-test"
-                f = run_flowrun("mount", f"      fs:\n        root: {mounts[0][0]}\n        atomic: {atomic}\n",
-                                prefix=tag, count=small)
-                p = run_python("original_fs.py", mounts[1][0], small, size, tag)
-                results.append((f, p))
-            stored = [sum(1 for name in os.listdir(point) if name.startswith(atomic)) for point, _ in mounts]
-            report(f"fs backend (s3fs-fuse mount of an s3s-fs bucket, atomic: {atomic})", results, stored, small)
     finally:
-        for point, child in mounts:
-            subprocess.run(["fusermount3", "-u", point], stderr=subprocess.DEVNULL)
-            child.wait(timeout=10)
-        server.kill()
-        server.wait()
+        for child in (server, broker):
+            child.kill()
+            child.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

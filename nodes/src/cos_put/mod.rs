@@ -25,11 +25,12 @@
 //!
 //! Failures: see [`retry::Failure`]. Transient ones are retried with backoff
 //! while the message stays unacknowledged; the others go to `dead_letter_dir`
-//! when set (and are then acknowledged), else the message is nacked —
+//! or `dead_letter_topic` when set (and are then acknowledged), else the message is nacked —
 //! rejected when it can never be stored, failed (for redelivery) when the
 //! store refuses everything.
 
 mod dead_letter;
+pub mod dead_letter_topic;
 pub mod fs;
 pub mod key;
 mod node;
@@ -44,6 +45,8 @@ use flowrun_runtime::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use self::dead_letter::Target;
+use self::dead_letter_topic::DeadLetterTopic;
 use self::fs::{FsConfig, FsStore};
 use self::key::KeyTemplate;
 use self::node::{CosPut, Store};
@@ -89,6 +92,11 @@ pub struct CosPutConfig {
     /// to the spec's directory. Default: none (such messages are nacked).
     #[serde(default)]
     pub dead_letter_dir: Option<String>,
+    /// Or an MQTT topic for them: the payload is published on
+    /// `<topic>/<key>`, a JSON `{key, error, meta}` on `<topic>/<key>/error`,
+    /// and the message is acknowledged once the broker acknowledged both.
+    #[serde(default)]
+    pub dead_letter_topic: Option<DeadLetterTopic>,
 }
 
 /// Where the objects go.
@@ -159,6 +167,15 @@ impl NodeConfig for CosPutConfig {
                 "retry waits must be positive, with `max_ms` at least `initial_ms`",
             ));
         }
+        if let Some(topic) = &self.dead_letter_topic {
+            issues.extend(topic.check("dead_letter_topic"));
+            if self.dead_letter_dir.is_some() {
+                issues.push(ConfigIssue::new(
+                    "dead_letter_topic",
+                    "set `dead_letter_dir` or `dead_letter_topic`, not both",
+                ));
+            }
+        }
         match &self.backend {
             Backend::S3(s3) => {
                 if s3.bucket.is_empty() {
@@ -201,11 +218,20 @@ impl NodeConfig for CosPutConfig {
                 fs.atomic,
             ))),
         };
+        let dead_letter = match (&self.dead_letter_topic, &self.dead_letter_dir) {
+            (Some(topic), _) => {
+                let client_id = format!("{}-dead-letter", ctx.id);
+                let options = topic.broker.options(&client_id, |p| ctx.resolve(p))?;
+                Some(Target::Topic(Box::new((topic.clone(), options))))
+            }
+            (None, Some(dir)) => Some(Target::Dir(ctx.resolve(dir))),
+            (None, None) => None,
+        };
         Ok(Box::new(CosPut::new(
             self.clone(),
             template,
             store,
-            self.dead_letter_dir.as_ref().map(|d| ctx.resolve(d)),
+            dead_letter,
         )))
     }
 }

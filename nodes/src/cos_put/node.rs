@@ -3,7 +3,6 @@
 //! object is stored (or set aside).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -15,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::dead_letter::DeadLetter;
+use super::dead_letter::{DeadLetter, Target};
 use super::fs::FsStore;
 use super::key::{KeyInput, KeyTemplate};
 use super::retry::{Failure, PutError};
@@ -58,7 +57,7 @@ pub struct CosPut {
     config: CosPutConfig,
     template: KeyTemplate,
     store: Store,
-    dead_letter: Option<PathBuf>,
+    dead_letter: Option<Target>,
 }
 
 impl CosPut {
@@ -66,7 +65,7 @@ impl CosPut {
         config: CosPutConfig,
         template: KeyTemplate,
         store: Store,
-        dead_letter: Option<PathBuf>,
+        dead_letter: Option<Target>,
     ) -> Self {
         CosPut {
             config,
@@ -101,7 +100,9 @@ impl Node for CosPut {
         Box::pin(async move {
             let this = *self;
             let shared = Arc::new(Shared {
-                dead_letter: this.dead_letter.map(DeadLetter::new),
+                dead_letter: this
+                    .dead_letter
+                    .map(|target| DeadLetter::start(target, &ctx.id)),
                 config: this.config,
                 template: this.template,
                 store: this.store,
@@ -249,7 +250,7 @@ impl Shared {
     }
 
     /// A message that cannot be stored: set aside when there is a
-    /// dead-letter directory, else nacked.
+    /// dead-letter destination, else nacked.
     async fn give_up(&self, message: Message, key: &str, error: PutError) {
         tracing::error!(%error, "message not stored");
         self.metrics.errors.inc();
@@ -262,7 +263,7 @@ impl Shared {
                     return;
                 }
                 Err(dead) => {
-                    tracing::error!(error = %dead, "cannot write to the dead-letter directory");
+                    tracing::error!(error = %dead, "cannot set the message aside as a dead letter");
                 }
             }
         }

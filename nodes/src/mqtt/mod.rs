@@ -16,7 +16,7 @@ pub mod bridge;
 pub mod broker;
 pub mod connection;
 pub mod link;
-mod outstanding;
+pub(crate) mod outstanding;
 pub mod publish;
 pub mod spool;
 mod spooled;

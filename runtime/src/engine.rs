@@ -328,6 +328,7 @@ impl Engine {
     /// new ones.
     fn rewire(&mut self) {
         let mut outputs: HashMap<String, Vec<Arc<crate::edge::Edge>>> = HashMap::new();
+        let mut unwanted = Vec::new();
         for node in self.nodes.values() {
             let mut kept = Vec::new();
             for edge in node.inbox.edges() {
@@ -340,7 +341,7 @@ impl Engine {
                 if wanted && !edge.is_closed() && self.nodes.contains_key(&edge.from) {
                     kept.push(edge);
                 } else {
-                    edge.close();
+                    unwanted.push(edge);
                 }
             }
             for input in &node.planned.inputs {
@@ -358,6 +359,13 @@ impl Engine {
         for (id, node) in &self.nodes {
             node.output
                 .set_edges(outputs.remove(id).unwrap_or_default());
+        }
+        // Old edges close only now that their replacements are connected and
+        // the senders point at them: a node whose inputs all looked closed
+        // for a moment would take its input as ended and stop, and a send
+        // to a closed edge with no replacement yet would fail its message.
+        for edge in unwanted {
+            edge.close();
         }
     }
 
@@ -411,11 +419,11 @@ impl Engine {
             .cloned()
             .collect();
         report.cut_short = self.stop_nodes(&stopping).await;
-        for id in &diff.removed {
-            report.failed_messages += self.retire(id, "its node was removed by a reload");
-            self.nodes.remove(id);
-            self.metrics.remove(id);
-        }
+        let removed: Vec<RunningNode> = diff
+            .removed
+            .iter()
+            .filter_map(|id| self.nodes.remove(id))
+            .collect();
         for planned in &plan.nodes {
             match self.nodes.get_mut(&planned.id) {
                 Some(node) => node.planned = planned.clone(),
@@ -423,7 +431,18 @@ impl Engine {
             }
         }
         self.plan = plan;
+        // Rewiring closes the removed nodes' output edges, after their
+        // successors' edges are connected.
         self.rewire();
+        for node in removed {
+            report.failed_messages += node
+                .inbox
+                .edges()
+                .iter()
+                .map(|edge| edge.discard("its node was removed by a reload"))
+                .sum::<usize>();
+            self.metrics.remove(&node.planned.id);
+        }
         for id in diff
             .added
             .iter()

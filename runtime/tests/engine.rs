@@ -305,3 +305,45 @@ async fn changing_an_inputs_queue_settings_mid_stream_loses_nothing() {
     assert_eq!((board(&sink).stored.len(), seqs.len()), (2000, 2000));
     assert_eq!(board(&sink).builds, 1, "a rewired node keeps running");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_middle_node_rewires_its_neighbours_without_stopping_them() {
+    let src = unique("src");
+    let sink = unique("sink");
+    let with_relay = format!(
+        "version: 1\nnodes:\n  src: {{type: test_source, board: {src}, count: 2000, interval_us: 100}}\n  relay: {{type: test_relay, inputs: [src]}}\n  sink: {{type: test_sink, board: {sink}, inputs: [relay]}}\n"
+    );
+    let direct = format!(
+        "version: 1\nnodes:\n  src: {{type: test_source, board: {src}, count: 2000, interval_us: 100}}\n  sink: {{type: test_sink, board: {sink}, inputs: [src]}}\n"
+    );
+    let (handle, _metrics, task) = start(&with_relay, LIMIT);
+    wait_until("the relayed stream", LIMIT, || {
+        board(&sink).stored.len() >= 200
+    })
+    .await;
+    let report = handle.reload(plan(&direct)).await.expect("engine running");
+    assert_eq!(report.diff.removed, vec!["relay".to_owned()]);
+    assert_eq!(report.diff.rewired, vec!["sink".to_owned()]);
+    let report = finish(task, LIMIT).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        board(&sink).builds,
+        1,
+        "the sink kept running through the rewire"
+    );
+    let stored = board(&sink).stored.len();
+    let failed = board(&src)
+        .outcomes
+        .iter()
+        .filter(|(_, s)| *s == AckStatus::Failed)
+        .count();
+    assert!(
+        stored >= 1500,
+        "the stream went on after the reload: {stored} stored"
+    );
+    assert_eq!(
+        stored + failed,
+        2000,
+        "every message is stored or failed back to its source"
+    );
+}

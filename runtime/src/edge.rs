@@ -142,14 +142,6 @@ impl Edge {
     fn is_finished(&self) -> bool {
         self.closed.load(Ordering::Acquire) && self.lock().is_empty()
     }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The edges into one node. Owned by the runtime; rewired by reloads.
@@ -193,14 +185,6 @@ impl Inbox {
     /// The edges currently feeding this node.
     pub fn edges(&self) -> Vec<Arc<Edge>> {
         self.edges.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Removes an edge (after `Edge::discard`, or when replacing one).
-    pub fn disconnect(&self, edge: &Arc<Edge>) {
-        self.edges
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|e| !Arc::ptr_eq(e, edge));
     }
 
     fn poll(&self) -> Poll {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -308,5 +308,3 @@ pub async fn finish(task: tokio::task::JoinHandle<RunReport>, limit: Duration) -
         .expect("the engine did not finish in time")
         .expect("the engine task panicked")
 }
-
-pub type Shared<T> = Arc<Mutex<T>>;

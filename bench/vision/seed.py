@@ -3,7 +3,9 @@ convert to gray, detectMultiScale(gray, 1.3, 5), crop each face from the
 gray frame and encode it as PNG (the bytes are discarded, as flowrun's are).
 
 With --scale 0.5 it first downscales the gray frame with INTER_AREA, as
-flowrun's `detect_scale` does, and crops from the full-resolution frame.
+flowrun's `detect_scale` does, and crops from the full-resolution frame;
+--min-neighbors then gives the detectMultiScale setting flowrun uses at that
+scale (3 at 0.5), so both find the same boxes.
 Prints one line: frames, faces, seconds, frames/s.
 """
 import argparse
@@ -17,6 +19,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("video")
 parser.add_argument("--passes", type=int, default=1)
 parser.add_argument("--scale", type=float, default=1.0)
+parser.add_argument("--min-neighbors", type=int, default=5)
 args = parser.parse_args()
 
 started = time.monotonic()
@@ -34,9 +37,9 @@ for _ in range(args.passes):
             small = cv2.resize(gray, None, fx=args.scale, fy=args.scale,
                                interpolation=cv2.INTER_AREA)
             boxes = [[round(v / args.scale) for v in box]
-                     for box in classifier.detectMultiScale(small, 1.3, 5)]
+                     for box in classifier.detectMultiScale(small, 1.3, args.min_neighbors)]
         else:
-            boxes = classifier.detectMultiScale(gray, 1.3, 5)
+            boxes = classifier.detectMultiScale(gray, 1.3, args.min_neighbors)
         for (x, y, w, h) in boxes:
             ok, png = cv2.imencode(".png", gray[y:y + h, x:x + w])
             faces += 1

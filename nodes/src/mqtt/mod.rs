@@ -14,6 +14,7 @@
 
 pub mod bridge;
 pub mod broker;
+pub mod client;
 pub mod connection;
 pub mod link;
 pub(crate) mod outstanding;

@@ -88,6 +88,7 @@ pub enum Protocol {
 #[serde(untagged)]
 enum ProtocolName {
     Number(u64),
+    Float(f64),
     Text(String),
 }
 
@@ -96,6 +97,7 @@ impl TryFrom<ProtocolName> for Protocol {
     fn try_from(name: ProtocolName) -> Result<Self, String> {
         let text = match name {
             ProtocolName::Number(n) => n.to_string(),
+            ProtocolName::Float(x) => x.to_string(),
             ProtocolName::Text(t) => t,
         };
         match text.trim() {
@@ -432,6 +434,18 @@ mod tests {
         assert!(BrokerUrl::parse("http://x").is_err());
         assert!(BrokerUrl::parse("mqtt://u:p@x").is_err());
         assert!(BrokerUrl::parse("mqtt://x:99999").is_err());
+    }
+
+    #[test]
+    fn protocol_names() {
+        let parse = |json: &str| serde_json::from_str::<Protocol>(json).map_err(|e| e.to_string());
+        assert_eq!(parse("\"3.1.1\""), Ok(Protocol::V311));
+        assert_eq!(parse("4"), Ok(Protocol::V311));
+        assert_eq!(parse("5"), Ok(Protocol::V5));
+        assert_eq!(parse("\"5\""), Ok(Protocol::V5));
+        assert_eq!(parse("5.0"), Ok(Protocol::V5));
+        assert!(parse("3.1").unwrap_err().contains("use \"3.1.1\""));
+        assert!(parse("\"v6\"").unwrap_err().contains("protocol `v6`"));
     }
 
     #[test]

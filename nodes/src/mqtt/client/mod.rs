@@ -40,16 +40,16 @@ pub struct Will {
 /// Connection options for either protocol version.
 #[derive(Clone)]
 pub enum Options {
-    V3(rumqttc::MqttOptions),
-    V5(rumqttc::v5::MqttOptions),
+    V3(Box<rumqttc::MqttOptions>),
+    V5(Box<rumqttc::v5::MqttOptions>),
 }
 
 impl Options {
     pub(crate) fn new(settings: Settings, v5: bool) -> Options {
         if v5 {
-            Options::V5(v5::options(settings))
+            Options::V5(Box::new(v5::options(settings)))
         } else {
-            Options::V3(v3::options(settings))
+            Options::V3(Box::new(v3::options(settings)))
         }
     }
 
@@ -97,11 +97,11 @@ impl Options {
     pub fn start(self, requests: usize) -> (Client, EventLoop) {
         match self {
             Options::V3(o) => {
-                let (client, eventloop) = rumqttc::AsyncClient::new(o, requests);
-                (Client::V3(client), EventLoop::V3(eventloop))
+                let (client, eventloop) = rumqttc::AsyncClient::new(*o, requests);
+                (Client::V3(client), EventLoop::V3(Box::new(eventloop)))
             }
             Options::V5(o) => {
-                let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, requests);
+                let (client, eventloop) = rumqttc::v5::AsyncClient::new(*o, requests);
                 (Client::V5(client), EventLoop::V5(v5::Loop::new(eventloop)))
             }
         }
@@ -259,7 +259,7 @@ impl Client {
 
 /// The event loop of either version; must be polled continuously.
 pub enum EventLoop {
-    V3(rumqttc::EventLoop),
+    V3(Box<rumqttc::EventLoop>),
     V5(Box<v5::Loop>),
 }
 

@@ -303,3 +303,29 @@ fn describe_tls(tls: &rumqttc::TlsError) -> String {
         "TLS handshake failed: {tls} (check `tls.ca_file`: the CA that signed the broker's certificate; and `tls.cert_file`/`key_file` if the broker requires a client certificate)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::mqtt::connection::{BrokerConfig, Protocol};
+
+    use super::Options;
+
+    #[test]
+    fn v5_options_carry_the_connect_properties() {
+        let mut config = BrokerConfig::new("mqtt://localhost");
+        config.protocol = Protocol::V5;
+        config.max_packet_bytes = 65536;
+        let mut options = config
+            .options("node", |p| std::path::PathBuf::from(p))
+            .unwrap();
+        options.set_receive_maximum(7);
+        let Options::V5(v5) = options else {
+            panic!("protocol 5 makes v5 options");
+        };
+        let properties = v5.connect_properties().unwrap();
+        assert_eq!(properties.receive_maximum, Some(7));
+        assert_eq!(properties.max_packet_size, Some(65536));
+        // A persistent session by default: it must not end with the connection.
+        assert_eq!(properties.session_expiry_interval, Some(u32::MAX));
+    }
+}

@@ -88,10 +88,6 @@ impl Options {
         self
     }
 
-    pub fn is_v5(&self) -> bool {
-        matches!(self, Options::V5(_))
-    }
-
     /// A client and the event loop that must be polled for it to work;
     /// `requests` bounds the requests waiting for the event loop.
     pub fn start(self, requests: usize) -> (Client, EventLoop) {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use flowrun_nodes::mqtt::client::{Event, Polled, Publish};
 use flowrun_nodes::mqtt::connection::BrokerConfig;
-use flowrun_nodes::mqtt::link::describe;
-use rumqttc::{AsyncClient, Event, Incoming, Outgoing, QoS};
+use flowrun_nodes::mqtt::Qos;
 
 #[derive(Args)]
 pub struct PublishArgs {
@@ -86,7 +86,7 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
     if let Some(issue) = config.check("").first() {
         bail!("{}", issue.message);
     }
-    let max = config.max_payload(&args.topic);
+    let max = config.max_payload(&args.topic, &[]);
     if payload.len() > max {
         bail!(
             "the payload is {} bytes, more than the {max} that fit a packet",
@@ -94,28 +94,28 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
         );
     }
     let options = config.options("publish", |p| PathBuf::from(p))?;
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    let qos = match args.qos {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
+    let (client, mut eventloop) = options.start(100);
+    let qos = Qos::try_from(args.qos).map_err(anyhow::Error::msg)?;
+    let publish = Publish {
+        topic: args.topic.clone(),
+        payload: payload.into(),
+        qos,
+        retain: args.retain,
+        user_properties: Vec::new(),
     };
-    let (topic, retain, count) = (args.topic.clone(), args.retain, args.count);
+    let count = args.count;
     let sender = tokio::spawn(async move {
         for _ in 0..count {
-            client
-                .publish(topic.clone(), qos, retain, payload.clone())
-                .await?;
+            client.publish(publish.clone()).await?;
         }
-        Ok::<_, rumqttc::ClientError>(client)
+        Ok::<_, flowrun_nodes::mqtt::client::ClientError>(client)
     });
     let mut acked = 0u64;
     while acked < args.count {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Incoming::PubAck(_) | Incoming::PubComp(_))) => acked += 1,
-            Ok(Event::Outgoing(Outgoing::Publish(0))) => acked += 1,
+            Ok(Polled::Event(Event::Acked { .. } | Event::Sent { pkid: 0 })) => acked += 1,
             Ok(_) => {}
-            Err(error) => bail!("{}", describe(&error)),
+            Err(failure) => bail!("{}", failure.reason),
         }
     }
     let client = sender.await??;

@@ -9,4 +9,5 @@ mod mqtt {
     mod forwarder;
     mod roundtrip;
     mod sessions;
+    mod v5;
 }

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::mqtt::client::Options;
 use bytes::Bytes;
 use flowrun_runtime::{Message, Payload};
-use rumqttc::MqttOptions;
 
 use super::dead_letter_topic::{DeadLetterTopic, TopicPublisher};
 use super::fs::FsStore;
@@ -18,7 +18,7 @@ use super::retry::{Failure, PutError};
 /// settings are large and the directory form is the common one.
 pub enum Target {
     Dir(PathBuf),
-    Topic(Box<(DeadLetterTopic, MqttOptions)>),
+    Topic(Box<(DeadLetterTopic, Options)>),
 }
 
 pub enum DeadLetter {

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flowrun_runtime::{ConfigIssue, Metrics};
-use rumqttc::MqttOptions;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::retry::{Failure, PutError};
+use crate::mqtt::client::{Options, Publish};
 use crate::mqtt::connection::BrokerConfig;
 use crate::mqtt::link::{Link, LinkEvent};
 use crate::mqtt::outstanding::Outstanding;
@@ -56,7 +56,7 @@ const PUBLISH_LIMIT: Duration = Duration::from_secs(30);
 struct Request {
     topic: String,
     payload: Bytes,
-    done: oneshot::Sender<()>,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 /// A running dead-letter publisher; the connection closes when it is dropped.
@@ -68,7 +68,7 @@ pub struct TopicPublisher {
 
 impl TopicPublisher {
     /// Connects with `options` (built from `config.broker` at build time).
-    pub fn start(config: &DeadLetterTopic, options: MqttOptions, node: &str) -> Self {
+    pub fn start(config: &DeadLetterTopic, options: Options, node: &str) -> Self {
         // The link writes its connection state into the metrics it is given;
         // a registry of its own keeps cos_put's state word (its counters) intact.
         let link_metrics = Metrics::new().node(node);
@@ -105,7 +105,7 @@ impl TopicPublisher {
                 ),
             )
         };
-        let limit = self.broker.max_payload(topic);
+        let limit = self.broker.max_payload(topic, &[]);
         if payload.len() > limit {
             return Err(failed(&format!(
                 "{} bytes is over the {limit} that fit `max_packet_bytes`",
@@ -123,7 +123,8 @@ impl TopicPublisher {
             .await
             .map_err(|_| failed("the connection task ended"))?;
         match tokio::time::timeout(PUBLISH_LIMIT, acked).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(failed(&reason)),
             Ok(Err(_)) => Err(failed("the client refused it")),
             Err(_) => Err(failed(&format!(
                 "not acknowledged within {} s",
@@ -141,14 +142,21 @@ async fn publish_loop(mut link: Link, qos: Qos, mut requests: mpsc::Receiver<Req
             request = requests.recv() => {
                 let Some(request) = request else { return };
                 // A refused request drops `done`: its writer reports the failure.
-                if link.client.try_publish(request.topic, qos.into(), false, request.payload).is_ok() {
+                let publish = Publish {
+                    topic: request.topic,
+                    payload: request.payload,
+                    qos,
+                    retain: false,
+                    user_properties: Vec::new(),
+                };
+                if link.client.try_publish(publish).is_ok() {
                     outstanding.push(request.done);
                 }
             }
             event = link.events.recv() => match event {
                 Some(LinkEvent::Packet(event)) => {
-                    if let Some(done) = outstanding.on_event(event) {
-                        let _ = done.send(());
+                    if let Some((done, outcome)) = outstanding.on_event(&event) {
+                        let _ = done.send(outcome);
                     }
                 }
                 Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}

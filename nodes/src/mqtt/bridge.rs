@@ -12,6 +12,10 @@
 //! The bridge's state (`1` connected to the remote, `0` not) is published
 //! retained on `status_topic`, on the local broker and (with a last will
 //! for `0`) on the remote, like mosquitto's `$SYS/broker/connection/<name>/state`.
+//!
+//! Each side has its own `protocol`; MQTT 5 user properties are carried
+//! across when both sides speak 5. A publish the other side refuses (MQTT 5)
+//! is not acknowledged where it came from, so that broker redelivers it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -23,10 +27,10 @@ use flowrun_runtime::{
     NodeError, OrderedAcks, OutputKind, Payload,
 };
 use futures::future::BoxFuture;
-use rumqttc::{Event, Incoming, LastWill, MqttOptions, Publish, QoS, SubscribeFilter};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::client::{AckToken, Event, Options, Publish, Will};
 use super::connection::BrokerConfig;
 use super::link::{Link, LinkEvent};
 use super::outstanding::Outstanding;
@@ -159,13 +163,18 @@ impl NodeConfig for MqttBridgeConfig {
         let mut remote = self
             .remote
             .options(&format!("{}-remote", ctx.id), |p| ctx.resolve(p))?;
-        local.set_manual_acks(true);
-        remote.set_manual_acks(true).set_last_will(LastWill::new(
-            &status,
-            "0",
-            QoS::AtLeastOnce,
-            true,
-        ));
+        local
+            .set_manual_acks(true)
+            .set_receive_maximum(self.local.inflight);
+        remote
+            .set_manual_acks(true)
+            .set_receive_maximum(self.remote.inflight)
+            .set_last_will(Will {
+                topic: status.clone(),
+                payload: "0".into(),
+                qos: Qos::AtLeastOnce,
+                retain: true,
+            });
         Ok(Box::new(MqttBridge {
             config: self.clone(),
             options: [local, remote],
@@ -176,7 +185,7 @@ impl NodeConfig for MqttBridgeConfig {
 
 struct MqttBridge {
     config: MqttBridgeConfig,
-    options: [MqttOptions; 2],
+    options: [Options; 2],
     status: String,
 }
 
@@ -188,19 +197,23 @@ const REQUESTS: usize = 1 << 16;
 struct Side {
     link: Link,
     /// Messages received from this broker, acknowledged back in order.
-    acks: OrderedAcks<(u64, Publish)>,
+    acks: OrderedAcks<Held>,
     connection: u64,
     /// Messages published to this broker, waiting for its acknowledgement.
     outstanding: Outstanding<Message>,
-    filters: Vec<SubscribeFilter>,
+    filters: Vec<(String, Qos)>,
 }
+
+/// A received message's acknowledgement: the connection it came on, the
+/// token, its topic (for logs).
+type Held = (u64, AckToken, String);
 
 type EchoKey = (usize, String, u64);
 
 /// What woke the bridge up.
 enum Step {
     Event(usize, Option<LinkEvent>),
-    Settled(usize, (u64, Publish), AckStatus),
+    Settled(usize, Held, AckStatus),
 }
 
 fn payload_hash(payload: &[u8]) -> u64 {
@@ -221,7 +234,7 @@ impl MqttBridge {
             .topics
             .iter()
             .filter(|t| t.direction.from(side))
-            .map(|t| SubscribeFilter::new(t.filter(side), t.qos.into()))
+            .map(|t| (t.filter(side), t.qos))
             .collect();
         Side {
             link: Link::start(
@@ -239,19 +252,10 @@ impl MqttBridge {
     }
 
     /// Publishes through `to`, tracking it like any forwarded message.
-    fn publish(
-        to: &mut Side,
-        topic: String,
-        qos: QoS,
-        retain: bool,
-        message: Message,
-    ) -> Result<(), NodeError> {
-        let Payload::Bytes(payload) = &message.payload else {
-            return Ok(());
-        };
+    fn publish(to: &mut Side, publish: Publish, message: Message) -> Result<(), NodeError> {
         to.link
             .client
-            .try_publish(topic, qos, retain, payload.clone())
+            .try_publish(publish)
             .map_err(|e| format!("cannot hand a message to the MQTT client: {e}"))?;
         to.outstanding.push(message);
         Ok(())
@@ -261,14 +265,15 @@ impl MqttBridge {
         let state = if up { "1" } else { "0" };
         let targets: &[usize] = if up { &[LOCAL, REMOTE] } else { &[LOCAL] };
         for &side in targets {
-            let message = Message::new(Payload::Bytes(state.into()), Metadata::new());
-            Self::publish(
-                &mut sides[side],
-                self.status.clone(),
-                QoS::AtLeastOnce,
-                true,
-                message,
-            )?;
+            let publish = Publish {
+                topic: self.status.clone(),
+                payload: state.into(),
+                qos: Qos::AtLeastOnce,
+                retain: true,
+                user_properties: Vec::new(),
+            };
+            let message = Message::new(Payload::Bytes(publish.payload.clone()), Metadata::new());
+            Self::publish(&mut sides[side], publish, message)?;
         }
         Ok(())
     }
@@ -296,8 +301,8 @@ impl Node for MqttBridge {
                 };
                 let (from, event) = match step {
                     Step::Event(from, event) => (from, event),
-                    Step::Settled(side, (on, publish), status) => {
-                        settle(&mut sides[side], on, &publish, status, &ctx);
+                    Step::Settled(side, (on, token, topic), status) => {
+                        settle(&mut sides[side], on, token, &topic, status, &ctx);
                         continue;
                     }
                 };
@@ -311,7 +316,7 @@ impl Node for MqttBridge {
                             sides[from]
                                 .link
                                 .client
-                                .try_subscribe_many(filters)
+                                .try_subscribe(&filters)
                                 .map_err(|e| format!("cannot subscribe: {e}"))?;
                         }
                         if from == REMOTE {
@@ -324,14 +329,15 @@ impl Node for MqttBridge {
                             self.status(&mut sides, false)?;
                         }
                     }
-                    Some(LinkEvent::Packet(Event::Incoming(Incoming::Publish(publish)))) => {
+                    Some(LinkEvent::Packet(Event::Received(publish))) => {
                         ctx.metrics.received.inc();
                         let hash = payload_hash(&publish.payload);
                         let side = &mut sides[from];
-                        let ack = if publish.qos == QoS::AtMostOnce {
+                        let ack = if publish.qos == Qos::AtMostOnce {
                             flowrun_runtime::Ack::untracked()
                         } else {
-                            side.acks.track((side.connection, publish.clone()))
+                            side.acks
+                                .track((side.connection, publish.ack, publish.topic.clone()))
                         };
                         let message = Message::with_ack(
                             Payload::Bytes(publish.payload.clone()),
@@ -365,12 +371,27 @@ impl Node for MqttBridge {
                         {
                             *echoes.entry((to, topic.clone(), hash)).or_insert(0) += 1;
                         }
-                        Self::publish(&mut sides[to], topic, qos.into(), publish.retain, message)?;
+                        let forward = Publish {
+                            topic,
+                            payload: publish.payload,
+                            qos,
+                            retain: publish.retain,
+                            user_properties: publish.user_properties,
+                        };
+                        Self::publish(&mut sides[to], forward, message)?;
                     }
                     Some(LinkEvent::Packet(event)) => {
-                        if let Some(message) = sides[from].outstanding.on_event(event) {
-                            ctx.metrics.sent.inc();
-                            message.ack();
+                        match sides[from].outstanding.on_event(&event) {
+                            Some((message, Ok(()))) => {
+                                ctx.metrics.sent.inc();
+                                message.ack();
+                            }
+                            Some((message, Err(reason))) => {
+                                ctx.metrics.errors.inc();
+                                tracing::warn!(node = %ctx.id, "{reason}");
+                                message.fail(reason);
+                            }
+                            None => {}
                         }
                     }
                 }
@@ -380,16 +401,23 @@ impl Node for MqttBridge {
 }
 
 /// Acknowledges to `side` a message the other broker took, in arrival order.
-fn settle(side: &mut Side, on: u64, publish: &Publish, status: AckStatus, ctx: &NodeContext) {
+fn settle(
+    side: &mut Side,
+    on: u64,
+    token: AckToken,
+    topic: &str,
+    status: AckStatus,
+    ctx: &NodeContext,
+) {
     if on != side.connection {
         return;
     }
     let queued = match status {
-        AckStatus::Delivered | AckStatus::Rejected => side.link.client.try_ack(publish).is_ok(),
+        AckStatus::Delivered | AckStatus::Rejected => side.link.client.try_ack(token).is_ok(),
         AckStatus::Failed => false,
     };
     if !queued {
-        tracing::warn!(node = %ctx.id, topic = %publish.topic, "a bridged message was not taken: reconnecting so that the broker redelivers");
+        tracing::warn!(node = %ctx.id, %topic, "a bridged message was not taken: reconnecting so that the broker redelivers");
         side.connection += 1;
         side.link.reconnect();
     }

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use flowrun_runtime::ConfigIssue;
-use rumqttc::{LastWill, MqttOptions, TlsConfiguration, Transport};
+use rumqttc::{TlsConfiguration, Transport};
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use super::client::{Options, Settings, Will};
 
 /// How to reach a broker. Secrets come from the environment: write
 /// `password: ${MQTT_PASSWORD}`, never the password itself.
@@ -16,6 +18,13 @@ pub struct BrokerConfig {
     /// `mqtt://host:port` (default port 1883) or `mqtts://host:port` for TLS
     /// (default port 8883).
     pub url: String,
+    /// MQTT version: `"3.1.1"` (the default) or `"5"`. 5 adds refusals
+    /// with reasons (a publish the broker refuses is failed, not
+    /// acknowledged), user properties (`mqtt_pub`'s `user_properties`,
+    /// `mqtt_sub`'s metadata), a receive maximum (`inflight`) and the
+    /// packet limit told to the broker (`max_packet_bytes`).
+    #[serde(default)]
+    pub protocol: Protocol,
     /// The client id. Default: `flowrun-<node id>`. Keep it fixed (and unique
     /// per broker) for a persistent session to survive restarts.
     #[serde(default)]
@@ -39,10 +48,13 @@ pub struct BrokerConfig {
     pub tls: Option<TlsConfig>,
     /// Largest MQTT packet sent or accepted, in bytes. Default 16 MiB: room
     /// for images (rumqttc's own default of 10 KiB is not). A message that
-    /// would not fit is refused and counted, the connection is kept.
+    /// would not fit is refused and counted, the connection is kept. With
+    /// protocol 5 the broker is told, and does not send larger packets.
     #[serde(default = "default_max_packet")]
     pub max_packet_bytes: usize,
     /// QoS 1/2 publishes sent and not yet acknowledged at once. Default 100.
+    /// With protocol 5 it is also the receive maximum: how many QoS 1/2
+    /// messages the broker sends before this client acknowledged them.
     #[serde(default = "default_inflight")]
     pub inflight: u16,
     /// Reconnect backoff: first wait, in milliseconds. Default 250.
@@ -57,6 +69,67 @@ pub struct BrokerConfig {
     /// `mqtt_bridge`'s remote, the bridge's own `0` state is the will.
     #[serde(default)]
     pub will: Option<WillConfig>,
+}
+
+/// The MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "ProtocolName")]
+pub enum Protocol {
+    /// MQTT 3.1.1 (protocol level 4).
+    #[default]
+    V311,
+    /// MQTT 5.
+    V5,
+}
+
+/// How a version may be written: `"3.1.1"`, `"5"`, `5`, or MQTT's protocol
+/// level (4 for 3.1.1).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ProtocolName {
+    Number(u64),
+    Float(f64),
+    Text(String),
+}
+
+impl TryFrom<ProtocolName> for Protocol {
+    type Error = String;
+    fn try_from(name: ProtocolName) -> Result<Self, String> {
+        let text = match name {
+            ProtocolName::Number(n) => n.to_string(),
+            ProtocolName::Float(x) => x.to_string(),
+            ProtocolName::Text(t) => t,
+        };
+        match text.trim() {
+            "3.1.1" | "4" => Ok(Protocol::V311),
+            "5" | "5.0" => Ok(Protocol::V5),
+            other => Err(format!(
+                "protocol `{other}` is not supported: use \"3.1.1\" (the default) or \"5\""
+            )),
+        }
+    }
+}
+
+impl JsonSchema for Protocol {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Protocol".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "MQTT version: \"3.1.1\" (default) or \"5\".",
+            "enum": ["3.1.1", "5", 5]
+        })
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::V311 => "3.1.1",
+            Protocol::V5 => "5",
+        })
+    }
 }
 
 /// A last will message.
@@ -183,6 +256,7 @@ impl BrokerConfig {
     pub fn new(url: impl Into<String>) -> Self {
         BrokerConfig {
             url: url.into(),
+            protocol: Protocol::default(),
             client_id: None,
             keepalive_secs: default_keepalive(),
             clean_session: false,
@@ -263,7 +337,7 @@ impl BrokerConfig {
         &self,
         default_client_id: &str,
         resolve: impl Fn(&str) -> std::path::PathBuf,
-    ) -> Result<MqttOptions, ConnectError> {
+    ) -> Result<Options, ConnectError> {
         let url = BrokerUrl::parse(&self.url).map_err(|reason| ConnectError::Url {
             url: self.url.clone(),
             reason,
@@ -272,23 +346,26 @@ impl BrokerConfig {
             .client_id
             .clone()
             .unwrap_or_else(|| format!("flowrun-{default_client_id}"));
-        let mut options = MqttOptions::new(client_id, url.host, url.port);
-        options
-            .set_keep_alive(Duration::from_secs(self.keepalive_secs.max(5)))
-            .set_clean_session(self.clean_session)
-            .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes)
-            .set_inflight(self.inflight);
-        if let Some(will) = &self.will {
-            options.set_last_will(LastWill::new(
-                &will.topic,
-                will.payload.clone(),
-                will.qos.into(),
-                will.retain,
-            ));
-        }
-        if let Some(user) = &self.username {
-            options.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
-        }
+        let mut settings = Settings {
+            client_id,
+            host: url.host,
+            port: url.port,
+            keepalive: Duration::from_secs(self.keepalive_secs.max(5)),
+            clean_session: self.clean_session,
+            max_packet_bytes: self.max_packet_bytes,
+            inflight: self.inflight,
+            credentials: self
+                .username
+                .clone()
+                .map(|user| (user, self.password.clone().unwrap_or_default())),
+            transport: None,
+            will: self.will.as_ref().map(|will| Will {
+                topic: will.topic.clone(),
+                payload: will.payload.clone().into(),
+                qos: will.qos,
+                retain: will.retain,
+            }),
+        };
         if url.tls {
             let read = |what: &'static str, path: &str| {
                 std::fs::read(resolve(path)).map_err(|source| ConnectError::File {
@@ -316,15 +393,25 @@ impl BrokerConfig {
                 }),
                 None => Transport::tls_with_default_config(),
             };
-            options.set_transport(transport);
+            settings.transport = Some(transport);
         }
-        Ok(options)
+        Ok(Options::new(settings, self.protocol == Protocol::V5))
     }
 
-    /// Largest payload that fits a publish on `topic` under `max_packet_bytes`.
-    pub fn max_payload(&self, topic: &str) -> usize {
+    /// Largest payload that fits a publish on `topic` with these user
+    /// properties under `max_packet_bytes`.
+    pub fn max_payload(&self, topic: &str, user_properties: &[(String, String)]) -> usize {
         // Fixed header (≤ 5), topic length prefix (2), packet id (2).
-        self.max_packet_bytes.saturating_sub(topic.len() + 9)
+        let mut overhead = topic.len() + 9;
+        if self.protocol == Protocol::V5 {
+            // Properties length (≤ 4), then per property: id (1) and two
+            // length-prefixed strings.
+            overhead += 4 + user_properties
+                .iter()
+                .map(|(k, v)| 5 + k.len() + v.len())
+                .sum::<usize>();
+        }
+        self.max_packet_bytes.saturating_sub(overhead)
     }
 }
 
@@ -347,6 +434,18 @@ mod tests {
         assert!(BrokerUrl::parse("http://x").is_err());
         assert!(BrokerUrl::parse("mqtt://u:p@x").is_err());
         assert!(BrokerUrl::parse("mqtt://x:99999").is_err());
+    }
+
+    #[test]
+    fn protocol_names() {
+        let parse = |json: &str| serde_json::from_str::<Protocol>(json).map_err(|e| e.to_string());
+        assert_eq!(parse("\"3.1.1\""), Ok(Protocol::V311));
+        assert_eq!(parse("4"), Ok(Protocol::V311));
+        assert_eq!(parse("5"), Ok(Protocol::V5));
+        assert_eq!(parse("\"5\""), Ok(Protocol::V5));
+        assert_eq!(parse("5.0"), Ok(Protocol::V5));
+        assert!(parse("3.1").unwrap_err().contains("use \"3.1.1\""));
+        assert!(parse("\"v6\"").unwrap_err().contains("protocol `v6`"));
     }
 
     #[test]

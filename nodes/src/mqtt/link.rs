@@ -1,21 +1,19 @@
-//! A running broker connection: a task that polls rumqttc's event loop,
+//! A running broker connection: a task that polls the [`super::client`] event loop,
 //! reconnects with backoff and jitter, reports the link's state in the
 //! node's status, and hands events to the node over a channel.
 //!
-//! rumqttc's event loop must be polled continuously (it sends the pings and
-//! the acks), and `EventLoop::poll` is not meant to be dropped half-way, so it
-//! runs in a task of its own.
+//! The event loop must be polled continuously (it sends the pings and the
+//! acks), and its `poll` is not meant to be dropped half-way, so it runs in
+//! a task of its own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowrun_runtime::NodeMetrics;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
-};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::client::{Client, Event, EventLoop, Options, Polled};
 use super::connection::BrokerConfig;
 
 /// What the connection task tells its node.
@@ -23,16 +21,16 @@ use super::connection::BrokerConfig;
 pub enum LinkEvent {
     /// Connected (again); `session_present` says whether the broker kept the session.
     Connected { session_present: bool },
-    /// The connection dropped; rumqttc will resend unacknowledged publishes.
+    /// The connection dropped; unacknowledged publishes are resent on the next one.
     Disconnected,
-    /// A packet came in or went out.
+    /// Something a node acts on happened.
     Packet(Event),
 }
 
 /// A running connection: the client to send with, the events it produces.
 /// Dropping it stops the connection task.
 pub struct Link {
-    pub client: AsyncClient,
+    pub client: Client,
     pub events: mpsc::Receiver<LinkEvent>,
     reconnect: Arc<Notify>,
     stop: CancellationToken,
@@ -47,13 +45,13 @@ impl Drop for Link {
 impl Link {
     /// Starts connecting with `options`; `node` names the node in logs.
     pub fn start(
-        options: MqttOptions,
+        options: Options,
         config: &BrokerConfig,
         node: &str,
         metrics: Arc<NodeMetrics>,
         requests: usize,
     ) -> Link {
-        let (client, eventloop) = AsyncClient::new(options, requests.max(10));
+        let (client, eventloop) = options.start(requests.max(10));
         let (tx, events) = mpsc::channel(1024);
         let reconnect = Arc::new(Notify::new());
         let stop = CancellationToken::new();
@@ -118,23 +116,32 @@ impl Poller {
                 polled = self.eventloop.poll() => polled,
             };
             let event = match polled {
-                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                Ok(Polled::Connected { session_present }) => {
                     connected = true;
                     backoff = self.min;
-                    tracing::info!(node = %self.node, url = %self.url, session_present = ack.session_present, "connected to the broker");
+                    tracing::info!(node = %self.node, url = %self.url, session_present, "connected to the broker");
                     self.metrics.set_state("connected");
-                    LinkEvent::Connected {
-                        session_present: ack.session_present,
-                    }
+                    LinkEvent::Connected { session_present }
                 }
-                Ok(event) => LinkEvent::Packet(event),
-                Err(error) => {
+                Ok(Polled::Event(event)) => LinkEvent::Packet(event),
+                Ok(Polled::Nothing) => continue,
+                Err(failure) => {
                     let was_connected = std::mem::replace(&mut connected, false);
                     if was_connected && self.tx.send(LinkEvent::Disconnected).await.is_err() {
                         return;
                     }
+                    // A refused publish is the broker's answer, not a broken
+                    // link: say which, and connect again without waiting.
+                    if !failure.refused.is_empty() {
+                        for refused in failure.refused {
+                            if self.tx.send(LinkEvent::Packet(refused)).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
                     let wait = jitter(backoff);
-                    let reason = describe(&error);
+                    let reason = failure.reason;
                     tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
                     self.metrics.set_state(format!(
                         "disconnected ({reason}), retry in {:.1}s",
@@ -158,31 +165,4 @@ impl Poller {
 /// Up to ±25 % around `base`, so that many clients do not reconnect in step.
 fn jitter(base: Duration) -> Duration {
     base.mul_f64(0.75 + fastrand::f64() * 0.5)
-}
-
-/// A connection error in words a user can act on.
-pub fn describe(error: &ConnectionError) -> String {
-    match error {
-        ConnectionError::ConnectionRefused(code) => match code {
-            ConnectReturnCode::BadUserNamePassword => {
-                "the broker refused the connection: bad user name or password (check `username` and `password`)".into()
-            }
-            ConnectReturnCode::NotAuthorized => {
-                "the broker refused the connection: not authorized (check `username` and `password`)".into()
-            }
-            ConnectReturnCode::BadClientId => {
-                "the broker refused the connection: client id rejected (check `client_id`)".into()
-            }
-            other => format!("the broker refused the connection: {other:?}"),
-        },
-        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "nothing listens at the broker address (connection refused)".into()
-        }
-        // rustls' own words ("invalid peer certificate: UnknownIssuer") do not
-        // say which setting to look at.
-        ConnectionError::Tls(tls) => format!(
-            "TLS handshake failed: {tls} (check `tls.ca_file`: the CA that signed the broker's certificate; and `tls.cert_file`/`key_file` if the broker requires a client certificate)"
-        ),
-        other => other.to_string(),
-    }
 }

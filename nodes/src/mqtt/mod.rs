@@ -9,11 +9,13 @@
 //! - [`broker`]: `mqtt_broker`, a broker inside the flowrun process.
 //!
 //! [`connection`] holds what they share: the `broker:` config and the options
-//! made from it; [`link`] runs a connection (reconnects with backoff, the
-//! link state).
+//! made from it; [`client`] is one client for MQTT 3.1.1 and 5, so that the
+//! nodes are written once; [`link`] runs a connection (reconnects with
+//! backoff, the link state).
 
 pub mod bridge;
 pub mod broker;
+pub mod client;
 pub mod connection;
 pub mod link;
 pub(crate) mod outstanding;
@@ -27,6 +29,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Metadata keys the MQTT nodes add, beside `flowrun_runtime::keys::TOPIC`.
+/// Over MQTT 5, `mqtt_sub` also adds each user property under its own name.
 pub mod keys {
     /// The QoS a message was received with (0, 1, 2).
     pub const QOS: &str = "qos";

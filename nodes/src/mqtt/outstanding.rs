@@ -1,4 +1,4 @@
-//! Publishes handed to rumqttc, matched to the broker's acknowledgements.
+//! Publishes handed to the client, matched to the broker's acknowledgements.
 //!
 //! rumqttc does not say which request became which packet id, so the items
 //! handed over are kept in order: the next new packet id the event loop
@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rumqttc::{Event, Incoming, Outgoing};
+use super::client::Event;
 
 /// What was handed over and not yet acknowledged: messages (`mqtt_pub`,
 /// `mqtt_bridge`) or spool keys (`mqtt_pub` with a spool).
@@ -41,19 +41,23 @@ impl<T> Outstanding<T> {
         self.unnumbered.push_back(item);
     }
 
-    /// The item this event settles: acknowledged by the broker at QoS 1/2,
-    /// written at QoS 0.
-    pub fn on_event(&mut self, event: Event) -> Option<T> {
+    /// The item this event settles, and how: `Ok` once acknowledged by the
+    /// broker at QoS 1/2 or written at QoS 0, `Err(reason)` when the broker
+    /// refused it (MQTT 5).
+    pub fn on_event(&mut self, event: &Event) -> Option<(T, Result<(), String>)> {
         match event {
-            Event::Outgoing(Outgoing::Publish(0)) => self.unnumbered.pop_front(),
-            Event::Outgoing(Outgoing::Publish(pkid)) if !self.numbered.contains_key(&pkid) => {
+            Event::Sent { pkid: 0 } => self.unnumbered.pop_front().map(|item| (item, Ok(()))),
+            Event::Sent { pkid } if !self.numbered.contains_key(pkid) => {
                 if let Some(item) = self.unnumbered.pop_front() {
-                    self.numbered.insert(pkid, item);
+                    self.numbered.insert(*pkid, item);
                 }
                 None
             }
-            Event::Incoming(Incoming::PubAck(ack)) => self.numbered.remove(&ack.pkid),
-            Event::Incoming(Incoming::PubComp(comp)) => self.numbered.remove(&comp.pkid),
+            Event::Acked { pkid } => self.numbered.remove(pkid).map(|item| (item, Ok(()))),
+            Event::Refused { pkid, reason } => self
+                .numbered
+                .remove(pkid)
+                .map(|item| (item, Err(reason.clone()))),
             _ => None,
         }
     }
@@ -62,24 +66,27 @@ impl<T> Outstanding<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumqttc::PubAck;
 
     #[test]
     fn matches_packet_ids_in_order_and_ignores_resends() {
         let mut out = Outstanding::default();
         out.push("a");
         out.push("b");
-        assert_eq!(out.on_event(Event::Outgoing(Outgoing::Publish(1))), None);
-        assert_eq!(out.on_event(Event::Outgoing(Outgoing::Publish(2))), None);
+        out.push("c");
+        assert_eq!(out.on_event(&Event::Sent { pkid: 1 }), None);
+        assert_eq!(out.on_event(&Event::Sent { pkid: 2 }), None);
+        assert_eq!(out.on_event(&Event::Sent { pkid: 3 }), None);
         // After a reconnect rumqttc resends 1: it stays "a".
-        assert_eq!(out.on_event(Event::Outgoing(Outgoing::Publish(1))), None);
+        assert_eq!(out.on_event(&Event::Sent { pkid: 1 }), None);
+        assert_eq!(out.on_event(&Event::Acked { pkid: 2 }), Some(("b", Ok(()))));
+        assert_eq!(out.on_event(&Event::Acked { pkid: 1 }), Some(("a", Ok(()))));
+        let refused = Event::Refused {
+            pkid: 3,
+            reason: "NotAuthorized".into(),
+        };
         assert_eq!(
-            out.on_event(Event::Incoming(Incoming::PubAck(PubAck::new(2)))),
-            Some("b")
-        );
-        assert_eq!(
-            out.on_event(Event::Incoming(Incoming::PubAck(PubAck::new(1)))),
-            Some("a")
+            out.on_event(&refused),
+            Some(("c", Err("NotAuthorized".into())))
         );
         assert!(out.is_empty());
     }

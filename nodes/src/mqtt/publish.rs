@@ -2,6 +2,10 @@
 //! acknowledged upstream only when the broker acknowledged it (PUBACK at
 //! QoS 1, PUBCOMP at QoS 2, written at QoS 0).
 //!
+//! With MQTT 5 a broker may refuse a publish (a reason code ≥ 0x80: not
+//! authorized, quota exceeded, …): the message is then failed, not
+//! acknowledged, and the reason logged and counted.
+//!
 //! While the broker is away the number of messages handed over and not yet
 //! acknowledged is capped by `buffer`; past it the node stops taking input
 //! (backpressure). With a `spool`, messages wait on disk instead
@@ -9,17 +13,16 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use flowrun_runtime::{
     BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
     NodeMetrics, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
-use rumqttc::{AsyncClient, MqttOptions};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::connection::BrokerConfig;
+use super::client::{Client, Options, Publish};
+use super::connection::{BrokerConfig, Protocol};
 use super::link::{Link, LinkEvent};
 use super::outstanding::Outstanding;
 use super::spool::SpoolConfig;
@@ -52,6 +55,11 @@ pub struct MqttPubConfig {
     /// power cut and is sent, in order, when it is back.
     #[serde(default)]
     pub spool: Option<SpoolConfig>,
+    /// Metadata keys sent along as MQTT 5 user properties (name = the key,
+    /// value = the metadata value as text), e.g. `[source, frame]`; a key
+    /// the message lacks is left out. Needs `broker.protocol: "5"`.
+    #[serde(default)]
+    pub user_properties: Vec<String>,
 }
 
 fn default_buffer() -> usize {
@@ -79,6 +87,24 @@ impl NodeConfig for MqttPubConfig {
         if self.spool.as_ref().is_some_and(|s| s.max_bytes == 0) {
             issues.push(ConfigIssue::new("spool.max_bytes", "at least 1"));
         }
+        if !self.user_properties.is_empty() && self.broker.protocol != Protocol::V5 {
+            issues.push(
+                ConfigIssue::new(
+                    "user_properties",
+                    format!(
+                        "user properties need MQTT 5, and the broker connection uses {}",
+                        self.broker.protocol
+                    ),
+                )
+                .hint("set `broker.protocol: \"5\"`, or drop `user_properties`"),
+            );
+        }
+        if !self.user_properties.is_empty() && self.spool.is_some() {
+            issues.push(ConfigIssue::new(
+                "user_properties",
+                "the spool keeps topic and payload only: user properties cannot be spooled",
+            ));
+        }
         issues
     }
 
@@ -97,7 +123,7 @@ impl NodeConfig for MqttPubConfig {
 
 pub(super) struct MqttPub {
     pub(super) config: MqttPubConfig,
-    pub(super) options: MqttOptions,
+    pub(super) options: Options,
     pub(super) topic: TopicTemplate,
     spool_dir: Option<std::path::PathBuf>,
 }
@@ -107,15 +133,29 @@ pub(super) fn delivered(message: Message, metrics: &NodeMetrics) {
     message.ack();
 }
 
-/// The topic and payload to publish for `message`, or `None` when it was
-/// refused (counted, logged) because it can never be sent: a missing topic
-/// key, a payload over the packet limit.
+/// The broker refused a publish (MQTT 5): the message was not stored.
+pub(super) fn refused(message: Message, reason: String, ctx: &NodeContext) {
+    ctx.metrics.errors.inc();
+    tracing::warn!(node = %ctx.id, "{reason}");
+    message.fail(reason);
+}
+
+/// The user properties to send for `message`: the configured metadata keys it has.
+pub(super) fn user_properties(message: &Message, keys: &[String]) -> Vec<(String, String)> {
+    keys.iter()
+        .filter_map(|key| Some((key.clone(), message.meta.get(key)?.to_string())))
+        .collect()
+}
+
+/// The publish to send for `message`, or why it was refused (counted,
+/// logged) because it can never be sent: a missing topic key, a payload
+/// over the packet limit.
 pub(super) fn prepare(
     message: &Message,
     config: &MqttPubConfig,
     topic: &TopicTemplate,
     ctx: &NodeContext,
-) -> Result<(String, Bytes), String> {
+) -> Result<Publish, String> {
     let refused = |reason: String| {
         ctx.metrics.errors.inc();
         tracing::warn!(node = %ctx.id, "message refused: {reason}");
@@ -125,7 +165,8 @@ pub(super) fn prepare(
         return Err(refused("mqtt_pub publishes bytes, not frames".into()));
     };
     let topic = topic.render(&message.meta).map_err(refused)?;
-    let limit = config.broker.max_payload(&topic);
+    let user_properties = user_properties(message, &config.user_properties);
+    let limit = config.broker.max_payload(&topic, &user_properties);
     if payload.len() > limit {
         // Handing it to rumqttc would fail the connection and be resent after
         // every reconnect: a disconnect loop. Refuse it here instead.
@@ -135,18 +176,24 @@ pub(super) fn prepare(
             config.broker.max_packet_bytes
         )));
     }
-    Ok((topic, payload.clone()))
+    Ok(Publish {
+        topic,
+        payload: payload.clone(),
+        qos: config.qos,
+        retain: config.retain,
+        user_properties,
+    })
 }
 
 /// Publishes `message` through `client`, or refuses it.
 fn hand_over(
     message: Message,
     node: &MqttPub,
-    client: &AsyncClient,
+    client: &Client,
     outstanding: &mut Outstanding<Message>,
     ctx: &NodeContext,
 ) -> Result<(), NodeError> {
-    let (topic, payload) = match prepare(&message, &node.config, &node.topic, ctx) {
+    let publish = match prepare(&message, &node.config, &node.topic, ctx) {
         Ok(prepared) => prepared,
         Err(reason) => {
             message.reject(reason);
@@ -154,7 +201,7 @@ fn hand_over(
         }
     };
     client
-        .try_publish(topic, node.config.qos.into(), node.config.retain, payload)
+        .try_publish(publish)
         .map_err(|e| format!("cannot hand the message to the MQTT client: {e}"))?;
     outstanding.push(message);
     Ok(())
@@ -179,11 +226,11 @@ impl Node for MqttPub {
             while !(input_done && outstanding.is_empty()) {
                 tokio::select! {
                     event = link.events.recv() => match event {
-                        Some(LinkEvent::Packet(event)) => {
-                            if let Some(message) = outstanding.on_event(event) {
-                                delivered(message, &ctx.metrics);
-                            }
-                        }
+                        Some(LinkEvent::Packet(event)) => match outstanding.on_event(&event) {
+                            Some((message, Ok(()))) => delivered(message, &ctx.metrics),
+                            Some((message, Err(reason))) => refused(message, reason, &ctx),
+                            None => {}
+                        },
                         Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },

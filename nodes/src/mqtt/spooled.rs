@@ -8,6 +8,7 @@ use bytes::Bytes;
 use flowrun_runtime::{Message, NodeContext, NodeError};
 use futures::FutureExt;
 
+use super::client::Publish;
 use super::link::{Link, LinkEvent};
 use super::outstanding::Outstanding;
 use super::publish::{prepare, MqttPub};
@@ -65,13 +66,15 @@ pub(super) async fn run(
             let want = buffer - outstanding.len();
             let entries = with_spool(&spool, move |s| s.read(cursor, want)).await?;
             for entry in entries {
+                let publish = Publish {
+                    topic: entry.topic,
+                    payload: entry.payload.into(),
+                    qos: node.config.qos,
+                    retain: node.config.retain,
+                    user_properties: Vec::new(),
+                };
                 link.client
-                    .try_publish(
-                        entry.topic,
-                        node.config.qos.into(),
-                        node.config.retain,
-                        entry.payload,
-                    )
+                    .try_publish(publish)
                     .map_err(|e| format!("cannot hand a message to the MQTT client: {e}"))?;
                 outstanding.push(entry.key);
                 cursor = entry.key + 1;
@@ -84,10 +87,21 @@ pub(super) async fn run(
             event = link.events.recv() => match event {
                 Some(LinkEvent::Packet(event)) => {
                     let mut sent = Vec::new();
-                    sent.extend(outstanding.on_event(event));
+                    let mut settle = |event: &_| {
+                        // A publish the broker refused (MQTT 5) leaves the
+                        // spool too: it would be refused again on every resend.
+                        if let Some((key, outcome)) = outstanding.on_event(event) {
+                            if let Err(reason) = outcome {
+                                ctx.metrics.errors.inc();
+                                tracing::warn!(node = %ctx.id, "{reason}: dropped from the spool");
+                            }
+                            sent.push(key);
+                        }
+                    };
+                    settle(&event);
                     // Take whatever else is already waiting, to remove in one transaction.
                     while let Some(Some(LinkEvent::Packet(event))) = link.events.recv().now_or_never() {
-                        sent.extend(outstanding.on_event(event));
+                        settle(&event);
                     }
                     if !sent.is_empty() {
                         ctx.metrics.sent.inc_by(sent.len() as u64);
@@ -117,8 +131,8 @@ pub(super) async fn run(
                 let mut batch: Vec<(String, Bytes)> = Vec::new();
                 for message in messages {
                     match prepare(&message, &node.config, &node.topic, &ctx) {
-                        Ok(pair) => {
-                            batch.push(pair);
+                        Ok(publish) => {
+                            batch.push((publish.topic, publish.payload));
                             accepted.push(message);
                         }
                         Err(reason) => message.reject(reason),

@@ -8,6 +8,13 @@
 //! that the broker redelivers it (with a persistent session), and the acks
 //! still held for the old connection are dropped — the broker redelivers
 //! those too, so sinks must be idempotent.
+//!
+//! With MQTT 5 the node advertises `inflight` as its receive maximum (the
+//! broker sends no more unacknowledged messages than that), and a
+//! message's user properties become metadata: a property `source = cam1`
+//! is the key `source` with the text `cam1`. The node's own keys (`topic`,
+//! `qos`, `seq`, …) win over a property of the same name; of repeated
+//! names the last wins.
 
 use std::sync::Arc;
 
@@ -17,10 +24,10 @@ use flowrun_runtime::{
     NodeContext, NodeError, OrderedAcks, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
-use rumqttc::{Event, Incoming, MqttOptions, Publish, SubscribeFilter, SubscribeReasonCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::client::{AckToken, Event, Options, Received};
 use super::connection::BrokerConfig;
 use super::link::{Link, LinkEvent};
 use super::topic::add_topic_meta;
@@ -75,7 +82,9 @@ impl NodeConfig for MqttSubConfig {
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
         let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
-        options.set_manual_acks(true);
+        options
+            .set_manual_acks(true)
+            .set_receive_maximum(self.broker.inflight);
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
@@ -111,7 +120,7 @@ pub fn check_filter(filter: &str) -> Result<(), String> {
 
 struct MqttSub {
     config: MqttSubConfig,
-    options: MqttOptions,
+    options: Options,
 }
 
 /// Room for acknowledgements on their way to the connection task. It only
@@ -119,17 +128,20 @@ struct MqttSub {
 /// channel allocates as it fills.
 const ACK_QUEUE: usize = 1 << 16;
 
-/// Which connection a held acknowledgement belongs to: packet ids mean
-/// nothing on another one.
-type Held = (u64, Publish);
+/// Which connection a held acknowledgement belongs to (packet ids mean
+/// nothing on another one), and the topic for logs.
+type Held = (u64, AckToken, String);
 
 impl MqttSub {
-    fn message(&self, publish: &Publish, seq: u64) -> (Payload, Metadata) {
+    fn message(&self, publish: &Received, seq: u64) -> (Payload, Metadata) {
         let mut meta = Metadata::new();
+        for (name, value) in &publish.user_properties {
+            meta.insert(name.clone(), value.as_str().into());
+        }
         add_topic_meta(&mut meta, &publish.topic);
         meta.insert(
             keys::QOS.into(),
-            MetaValue::Int(u8::from(Qos::from(publish.qos)).into()),
+            MetaValue::Int(u8::from(publish.qos).into()),
         );
         meta.insert(keys::RETAIN.into(), publish.retain.into());
         meta.insert(keys::REDELIVERED.into(), publish.dup.into());
@@ -157,11 +169,11 @@ impl Node for MqttSub {
                 Arc::clone(&ctx.metrics),
                 ACK_QUEUE,
             );
-            let filters: Vec<SubscribeFilter> = self
+            let filters: Vec<(String, Qos)> = self
                 .config
                 .topics
                 .iter()
-                .map(|t| SubscribeFilter::new(t.filter.clone(), t.qos.into()))
+                .map(|t| (t.filter.clone(), t.qos))
                 .collect();
             let mut acks: OrderedAcks<Held> = OrderedAcks::new();
             let mut connection = 0u64;
@@ -178,32 +190,32 @@ impl Node for MqttSub {
                             // again would make the broker resend retained messages.
                             if !session_present {
                                 link.client
-                                    .try_subscribe_many(filters.clone())
+                                    .try_subscribe(&filters)
                                     .map_err(|e| format!("cannot subscribe: {e}"))?;
                             }
                         }
                         Some(LinkEvent::Disconnected) => connection += 1,
-                        Some(LinkEvent::Packet(Event::Incoming(Incoming::Publish(publish)))) if !stopping => {
+                        Some(LinkEvent::Packet(Event::Received(publish))) if !stopping => {
                             if publish.dup {
                                 redelivered += 1;
                                 ctx.metrics.set_state(format!("connected, {redelivered} redelivered"));
                             }
                             let (payload, meta) = self.message(&publish, seq);
                             seq += 1;
-                            let message = if publish.qos == rumqttc::QoS::AtMostOnce {
+                            let message = if publish.qos == Qos::AtMostOnce {
                                 Message::new(payload, meta)
                             } else {
-                                Message::with_ack(payload, meta, acks.track((connection, publish)))
+                                Message::with_ack(payload, meta, acks.track((connection, publish.ack, publish.topic)))
                             };
                             ctx.output.send(message).await;
                         }
-                        Some(LinkEvent::Packet(Event::Incoming(Incoming::SubAck(suback)))) => {
+                        Some(LinkEvent::Packet(Event::Subscribed(codes))) => {
                             let mut refused = Vec::new();
-                            for (filter, code) in filters.iter().zip(&suback.return_codes) {
-                                if *code == SubscribeReasonCode::Failure {
+                            for ((filter, _), code) in filters.iter().zip(&codes) {
+                                if let Err(reason) = code {
                                     ctx.metrics.errors.inc();
-                                    tracing::error!(node = %ctx.id, filter = %filter.path, "the broker refused the subscription");
-                                    refused.push(format!("`{}`", filter.path));
+                                    tracing::error!(node = %ctx.id, filter = %filter, "the broker refused the subscription: {reason}");
+                                    refused.push(format!("`{filter}`"));
                                 }
                             }
                             ctx.metrics.set_state(if refused.is_empty() {
@@ -215,7 +227,7 @@ impl Node for MqttSub {
                         Some(LinkEvent::Packet(_)) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },
-                    Some(((held_on, publish), outcome)) = acks.next(), if !acks.is_empty() => {
+                    Some(((held_on, token, topic), outcome)) = acks.next(), if !acks.is_empty() => {
                         if held_on != connection {
                             continue;
                         }
@@ -223,7 +235,7 @@ impl Node for MqttSub {
                             AckStatus::Delivered | AckStatus::Rejected => {
                                 // Never wait on the client here: the connection task
                                 // may itself be waiting for this loop to take an event.
-                                if let Err(error) = link.client.try_ack(&publish) {
+                                if let Err(error) = link.client.try_ack(token) {
                                     tracing::warn!(node = %ctx.id, "cannot queue an acknowledgement ({error}): reconnecting so that the broker redelivers");
                                     connection += 1;
                                     link.reconnect();
@@ -231,7 +243,7 @@ impl Node for MqttSub {
                             }
                             AckStatus::Failed => {
                                 let reason = outcome.reason.unwrap_or_default();
-                                tracing::warn!(node = %ctx.id, topic = %publish.topic, "a sink failed ({reason}): reconnecting so that the broker redelivers");
+                                tracing::warn!(node = %ctx.id, %topic, "a sink failed ({reason}): reconnecting so that the broker redelivers");
                                 connection += 1;
                                 link.reconnect();
                             }

@@ -51,7 +51,7 @@ nodes:
 }
 
 /// Waits until the link under test carries messages from edge to cloud.
-async fn wait_link_up(
+pub async fn wait_link_up(
     running: &engine::Running,
     spec_is_bridge: bool,
     edge: &Mosquitto,
@@ -78,7 +78,7 @@ async fn wait_link_up(
 }
 
 /// Counts distinct numbered payloads (probes left out).
-fn distinct(out: &Collected) -> usize {
+pub fn distinct(out: &Collected) -> usize {
     out.counts()
         .keys()
         .filter(|p| p.as_slice() != b"probe")

@@ -8,7 +8,8 @@ use crate::support::mosquitto::{collect, eventually, Mosquitto};
 
 /// A graph that forwards everything under `in/` to `out/` through mqtt_sub
 /// and mqtt_pub, so a message crosses both node types.
-fn relay_spec(url: &str, qos: u8) -> String {
+/// `protocol` is the MQTT version every node uses.
+fn relay_spec(url: &str, protocol: &str, qos: u8) -> String {
     format!(
         r#"
 version: 1
@@ -16,19 +17,19 @@ name: relay
 nodes:
   sub:
     type: mqtt_sub
-    broker: {{url: "{url}", client_id: relay-sub}}
+    broker: {{url: "{url}", client_id: relay-sub, protocol: "{protocol}"}}
     topics: [{{filter: "in/#", qos: {qos}}}]
   fwd:
     type: mqtt_pub
     inputs: [sub]
-    broker: {{url: "{url}", client_id: relay-pub}}
+    broker: {{url: "{url}", client_id: relay-pub, protocol: "{protocol}"}}
     topic: "out/{{topic_level_1}}"
     qos: {qos}
 "#
     )
 }
 
-fn generate_spec(url: &str, qos: u8, size: usize, count: usize) -> String {
+fn generate_spec(url: &str, protocol: &str, qos: u8, size: usize, count: usize) -> String {
     format!(
         r#"
 version: 1
@@ -42,7 +43,7 @@ nodes:
   pub:
     type: mqtt_pub
     inputs: [gen]
-    broker: {{url: "{url}", client_id: producer}}
+    broker: {{url: "{url}", client_id: producer, protocol: "{protocol}"}}
     topic: "in/{{seq}}"
     qos: {qos}
 "#
@@ -57,12 +58,21 @@ pub async fn wait_subscribed(running: &engine::Running, node: &str) {
 }
 
 async fn round_trip(qos: u8, size: usize, count: usize) {
+    round_trip_over("3.1.1", qos, size, count).await;
+}
+
+/// generate → mqtt_pub → broker → mqtt_sub → mqtt_pub → broker → collector,
+/// every node speaking `protocol`.
+pub async fn round_trip_over(protocol: &str, qos: u8, size: usize, count: usize) {
     let broker = Mosquitto::start();
     let out = collect(broker.port, "collector", "out/#").await;
-    let relay = engine::start(&relay_spec(&broker.url(), qos), &[]);
+    let relay = engine::start(&relay_spec(&broker.url(), protocol, qos), &[]);
     wait_subscribed(&relay, "sub").await;
 
-    let produce = engine::start(&generate_spec(&broker.url(), qos, size, count), &[]);
+    let produce = engine::start(
+        &generate_spec(&broker.url(), protocol, qos, size, count),
+        &[],
+    );
     let report = produce.finished(Duration::from_secs(60)).await;
     assert!(report.is_success(), "{report:?}");
 

@@ -1,0 +1,88 @@
+//! MQTT 3.1.1 through rumqttc's default client.
+
+use rumqttc::{
+    ConnectReturnCode, ConnectionError, Event as RawEvent, Incoming, LastWill, MqttOptions,
+    Outgoing, SubscribeReasonCode,
+};
+
+use super::{AckToken, Event, Failure, Polled, Received, Settings, Will};
+
+pub(super) fn options(s: Settings) -> MqttOptions {
+    let mut options = MqttOptions::new(s.client_id, s.host, s.port);
+    options
+        .set_keep_alive(s.keepalive)
+        .set_clean_session(s.clean_session)
+        .set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes)
+        .set_inflight(s.inflight);
+    if let Some((user, password)) = s.credentials {
+        options.set_credentials(user, password);
+    }
+    if let Some(transport) = s.transport {
+        options.set_transport(transport);
+    }
+    if let Some(w) = s.will {
+        options.set_last_will(will(w));
+    }
+    options
+}
+
+pub(super) fn will(will: Will) -> LastWill {
+    LastWill::new(will.topic, will.payload, will.qos.into(), will.retain)
+}
+
+pub(super) async fn poll(eventloop: &mut rumqttc::EventLoop) -> Result<Polled, Failure> {
+    let event = eventloop.poll().await.map_err(|error| Failure {
+        reason: describe(&error),
+        refused: Vec::new(),
+    })?;
+    Ok(match event {
+        RawEvent::Incoming(Incoming::ConnAck(ack)) => Polled::Connected {
+            session_present: ack.session_present,
+        },
+        RawEvent::Incoming(Incoming::Publish(p)) => {
+            let qos = p.qos.into();
+            Polled::Event(Event::Received(Box::new(Received {
+                topic: p.topic,
+                payload: p.payload,
+                qos,
+                retain: p.retain,
+                dup: p.dup,
+                user_properties: Vec::new(),
+                ack: AckToken { qos, pkid: p.pkid },
+            })))
+        }
+        RawEvent::Incoming(Incoming::PubAck(ack)) => Polled::Event(Event::Acked { pkid: ack.pkid }),
+        RawEvent::Incoming(Incoming::PubComp(comp)) => {
+            Polled::Event(Event::Acked { pkid: comp.pkid })
+        }
+        RawEvent::Incoming(Incoming::SubAck(ack)) => Polled::Event(Event::Subscribed(
+            ack.return_codes
+                .iter()
+                .map(|code| match code {
+                    SubscribeReasonCode::Success(qos) => Ok((*qos).into()),
+                    SubscribeReasonCode::Failure => Err("refused".to_owned()),
+                })
+                .collect(),
+        )),
+        RawEvent::Outgoing(Outgoing::Publish(pkid)) => Polled::Event(Event::Sent { pkid }),
+        _ => Polled::Nothing,
+    })
+}
+
+/// A connection error in words a user can act on.
+pub(crate) fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => match code {
+            ConnectReturnCode::BadUserNamePassword => super::BAD_PASSWORD.into(),
+            ConnectReturnCode::NotAuthorized => super::NOT_AUTHORIZED.into(),
+            ConnectReturnCode::BadClientId => super::BAD_CLIENT_ID.into(),
+            ConnectReturnCode::RefusedProtocolVersion => {
+                "the broker refused MQTT 3.1.1 (check `protocol`)".into()
+            }
+            other => format!("the broker refused the connection: {other:?}"),
+        },
+        ConnectionError::Io(io) => super::describe_io(io),
+        ConnectionError::Tls(tls) => super::describe_tls(tls),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,301 @@
+//! MQTT 5 through rumqttc's `v5` client.
+//!
+//! rumqttc 0.24 does not report a PUBACK/PUBREC whose reason code says
+//! "refused" (≥ 0x80) as an event: it ends the connection with an error that
+//! names no packet id. [`Loop`] therefore keeps the packet ids in flight and,
+//! on such an error, names the ones that are neither resent nor
+//! acknowledged: those the broker refused.
+
+use std::collections::HashSet;
+
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, Filter, LastWill, Packet, Publish as RawPublish, PublishProperties,
+    SubscribeReasonCode,
+};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{
+    AsyncClient, ConnectionError, Event as RawEvent, EventLoop, MqttOptions, Request, StateError,
+};
+use rumqttc::Outgoing;
+
+use super::{AckToken, ClientError, Event, Failure, Polled, Publish, Received, Settings, Will};
+use crate::mqtt::Qos;
+
+pub(super) fn options(s: Settings) -> MqttOptions {
+    let mut options = MqttOptions::new(s.client_id, s.host, s.port);
+    let max_packet = u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX);
+    options
+        .set_keep_alive(s.keepalive)
+        .set_clean_start(s.clean_session)
+        // Sent as the CONNECT property: the broker does not send this client
+        // a packet it would refuse (3.1.1 cannot say so, and the connection dies).
+        .set_max_packet_size(Some(max_packet))
+        .set_outgoing_inflight_upper_limit(s.inflight);
+    if !s.clean_session {
+        // In MQTT 5 a session ends with the connection unless it has an
+        // expiry interval; u32::MAX means "never expires".
+        let mut properties = options.connect_properties().unwrap_or_default();
+        properties.session_expiry_interval = Some(u32::MAX);
+        options.set_connect_properties(properties);
+    }
+    if let Some((user, password)) = s.credentials {
+        options.set_credentials(user, password);
+    }
+    if let Some(transport) = s.transport {
+        options.set_transport(transport);
+    }
+    if let Some(w) = s.will {
+        options.set_last_will(will(w));
+    }
+    options
+}
+
+pub(super) fn will(will: Will) -> LastWill {
+    LastWill::new(will.topic, will.payload, qos(will.qos), will.retain, None)
+}
+
+fn qos(qos: Qos) -> QoS {
+    match qos {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+fn from_qos(qos: QoS) -> Qos {
+    match qos {
+        QoS::AtMostOnce => Qos::AtMostOnce,
+        QoS::AtLeastOnce => Qos::AtLeastOnce,
+        QoS::ExactlyOnce => Qos::ExactlyOnce,
+    }
+}
+
+fn properties(publish: &Publish) -> Option<PublishProperties> {
+    (!publish.user_properties.is_empty()).then(|| PublishProperties {
+        user_properties: publish.user_properties.clone(),
+        ..Default::default()
+    })
+}
+
+pub(super) fn try_publish(client: &AsyncClient, publish: Publish) -> Result<(), ClientError> {
+    let result = match properties(&publish) {
+        Some(props) => client.try_publish_with_properties(
+            publish.topic,
+            qos(publish.qos),
+            publish.retain,
+            publish.payload,
+            props,
+        ),
+        None => client.try_publish(
+            publish.topic,
+            qos(publish.qos),
+            publish.retain,
+            publish.payload,
+        ),
+    };
+    result.map_err(|e| ClientError(e.to_string()))
+}
+
+pub(super) async fn publish(client: &AsyncClient, publish: Publish) -> Result<(), ClientError> {
+    let result = match properties(&publish) {
+        Some(props) => {
+            client
+                .publish_with_properties(
+                    publish.topic,
+                    qos(publish.qos),
+                    publish.retain,
+                    publish.payload,
+                    props,
+                )
+                .await
+        }
+        None => {
+            client
+                .publish(
+                    publish.topic,
+                    qos(publish.qos),
+                    publish.retain,
+                    publish.payload,
+                )
+                .await
+        }
+    };
+    result.map_err(|e| ClientError(e.to_string()))
+}
+
+pub(super) fn try_subscribe(
+    client: &AsyncClient,
+    filters: &[(String, Qos)],
+) -> Result<(), ClientError> {
+    client
+        .try_subscribe_many(filters.iter().map(|(f, q)| Filter::new(f.clone(), qos(*q))))
+        .map_err(|e| ClientError(e.to_string()))
+}
+
+pub(super) fn try_ack(client: &AsyncClient, token: AckToken) -> Result<(), ClientError> {
+    let mut publish = RawPublish::new("", qos(token.qos), Vec::new(), None);
+    publish.pkid = token.pkid;
+    client
+        .try_ack(&publish)
+        .map_err(|e| ClientError(e.to_string()))
+}
+
+/// rumqttc's v5 event loop and the packet ids of the publishes in flight.
+pub struct Loop {
+    inner: EventLoop,
+    in_flight: HashSet<u16>,
+}
+
+impl Loop {
+    pub(super) fn new(inner: EventLoop) -> Box<Loop> {
+        Box::new(Loop {
+            inner,
+            in_flight: HashSet::new(),
+        })
+    }
+
+    pub(super) fn clean(&mut self) {
+        self.inner.clean();
+    }
+
+    pub(super) async fn poll(&mut self) -> Result<Polled, Failure> {
+        match self.inner.poll().await {
+            Ok(event) => Ok(self.normalize(event)),
+            Err(error) => {
+                let refused = match &error {
+                    ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
+                        self.refused(&format!("{reason:?}"))
+                    }
+                    ConnectionError::MqttState(StateError::PubRecFail { reason }) => {
+                        self.refused(&format!("{reason:?}"))
+                    }
+                    _ => Vec::new(),
+                };
+                Err(Failure {
+                    reason: describe(&error),
+                    refused,
+                })
+            }
+        }
+    }
+
+    fn normalize(&mut self, event: RawEvent) -> Polled {
+        match event {
+            RawEvent::Incoming(Packet::ConnAck(ack)) => Polled::Connected {
+                session_present: ack.session_present,
+            },
+            RawEvent::Incoming(Packet::Publish(p)) => {
+                let qos = from_qos(p.qos);
+                Polled::Event(Event::Received(Box::new(Received {
+                    topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                    payload: p.payload,
+                    qos,
+                    retain: p.retain,
+                    dup: p.dup,
+                    user_properties: p.properties.map(|p| p.user_properties).unwrap_or_default(),
+                    ack: AckToken { qos, pkid: p.pkid },
+                })))
+            }
+            RawEvent::Incoming(Packet::PubAck(ack)) => {
+                self.in_flight.remove(&ack.pkid);
+                Polled::Event(Event::Acked { pkid: ack.pkid })
+            }
+            RawEvent::Incoming(Packet::PubComp(comp)) => {
+                self.in_flight.remove(&comp.pkid);
+                Polled::Event(Event::Acked { pkid: comp.pkid })
+            }
+            RawEvent::Incoming(Packet::SubAck(ack)) => Polled::Event(Event::Subscribed(
+                ack.return_codes
+                    .iter()
+                    .map(|code| match code {
+                        SubscribeReasonCode::Success(q) => Ok(from_qos(*q)),
+                        other => Err(format!("{other:?}")),
+                    })
+                    .collect(),
+            )),
+            RawEvent::Outgoing(Outgoing::Publish(pkid)) => {
+                if pkid != 0 {
+                    self.in_flight.insert(pkid);
+                }
+                Polled::Event(Event::Sent { pkid })
+            }
+            _ => Polled::Nothing,
+        }
+    }
+
+    /// After a refused PUBACK/PUBREC ended the connection: the packet ids
+    /// in flight that rumqttc neither kept to resend nor still has an
+    /// acknowledgement queued for.
+    fn refused(&mut self, reason: &str) -> Vec<Event> {
+        let mut alive: HashSet<u16> = self
+            .inner
+            .pending
+            .iter()
+            .filter_map(|request| match request {
+                Request::Publish(p) => Some(p.pkid),
+                Request::PubRel(r) => Some(r.pkid),
+                _ => None,
+            })
+            .collect();
+        alive.extend(self.inner.state.events.iter().filter_map(|e| match e {
+            RawEvent::Incoming(Packet::PubAck(a)) => Some(a.pkid),
+            RawEvent::Incoming(Packet::PubComp(c)) => Some(c.pkid),
+            _ => None,
+        }));
+        let gone: Vec<u16> = self
+            .in_flight
+            .iter()
+            .copied()
+            .filter(|pkid| !alive.contains(pkid))
+            .collect();
+        gone.into_iter()
+            .map(|pkid| {
+                self.in_flight.remove(&pkid);
+                Event::Refused {
+                    pkid,
+                    reason: format!("the broker refused the publish: {reason}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A connection error in words a user can act on.
+fn describe(error: &ConnectionError) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => match code {
+            ConnectReturnCode::BadUserNamePassword => super::BAD_PASSWORD.into(),
+            ConnectReturnCode::NotAuthorized => super::NOT_AUTHORIZED.into(),
+            ConnectReturnCode::BadClientId | ConnectReturnCode::ClientIdentifierNotValid => {
+                super::BAD_CLIENT_ID.into()
+            }
+            ConnectReturnCode::RefusedProtocolVersion
+            | ConnectReturnCode::UnsupportedProtocolVersion => {
+                "the broker does not speak MQTT 5 (use `protocol: \"3.1.1\"`)".into()
+            }
+            other => format!("the broker refused the connection: {other:?}"),
+        },
+        ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
+            format!("the broker refused a publish ({reason:?}); reconnecting")
+        }
+        ConnectionError::MqttState(StateError::PubRecFail { reason }) => {
+            format!("the broker refused a publish ({reason:?}); reconnecting")
+        }
+        ConnectionError::MqttState(StateError::SubFail { reason }) => {
+            format!("the broker refused the subscription: {reason:?}")
+        }
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => format!(
+            "the broker disconnected: {reason_code:?}{}",
+            reason_string
+                .as_ref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ),
+        ConnectionError::Io(io) => super::describe_io(io),
+        ConnectionError::Tls(tls) => super::describe_tls(tls),
+        other => other.to_string(),
+    }
+}

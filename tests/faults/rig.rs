@@ -24,7 +24,7 @@ const PACE: Duration = Duration::from_millis(4);
 /// Starting a process and connecting it.
 const START: Duration = Duration::from_secs(30);
 /// From the end of a fault to every face stored, at most.
-pub const RECOVERY: Duration = Duration::from_secs(120);
+pub const RECOVERY: Duration = Duration::from_secs(60);
 
 const DEVICE: &str = "door-1";
 const BUCKET: &str = "faces";

@@ -83,6 +83,22 @@ impl NodeConfig for MqttSubConfig {
     }
 }
 
+/// What to subscribe to on connecting. A kept session keeps its
+/// subscriptions, and subscribing again would make the broker resend
+/// retained messages; but mosquitto (2.0.11 at least) does not restore
+/// shared subscriptions from its persistence file after a restart, while
+/// still reporting the session as present: without subscribing again, every
+/// message published after the restart would be dropped for want of a
+/// subscriber. Shared subscriptions never get retained messages (MQTT 5
+/// §4.8.2), so subscribing them again costs nothing.
+fn to_subscribe(filters: &[SubscribeFilter], session_present: bool) -> Vec<SubscribeFilter> {
+    filters
+        .iter()
+        .filter(|f| !session_present || f.path.starts_with("$share/"))
+        .cloned()
+        .collect()
+}
+
 /// MQTT's rules for a filter: `#` only last and alone in its level, `+` alone in its level.
 pub fn check_filter(filter: &str) -> Result<(), String> {
     let plain = match filter.strip_prefix("$share/") {
@@ -167,6 +183,7 @@ impl Node for MqttSub {
             let mut connection = 0u64;
             let mut seq = 0u64;
             let mut redelivered = 0u64;
+            let mut subscribing = Vec::new();
             let mut stopping = false;
             while !(stopping && acks.is_empty()) {
                 tokio::select! {
@@ -174,11 +191,10 @@ impl Node for MqttSub {
                     event = link.events.recv() => match event {
                         Some(LinkEvent::Connected { session_present }) => {
                             connection += 1;
-                            // A kept session keeps its subscriptions; subscribing
-                            // again would make the broker resend retained messages.
-                            if !session_present {
+                            subscribing = to_subscribe(&filters, session_present);
+                            if !subscribing.is_empty() {
                                 link.client
-                                    .try_subscribe_many(filters.clone())
+                                    .try_subscribe_many(subscribing.clone())
                                     .map_err(|e| format!("cannot subscribe: {e}"))?;
                             }
                         }
@@ -199,7 +215,7 @@ impl Node for MqttSub {
                         }
                         Some(LinkEvent::Packet(Event::Incoming(Incoming::SubAck(suback)))) => {
                             let mut refused = Vec::new();
-                            for (filter, code) in filters.iter().zip(&suback.return_codes) {
+                            for (filter, code) in subscribing.iter().zip(&suback.return_codes) {
                                 if *code == SubscribeReasonCode::Failure {
                                     ctx.metrics.errors.inc();
                                     tracing::error!(node = %ctx.id, filter = %filter.path, "the broker refused the subscription");
@@ -207,7 +223,7 @@ impl Node for MqttSub {
                                 }
                             }
                             ctx.metrics.set_state(if refused.is_empty() {
-                                format!("subscribed ({} filters)", filters.len())
+                                format!("subscribed ({} filters)", subscribing.len())
                             } else {
                                 format!("subscription refused: {}", refused.join(", "))
                             });
@@ -257,5 +273,21 @@ mod tests {
         assert!(check_filter("faces/a+").is_err());
         assert!(check_filter("$share//x").is_err());
         assert!(check_filter("").is_err());
+    }
+
+    #[test]
+    fn a_kept_session_subscribes_its_shared_filters_again() {
+        let filters = [
+            SubscribeFilter::new("$share/g/faces/#".into(), rumqttc::QoS::AtLeastOnce),
+            SubscribeFilter::new("status/#".into(), rumqttc::QoS::AtLeastOnce),
+        ];
+        let paths = |session_present| -> Vec<String> {
+            to_subscribe(&filters, session_present)
+                .into_iter()
+                .map(|f| f.path)
+                .collect()
+        };
+        assert_eq!(paths(false), ["$share/g/faces/#", "status/#"]);
+        assert_eq!(paths(true), ["$share/g/faces/#"]);
     }
 }

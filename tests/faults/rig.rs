@@ -184,11 +184,8 @@ impl Rig {
 
     /// Publishes [`SENT`] faces to the edge broker at QoS 1, paced, each
     /// under its own identity topic; resolves once the broker acknowledged
-    /// all of them, with the object each should become (key → bytes).
-    pub fn produce(
-        &self,
-        crops: &'static [Vec<u8>],
-    ) -> tokio::task::JoinHandle<BTreeMap<String, Vec<u8>>> {
+    /// all of them.
+    pub fn produce(&self, crops: &'static [Vec<u8>]) -> tokio::task::JoinHandle<Sent> {
         let port = self.edge.port;
         tokio::spawn(async move {
             let mut options = MqttOptions::new("producer", "127.0.0.1", port);
@@ -232,8 +229,9 @@ impl Rig {
             tokio::time::timeout(Duration::from_secs(120), acks)
                 .await
                 .expect("the edge broker did not acknowledge every face");
+            let last = Instant::now();
             drop(publisher.await.unwrap());
-            expected
+            Sent { expected, last }
         })
     }
 
@@ -267,12 +265,17 @@ impl Rig {
             }
             if puts.len() >= SENT {
                 return Recovery {
+                    fault_end,
                     first: first.or(Some(fault_end.elapsed())),
-                    all: Some(fault_end.elapsed()),
+                    all: Some(Instant::now()),
                 };
             }
             if fault_end.elapsed() > RECOVERY {
-                return Recovery { first, all: None };
+                return Recovery {
+                    fault_end,
+                    first,
+                    all: None,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -280,11 +283,8 @@ impl Rig {
 
     /// What the bucket holds against what was sent: LIST for the keys, GET
     /// of every 50th face for its bytes.
-    pub async fn outcome(
-        &self,
-        expected: &BTreeMap<String, Vec<u8>>,
-        stored_counted: u64,
-    ) -> Outcome {
+    pub async fn outcome(&self, sent: &Sent, stored_counted: u64) -> Outcome {
+        let expected = &sent.expected;
         let keys: BTreeSet<String> = self.store.list(BUCKET).await.into_iter().collect();
         for (key, bytes) in expected.iter().step_by(50) {
             if keys.contains(key) {
@@ -299,6 +299,7 @@ impl Rig {
         let puts: usize = self.puts().values().sum();
         Outcome {
             sent: expected.len(),
+            last_sent: sent.last,
             stored: expected.keys().filter(|k| keys.contains(*k)).count(),
             unexpected: keys
                 .iter()
@@ -315,15 +316,28 @@ impl Rig {
     }
 }
 
-#[derive(Debug, Default)]
+/// What the producer sent: the object each face should become (key →
+/// bytes), and when the edge broker acknowledged the last one.
+pub struct Sent {
+    pub expected: BTreeMap<String, Vec<u8>>,
+    pub last: Instant,
+}
+
+#[derive(Debug)]
 pub struct Recovery {
+    /// When the fault ended: the process restarted, the server back, the
+    /// link restored, the last edit reloaded.
+    pub fault_end: Instant,
+    /// From then to the first face put that had not been put before it.
     pub first: Option<Duration>,
-    pub all: Option<Duration>,
+    /// When every face had been put.
+    pub all: Option<Instant>,
 }
 
 #[derive(Debug)]
 pub struct Outcome {
     pub sent: usize,
+    last_sent: Instant,
     /// Faces whose object is in the bucket.
     pub stored: usize,
     /// Objects that are no face sent: a duplicate under another key.
@@ -349,9 +363,11 @@ impl Outcome {
     /// and checks that nothing was lost or stored as a second object.
     pub fn report(&self, scenario: &str, link: Link, recovery: &Recovery) {
         let ms = |d: Option<Duration>| d.map_or("none".into(), |d| d.as_millis().to_string());
+        let since = |from: Instant| recovery.all.map(|all| all.saturating_duration_since(from));
         println!(
             "RELIABILITY scenario={scenario} link={} sent={} stored={} lost={} duplicate_objects={} \
-             puts={} redelivered={} stored_counted={} recover_first_ms={} recover_all_ms={}",
+             puts={} redelivered={} stored_counted={} recover_first_ms={} recover_all_ms={} \
+             after_last_sent_ms={}",
             link.name(),
             self.sent,
             self.stored,
@@ -361,7 +377,8 @@ impl Outcome {
             self.redelivered(),
             self.stored_counted,
             ms(recovery.first),
-            ms(recovery.all),
+            ms(since(recovery.fault_end)),
+            ms(since(self.last_sent)),
         );
         assert_eq!(self.lost(), 0, "{scenario}: faces lost");
         assert!(

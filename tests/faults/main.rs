@@ -52,9 +52,13 @@ async fn s0_no_fault_stores_every_face_once() {
 
     let (end, clean) = cloud.stop().await;
     assert!(clean, "the cloud did not exit cleanly");
-    rig.outcome(&sent, end.state_count("store", "stored"))
-        .await
-        .report("0-no-fault", rig.link, &recovery);
+    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
+    outcome.report("0-no-fault", rig.link, &recovery);
+    assert_eq!(
+        outcome.redelivered(),
+        0,
+        "a face was stored twice without a fault"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +248,11 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
     let sent = producer.await.unwrap();
     let (end, clean) = cloud.stop().await;
     assert!(clean, "the cloud did not exit cleanly");
-    rig.outcome(&sent, end.state_count("store", "stored"))
-        .await
-        .report("5-cloud-spec-edited-20x", rig.link, &recovery);
+    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
+    outcome.report("5-cloud-spec-edited-20x", rig.link, &recovery);
+    assert_eq!(
+        outcome.redelivered(),
+        0,
+        "a reload made a face be stored twice"
+    );
 }

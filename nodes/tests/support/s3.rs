@@ -125,6 +125,10 @@ impl S3Server {
                 continue;
             };
             let key = rest.split([',', '?']).next().unwrap_or_default();
+            // `PUT /<bucket>/` is the bucket's creation.
+            if key.is_empty() {
+                continue;
+            }
             *puts.entry(key.to_owned()).or_insert(0) += 1;
         }
         puts

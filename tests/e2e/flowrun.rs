@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -116,13 +116,21 @@ pub struct Flowrun {
 impl Flowrun {
     /// Runs `specs/<spec>` with exactly the spec variables in `env`.
     pub fn start(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
+        Self::start_file(name, &repository().join("specs").join(spec), false, env)
+    }
+
+    /// Runs the spec at `path`; with `watch`, reloading it when it changes.
+    pub fn start_file(name: &str, path: &Path, watch: bool, env: &[(&str, String)]) -> Flowrun {
         let mut command = Command::new(env!("CARGO_BIN_EXE_flowrun"));
         for variable in SPEC_VARIABLES {
             command.env_remove(variable);
         }
+        command.args(["run", "--status-interval", "0.2"]);
+        if !watch {
+            command.arg("--no-watch");
+        }
         let mut child = command
-            .args(["run", "--no-watch", "--status-interval", "0.2"])
-            .arg(repository().join("specs").join(spec))
+            .arg(path)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -191,20 +199,45 @@ impl Flowrun {
         }
     }
 
+    /// How many log lines so far contain `text`.
+    pub fn lines_with(&self, text: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+
+    /// SIGKILL, as a crash: no draining, no final counts. Returns the last
+    /// status line it printed (up to one status interval old).
+    pub fn kill(mut self) -> Status {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.status()
+    }
+
     /// SIGINT, then waits (bounded) for the exit: its final counts, and
     /// whether it exited with 0.
-    pub async fn stop(mut self) -> (Status, bool) {
+    pub async fn stop(self) -> (Status, bool) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for_exit(Duration::from_secs(30)).await
+    }
+
+    /// Waits (at most `limit`) for the process to end by itself: its final
+    /// counts, and whether it exited with 0.
+    pub async fn wait_for_exit(mut self, limit: Duration) -> (Status, bool) {
+        let deadline = Instant::now() + limit;
         let exit = loop {
             if let Some(exit) = self.child.try_wait().unwrap() {
                 break exit;
             }
             assert!(
                 Instant::now() < deadline,
-                "{} did not stop within 30 s",
-                self.name
+                "{} did not stop within {limit:?}:\n{}",
+                self.name,
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };

@@ -8,6 +8,7 @@
 //! machine, and running them together would only make each slower.
 
 mod faces;
+#[allow(dead_code)]
 mod flowrun;
 
 #[path = "../../nodes/tests/support/mosquitto.rs"]

@@ -92,6 +92,22 @@ impl NodeConfig for MqttSubConfig {
     }
 }
 
+/// What to subscribe to on connecting. A kept session keeps its
+/// subscriptions, and subscribing again would make the broker resend
+/// retained messages; but mosquitto (2.0.11 at least) does not restore
+/// shared subscriptions from its persistence file after a restart, while
+/// still reporting the session as present: without subscribing again, every
+/// message published after the restart would be dropped for want of a
+/// subscriber. Shared subscriptions never get retained messages (MQTT 5
+/// §4.8.2), so subscribing them again costs nothing.
+fn to_subscribe(filters: &[(String, Qos)], session_present: bool) -> Vec<(String, Qos)> {
+    filters
+        .iter()
+        .filter(|(filter, _)| !session_present || filter.starts_with("$share/"))
+        .cloned()
+        .collect()
+}
+
 /// MQTT's rules for a filter: `#` only last and alone in its level, `+` alone in its level.
 pub fn check_filter(filter: &str) -> Result<(), String> {
     let plain = match filter.strip_prefix("$share/") {
@@ -179,6 +195,7 @@ impl Node for MqttSub {
             let mut connection = 0u64;
             let mut seq = 0u64;
             let mut redelivered = 0u64;
+            let mut subscribing = Vec::new();
             let mut stopping = false;
             while !(stopping && acks.is_empty()) {
                 tokio::select! {
@@ -186,11 +203,10 @@ impl Node for MqttSub {
                     event = link.events.recv() => match event {
                         Some(LinkEvent::Connected { session_present }) => {
                             connection += 1;
-                            // A kept session keeps its subscriptions; subscribing
-                            // again would make the broker resend retained messages.
-                            if !session_present {
+                            subscribing = to_subscribe(&filters, session_present);
+                            if !subscribing.is_empty() {
                                 link.client
-                                    .try_subscribe(&filters)
+                                    .try_subscribe(&subscribing)
                                     .map_err(|e| format!("cannot subscribe: {e}"))?;
                             }
                         }
@@ -211,7 +227,7 @@ impl Node for MqttSub {
                         }
                         Some(LinkEvent::Packet(Event::Subscribed(codes))) => {
                             let mut refused = Vec::new();
-                            for ((filter, _), code) in filters.iter().zip(&codes) {
+                            for ((filter, _), code) in subscribing.iter().zip(&codes) {
                                 if let Err(reason) = code {
                                     ctx.metrics.errors.inc();
                                     tracing::error!(node = %ctx.id, filter = %filter, "the broker refused the subscription: {reason}");
@@ -219,7 +235,7 @@ impl Node for MqttSub {
                                 }
                             }
                             ctx.metrics.set_state(if refused.is_empty() {
-                                format!("subscribed ({} filters)", filters.len())
+                                format!("subscribed ({} filters)", subscribing.len())
                             } else {
                                 format!("subscription refused: {}", refused.join(", "))
                             });
@@ -269,5 +285,21 @@ mod tests {
         assert!(check_filter("faces/a+").is_err());
         assert!(check_filter("$share//x").is_err());
         assert!(check_filter("").is_err());
+    }
+
+    #[test]
+    fn a_kept_session_subscribes_its_shared_filters_again() {
+        let filters = [
+            ("$share/g/faces/#".to_owned(), Qos::AtLeastOnce),
+            ("status/#".to_owned(), Qos::AtLeastOnce),
+        ];
+        let paths = |session_present| -> Vec<String> {
+            to_subscribe(&filters, session_present)
+                .into_iter()
+                .map(|(filter, _)| filter)
+                .collect()
+        };
+        assert_eq!(paths(false), ["$share/g/faces/#", "status/#"]);
+        assert_eq!(paths(true), ["$share/g/faces/#"]);
     }
 }

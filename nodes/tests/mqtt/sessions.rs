@@ -121,3 +121,52 @@ nodes:
         ("status/edge".to_string(), b"offline".to_vec())
     );
 }
+
+/// mosquitto (2.0.11) forgets a persistent session's shared subscriptions
+/// when it restarts, yet reports the session as present: without
+/// subscribing again, nothing published after the restart would arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_subscription_receives_again_after_a_broker_restart() {
+    let mut broker = Mosquitto::start();
+    let out = collect(broker.port, "collector", "out/#").await;
+    let url = broker.url();
+    let yaml = format!(
+        r#"
+version: 1
+name: shared-restart
+nodes:
+  sub:
+    type: mqtt_sub
+    broker: {{url: "{url}", client_id: shared-restart-sub, reconnect_max_ms: 500}}
+    topics: [{{filter: "$share/g/jobs/#", qos: 1}}]
+  fwd:
+    type: mqtt_pub
+    inputs: [sub]
+    broker: {{url: "{url}", client_id: shared-restart-fwd, reconnect_max_ms: 500}}
+    topic: out/all
+"#
+    );
+    let running = engine::start(&yaml, &[]);
+    wait_subscribed(&running, "sub").await;
+    tokio::task::block_in_place(|| broker.restart());
+
+    // Published until one arrives: those before the node subscribed again
+    // have no subscriber, as the broker sees it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while out.len() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing published after the restart arrived: {}",
+            running.state("sub")
+        );
+        publish_all(
+            broker.port,
+            "jobs/after",
+            QoS::AtLeastOnce,
+            vec![b"after".to_vec()],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(running.stop().await.is_success());
+}

@@ -4,7 +4,8 @@
 //! `scripts/setup.sh` installs `s3s-fs`. What was stored is always checked
 //! through the S3 API (GET, LIST), never by reading the server's folder.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,11 +23,25 @@ pub struct S3Server {
     pub secret_key: String,
     root: tempfile::TempDir,
     child: Option<Child>,
+    /// Where s3s-fs logs every request it receives, if asked to.
+    request_log: Option<(tempfile::TempDir, PathBuf)>,
 }
 
 impl S3Server {
     /// Starts a server; panics with what to do when `s3s-fs` is missing.
     pub fn start() -> S3Server {
+        Self::start_with_request_log(false)
+    }
+
+    /// Starts a server that, with `log` true, logs each request it receives
+    /// (s3s's own debug log), so that a test can count what reached it:
+    /// [`S3Server::puts`].
+    pub fn start_with_request_log(log: bool) -> S3Server {
+        let request_log = log.then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("requests.log");
+            (dir, path)
+        });
         let n = std::process::id() ^ u32::from(free_port());
         let mut server = S3Server {
             port: free_port(),
@@ -34,6 +49,7 @@ impl S3Server {
             secret_key: format!("secret-{n:x}-flowrun-test"),
             root: tempfile::tempdir().unwrap(),
             child: None,
+            request_log,
         };
         server.resume();
         server
@@ -50,13 +66,28 @@ impl S3Server {
     /// Starts (again) on the same port and root.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let mut child = Command::new("s3s-fs")
+        let mut command = Command::new("s3s-fs");
+        // s3s-fs logs on stdout.
+        let stdout = match &self.request_log {
+            Some((_, path)) => {
+                command.env("RUST_LOG", "s3s::service=debug");
+                // Appended to across restarts.
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
+                Stdio::from(file)
+            }
+            None => Stdio::null(),
+        };
+        let mut child = command
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", &self.access_key])
             .args(["--secret-key", &self.secret_key])
             .arg(self.root.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start s3s-fs ({e}); scripts/setup.sh installs it"));
@@ -76,6 +107,31 @@ impl S3Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// How many PUT requests reached each object key of `bucket` so far:
+    /// every attempt the server received, including ones it answered with
+    /// an error. Needs [`S3Server::start_with_request_log`].
+    pub fn puts(&self, bucket: &str) -> BTreeMap<String, usize> {
+        let (_, path) = self
+            .request_log
+            .as_ref()
+            .expect("puts() needs a server started with its request log");
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        let prefix = format!("method: PUT, uri: /{bucket}/");
+        let mut puts = BTreeMap::new();
+        for line in log.lines() {
+            let Some((_, rest)) = line.split_once(&prefix) else {
+                continue;
+            };
+            let key = rest.split([',', '?']).next().unwrap_or_default();
+            // `PUT /<bucket>/` is the bucket's creation.
+            if key.is_empty() {
+                continue;
+            }
+            *puts.entry(key.to_owned()).or_insert(0) += 1;
+        }
+        puts
     }
 
     /// A client with the server's keys.

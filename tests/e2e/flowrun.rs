@@ -1,7 +1,7 @@
 //! A `flowrun run` process for a test: started on a spec from `specs/` with
 //! the variables the test gives (and none from the developer's shell), its
-//! status lines parsed as they arrive, stopped with SIGINT, killed when
-//! dropped.
+//! status lines parsed as they arrive, stopped with SIGINT (or SIGKILL, as
+//! a crash), killed when dropped.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -114,7 +114,8 @@ pub struct Flowrun {
 }
 
 impl Flowrun {
-    /// Runs `specs/<spec>` with exactly the spec variables in `env`.
+    /// Runs `specs/<spec>` (or `spec` itself when it is an absolute path)
+    /// with exactly the spec variables in `env`.
     pub fn start(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
         let mut command = Command::new(env!("CARGO_BIN_EXE_flowrun"));
         for variable in SPEC_VARIABLES {
@@ -142,6 +143,21 @@ impl Flowrun {
             child,
             lines,
         }
+    }
+
+    /// The process id, to read its memory use from `/proc`.
+    #[allow(dead_code)] // tests/faults_edge only
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash or a power cut would: nothing is flushed and no
+    /// final counts are printed. Returns the last status line it printed.
+    #[allow(dead_code)] // tests/faults_edge only
+    pub fn kill(mut self) -> Status {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.status()
     }
 
     /// The last status line, parsed.

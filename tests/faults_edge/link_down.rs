@@ -78,7 +78,7 @@ async fn a_spooled_edge_killed_while_its_link_is_down_delivers_every_face() {
     let cloud_broker = Mosquitto::start();
     let store = S3Server::start();
     store.create_bucket(BUCKET).await;
-    let cloud = start_cloud(&cloud_broker, store.endpoint(), &store).await;
+    let cloud = start_cloud(cloud_broker.url(), store.endpoint(), &store).await;
     let link = Proxy::start(cloud_broker.port, Duration::ZERO).await;
 
     let spec = spec(dir.path());

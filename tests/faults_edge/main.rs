@@ -29,7 +29,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flowrun::Flowrun;
-use mosquitto::Mosquitto;
 use s3::S3Server;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -40,12 +39,12 @@ const START: Duration = Duration::from_secs(30);
 const BUCKET: &str = "faces";
 
 fn cloud_cos_env(
-    cloud: &Mosquitto,
+    cloud_broker: String,
     s3_endpoint: String,
     store: &S3Server,
 ) -> Vec<(&'static str, String)> {
     vec![
-        ("CLOUD_BROKER", cloud.url()),
+        ("CLOUD_BROKER", cloud_broker),
         ("WORKER_ID", "1".into()),
         ("S3_ENDPOINT", s3_endpoint),
         ("BUCKET", BUCKET.into()),
@@ -57,11 +56,11 @@ fn cloud_cos_env(
 
 /// Starts the shipped cloud-cos and waits until its shared subscription
 /// exists, so that the broker keeps every face for it from then on.
-async fn start_cloud(cloud: &Mosquitto, s3_endpoint: String, store: &S3Server) -> Flowrun {
+async fn start_cloud(cloud_broker: String, s3_endpoint: String, store: &S3Server) -> Flowrun {
     let mut process = Flowrun::start(
         "cloud-cos",
         "cloud-cos.yaml",
-        &cloud_cos_env(cloud, s3_endpoint, store),
+        &cloud_cos_env(cloud_broker, s3_endpoint, store),
     );
     process
         .wait_until("subscribed", START, |s| {

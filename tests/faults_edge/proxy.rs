@@ -2,8 +2,11 @@
 //! two processes: `cut` takes the link down (open connections are closed,
 //! new ones are closed as soon as they are accepted) and `restore` brings
 //! it back; a `delay` holds every chunk the server sends back for that
-//! long first (with S3, each response), making a slow server of a fast one.
+//! long first (with S3, each response), making a slow server of a fast one;
+//! and it counts the bytes the server sent to the client.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +16,7 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub port: u16,
     up: watch::Sender<bool>,
+    delivered: Arc<AtomicU64>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
@@ -22,18 +26,21 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (up, watching) = watch::channel(true);
+        let delivered = Arc::new(AtomicU64::new(0));
+        let counter = delivered.clone();
         let accepting = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !*watching.borrow() {
                     continue;
                 }
                 let mut link = watching.clone();
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
                         return;
                     };
                     tokio::select! {
-                        _ = forward(client, server, delay) => {}
+                        _ = forward(client, server, delay, &counter) => {}
                         _ = link.wait_for(|up| !*up) => {}
                     }
                 });
@@ -42,6 +49,7 @@ impl Proxy {
         Proxy {
             port,
             up,
+            delivered,
             accepting,
         }
     }
@@ -58,6 +66,11 @@ impl Proxy {
     pub fn restore(&self) {
         self.up.send_replace(true);
     }
+
+    /// Bytes the server sent through to clients so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Proxy {
@@ -69,7 +82,7 @@ impl Drop for Proxy {
 
 /// Copies both ways until either side closes; what the server sends waits
 /// `delay` first.
-async fn forward(client: TcpStream, server: TcpStream, delay: Duration) {
+async fn forward(client: TcpStream, server: TcpStream, delay: Duration, delivered: &AtomicU64) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upstream = tokio::io::copy(&mut client_read, &mut server_write);
@@ -82,6 +95,7 @@ async fn forward(client: TcpStream, server: TcpStream, delay: Duration) {
             }
             tokio::time::sleep(delay).await;
             client_write.write_all(&buffer[..n]).await?;
+            delivered.fetch_add(n as u64, Ordering::Relaxed);
         }
     };
     tokio::select! {

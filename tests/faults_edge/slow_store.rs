@@ -26,10 +26,9 @@ const PUTS_IN_FLIGHT: u64 = 16;
 /// The face `faces` is handing over: counted as sent while it waits for
 /// room in the queue.
 const HANDING_OVER: u64 = 1;
-/// The subscriber's connection task hands received packets to the node
-/// through a channel of this many events (nodes/src/mqtt/link.rs): while
-/// the node waits for room, up to this many more faces wait there.
-const LINK_EVENTS: u64 = 1_024;
+/// Received messages the subscriber's connection task may hold for the
+/// node (`RECEIVED` in nodes/src/mqtt/subscribe.rs).
+const LINK_EVENTS: u64 = 16;
 /// Allocator arenas, 16 HTTP connections and their buffers: room that does
 /// not depend on how many faces are waiting.
 const SLACK_MIB: u64 = 32;
@@ -185,9 +184,10 @@ async fn a_slow_store_under_a_burst_keeps_the_backlog_in_the_broker() {
         in_graph_max <= EDGE_CAPACITY + PUTS_IN_FLIGHT + HANDING_OVER,
         "the graph held {in_graph_max} faces: more than its queue and puts in flight\n{figures}"
     );
-    // …part of the burst never left the broker until there was room…
+    // …most of the burst stayed in the broker until there was room: what
+    // cloud-cos took beyond them is what the loopback sockets buffer…
     assert!(
-        taken_max < BURST as u64,
+        taken_max < BURST as u64 / 2,
         "cloud-cos took the whole burst off the broker\n{figures}"
     );
     // …and memory: at most every fixed window full of the largest

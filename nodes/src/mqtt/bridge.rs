@@ -28,7 +28,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::connection::BrokerConfig;
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::Outstanding;
 use super::subscribe::check_filter;
 use super::topic::matches;
@@ -230,6 +230,7 @@ impl MqttBridge {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 REQUESTS,
+                EVENTS,
             ),
             acks: OrderedAcks::new(),
             connection: 0,

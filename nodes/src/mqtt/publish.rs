@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::connection::BrokerConfig;
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::Outstanding;
 use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;
@@ -173,6 +173,7 @@ impl Node for MqttPub {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 buffer,
+                EVENTS,
             );
             let mut outstanding = Outstanding::default();
             let mut input_done = false;

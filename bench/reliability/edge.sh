@@ -21,12 +21,12 @@ value() {
 
 echo "| scenario | sent | stored | lost | duplicated | time to recover (ms) | peak RSS (MiB) |"
 echo "|---|---|---|---|---|---|---|"
-grep -E '^RELIABILITY ' "$log" | sort -u | while read -r line; do
+grep -oE 'RELIABILITY scenario=.*' "$log" | sort -u | while read -r line; do
   echo "| $(value "$line" scenario) | $(value "$line" sent) | $(value "$line" stored) | $(value "$line" lost) | $(value "$line" duplicated) | $(value "$line" recover_ms) | $(value "$line" peak_rss_mib) |"
 done
 echo
 echo "Further figures per scenario:"
-grep -E '^RELIABILITY ' "$log" | sort -u | sed -e 's/^RELIABILITY /  /'
+grep -oE 'RELIABILITY scenario=.*' "$log" | sort -u | sed -e 's/^RELIABILITY /  /'
 if [ "$status" -ne 0 ]; then
   echo "bench: the tests failed (exit $status): see $log" >&2
   exit "$status"

@@ -81,6 +81,7 @@ async fn a_killed_edge_loses_nothing_its_broker_acknowledged() {
     // seen by now; a straggler still on its way to the observer is checked
     // with the rest at the end.
     let before_kill = accepted_keys();
+    let not_in_bucket = before_kill.difference(&bucket_keys(&store).await).count();
     // Inside the process at its last status line (0.2 s before the kill at
     // most): frames waiting for detection, faces cut and not yet
     // acknowledged by the edge broker.
@@ -122,6 +123,7 @@ async fn a_killed_edge_loses_nothing_its_broker_acknowledged() {
         recover_ms: recover.as_millis(),
         extra: vec![
             ("accepted_before_kill", before_kill.len().to_string()),
+            ("not_in_bucket_at_kill", not_in_bucket.to_string()),
             (
                 "frames_dropped_by_detection",
                 last.count("faces", "drop").to_string(),

@@ -1,7 +1,7 @@
 //! A `flowrun run` process for a test: started on a spec from `specs/` with
 //! the variables the test gives (and none from the developer's shell), its
-//! status lines parsed as they arrive, stopped with SIGINT, killed when
-//! dropped.
+//! status lines parsed as they arrive, stopped with SIGINT (or SIGKILL, as
+//! a crash), killed when dropped.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -114,7 +114,8 @@ pub struct Flowrun {
 }
 
 impl Flowrun {
-    /// Runs `specs/<spec>` with exactly the spec variables in `env`.
+    /// Runs `specs/<spec>` (or `spec` itself when it is an absolute path)
+    /// with exactly the spec variables in `env`.
     pub fn start(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
         Self::start_file(name, &repository().join("specs").join(spec), false, env)
     }
@@ -150,6 +151,12 @@ impl Flowrun {
             child,
             lines,
         }
+    }
+
+    /// The process id, to read its memory use from `/proc`.
+    #[allow(dead_code)] // tests/faults_edge only
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The last status line, parsed.
@@ -209,8 +216,10 @@ impl Flowrun {
             .count()
     }
 
-    /// SIGKILL, as a crash: no draining, no final counts. Returns the last
-    /// status line it printed (up to one status interval old).
+    /// SIGKILL, as a crash or a power cut would: no draining, no final
+    /// counts. Returns the last status line it printed (up to one status
+    /// interval old).
+    #[allow(dead_code)] // tests/faults and tests/faults_edge only
     pub fn kill(mut self) -> Status {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use super::client::{AckToken, Event, Options, Publish, Will};
 use super::connection::BrokerConfig;
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::Outstanding;
 use super::subscribe::check_filter;
 use super::topic::matches;
@@ -243,6 +243,7 @@ impl MqttBridge {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 REQUESTS,
+                EVENTS,
             ),
             acks: OrderedAcks::new(),
             connection: 0,

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::client::{Client, Options, Publish};
 use super::connection::{BrokerConfig, Protocol};
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::Outstanding;
 use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;
@@ -220,6 +220,7 @@ impl Node for MqttPub {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 buffer,
+                EVENTS,
             );
             let mut outstanding = Outstanding::default();
             let mut input_done = false;

@@ -144,6 +144,12 @@ struct MqttSub {
 /// channel allocates as it fills.
 const ACK_QUEUE: usize = 1 << 16;
 
+/// Events waiting between the connection task and the node, at most. Kept
+/// small: received messages should wait in the graph's queues, which are
+/// bounded, counted and configurable, or in the broker — not here. (At
+/// 1,024, a slow store under a burst had this hold 1,024 faces more.)
+const RECEIVED: usize = 16;
+
 /// Which connection a held acknowledgement belongs to (packet ids mean
 /// nothing on another one), and the topic for logs.
 type Held = (u64, AckToken, String);
@@ -184,6 +190,7 @@ impl Node for MqttSub {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 ACK_QUEUE,
+                RECEIVED,
             );
             let filters: Vec<(String, Qos)> = self
                 .config

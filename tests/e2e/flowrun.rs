@@ -1,10 +1,11 @@
 //! A `flowrun run` process for a test: started on a spec from `specs/` with
 //! the variables the test gives (and none from the developer's shell), its
 //! status lines parsed as they arrive, stopped with SIGINT, killed when
-//! dropped.
+//! dropped. Its log, at DEBUG, is also written to `target/test-logs/` for
+//! `scripts/scan-logs.sh`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -121,6 +122,7 @@ impl Flowrun {
             command.env_remove(variable);
         }
         let mut child = command
+            .env("FLOWRUN_LOG", "debug")
             .args(["run", "--no-watch", "--status-interval", "0.2"])
             .arg(repository().join("specs").join(spec))
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -132,8 +134,10 @@ impl Flowrun {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stderr = child.stderr.take().unwrap();
+        let (_, mut file) = crate::logs::file(&format!("e2e-{name}"));
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
                 sink.lock().unwrap().push(line);
             }
         });

@@ -10,6 +10,9 @@
 mod faces;
 mod flowrun;
 
+#[path = "../../nodes/tests/support/logs.rs"]
+#[allow(dead_code)]
+mod logs;
 #[path = "../../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;

@@ -8,6 +8,13 @@
 //! that the broker redelivers it (with a persistent session), and the acks
 //! still held for the old connection are dropped — the broker redelivers
 //! those too, so sinks must be idempotent.
+//!
+//! Incoming publishes are taken up to MQTT's own limit whatever
+//! `max_packet_bytes` says: the client drops a connection on a larger one,
+//! the broker redelivers it on the next, and the subscriber would loop
+//! there forever. Sizes are for the sinks to police (`cos_put`'s
+//! `max_object_bytes` sets an oversize payload aside, counted) or for the
+//! broker (mosquitto's `message_size_limit`).
 
 use std::sync::Arc;
 
@@ -76,6 +83,7 @@ impl NodeConfig for MqttSubConfig {
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
         let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
         options.set_manual_acks(true);
+        options.set_max_packet_size(MQTT_MAX_PACKET, self.broker.max_packet_bytes);
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
@@ -113,6 +121,9 @@ struct MqttSub {
     config: MqttSubConfig,
     options: MqttOptions,
 }
+
+/// The largest packet MQTT can frame: a 256 MiB remaining length plus its header.
+const MQTT_MAX_PACKET: usize = 256 << 20;
 
 /// Room for acknowledgements on their way to the connection task. It only
 /// fills if that many messages are in flight in the graph at once; the

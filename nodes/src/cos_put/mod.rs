@@ -85,8 +85,8 @@ pub struct CosPutConfig {
     /// Store only whole files of these types: `image/png`, `image/jpeg`.
     /// The type is read from the bytes, not from what the publisher
     /// claims, and an image must be complete (a PNG's chunks and CRCs up
-    /// to `IEND`, a JPEG's segments up to its end marker). Anything else —
-    /// other data, an empty or truncated payload — is refused: counted as
+    /// to `IEND`, a JPEG's segments up to its end marker). Anything else
+    /// (other data, an empty or truncated payload) is refused: counted as
     /// `refused_type`, `refused_empty` or `refused_damaged`, then sent to
     /// the dead letter with the reason (or rejected). Default: any payload.
     #[serde(default)]

@@ -1,10 +1,11 @@
 //! A `flowrun run` process for a test: started on a spec from `specs/` with
 //! the variables the test gives (and none from the developer's shell), its
 //! status lines parsed as they arrive, stopped with SIGINT (or SIGKILL, as
-//! a crash), killed when dropped.
+//! a crash), killed when dropped. Its log, at DEBUG, is also written to
+//! `target/test-logs/` for `scripts/scan-logs.sh`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -131,6 +132,7 @@ impl Flowrun {
             command.arg("--no-watch");
         }
         let mut child = command
+            .env("FLOWRUN_LOG", "debug")
             .arg(path)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -141,8 +143,10 @@ impl Flowrun {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stderr = child.stderr.take().unwrap();
+        let (_, mut file) = crate::logs::file(&format!("e2e-{name}"));
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
                 sink.lock().unwrap().push(line);
             }
         });

@@ -18,6 +18,9 @@ mod slow_store;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
+#[path = "../../nodes/tests/support/logs.rs"]
+#[allow(dead_code)]
+mod logs;
 #[path = "../../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;

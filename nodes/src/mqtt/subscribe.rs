@@ -15,6 +15,14 @@
 //! is the key `source` with the text `cam1`. The node's own keys (`topic`,
 //! `qos`, `seq`, …) win over a property of the same name; of repeated
 //! names the last wins.
+//!
+//! Incoming publishes are taken up to MQTT's own limit whatever
+//! `max_packet_bytes` says: over 3.1.1 the client drops a connection on a
+//! larger one, the broker redelivers it on the next, and the subscriber
+//! would loop there forever; over 5 the broker would drop it unseen. Sizes
+//! are for the sinks to police (`cos_put`'s `max_object_bytes` sets an
+//! oversize payload aside, counted, with its reason) or for the broker
+//! (mosquitto's `message_size_limit`).
 
 use std::sync::Arc;
 
@@ -84,7 +92,8 @@ impl NodeConfig for MqttSubConfig {
         let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
         options
             .set_manual_acks(true)
-            .set_receive_maximum(self.broker.inflight);
+            .set_receive_maximum(self.broker.inflight)
+            .set_max_packet_sizes(MQTT_MAX_PACKET, self.broker.max_packet_bytes);
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
@@ -138,6 +147,9 @@ struct MqttSub {
     config: MqttSubConfig,
     options: Options,
 }
+
+/// The largest packet MQTT can frame: a 256 MiB remaining length plus its header.
+const MQTT_MAX_PACKET: usize = 256 << 20;
 
 /// Room for acknowledgements on their way to the connection task. It only
 /// fills if that many messages are in flight in the graph at once; the

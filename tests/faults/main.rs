@@ -103,9 +103,6 @@ async fn cloud_broker_restart(scenario: &str, spec: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "mosquitto 2.0.11 does not restore shared subscriptions after a restart: \
-            faces the link delivers before the cloud subscribes again are dropped \
-            (docs/RELIABILITY.md, scenario 2)"]
 async fn s2_cloud_broker_restarted_loses_nothing() {
     let _serial = SERIAL.lock().await;
     cloud_broker_restart("2-cloud-broker-restart", &Rig::shipped_cloud_spec()).await;

@@ -459,7 +459,9 @@ impl Node for MqttBridge {
                     Some(LinkEvent::Packet(event)) => {
                         let side = &mut sides[from];
                         match side.outstanding.on_event(&event) {
-                            Some((forwarded, Settled::Unheard)) if forwarded.require_subscribers => {
+                            Some((forwarded, Settled::Unheard))
+                                if forwarded.require_subscribers =>
+                            {
                                 let topic = forwarded.publish.topic.clone();
                                 side.unheard.hold(forwarded, &topic);
                             }

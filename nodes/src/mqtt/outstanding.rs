@@ -75,7 +75,10 @@ impl<T> Outstanding<T> {
                 }
                 None
             }
-            Event::Acked { pkid } => self.numbered.remove(pkid).map(|item| (item, Settled::Taken)),
+            Event::Acked { pkid } => self
+                .numbered
+                .remove(pkid)
+                .map(|item| (item, Settled::Taken)),
             Event::Unheard { pkid } => self
                 .numbered
                 .remove(pkid)
@@ -104,8 +107,14 @@ mod tests {
         assert_eq!(out.on_event(&Event::Sent { pkid: 3 }), None);
         // After a reconnect rumqttc resends 1: it stays "a".
         assert_eq!(out.on_event(&Event::Sent { pkid: 1 }), None);
-        assert_eq!(out.on_event(&Event::Acked { pkid: 2 }), Some(("b", Settled::Taken)));
-        assert_eq!(out.on_event(&Event::Acked { pkid: 1 }), Some(("a", Settled::Taken)));
+        assert_eq!(
+            out.on_event(&Event::Acked { pkid: 2 }),
+            Some(("b", Settled::Taken))
+        );
+        assert_eq!(
+            out.on_event(&Event::Acked { pkid: 1 }),
+            Some(("a", Settled::Taken))
+        );
         let refused = Event::Refused {
             pkid: 3,
             reason: "NotAuthorized".into(),

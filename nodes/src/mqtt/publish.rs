@@ -255,7 +255,11 @@ impl Node for MqttPub {
                 buffer,
             );
             let mut outstanding: Outstanding<(Message, String)> = Outstanding::default();
-            let mut unheard = Unheard::new(&self.config.broker, ctx.metrics.event(unheard::EVENT), &ctx.id);
+            let mut unheard = Unheard::new(
+                &self.config.broker,
+                ctx.metrics.event(unheard::EVENT),
+                &ctx.id,
+            );
             let mut input_done = false;
             while !(input_done && outstanding.is_empty() && unheard.is_empty()) {
                 tokio::select! {

@@ -75,8 +75,9 @@ struct RunArgs {
     /// Do not reload the spec when the file changes.
     #[arg(long)]
     no_watch: bool,
-    /// Serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9464).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9464;
+    /// a bare port means loopback).
+    #[arg(long, value_name = "ADDR", value_parser = metrics_address)]
     metrics: Option<SocketAddr>,
     /// Seconds in-flight messages may take to drain on stop or reload before they are cut short.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
@@ -84,6 +85,16 @@ struct RunArgs {
     /// Seconds between status lines when stderr is not a terminal.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     status_interval: f64,
+}
+
+/// A bare port binds to loopback: serving metrics to other machines
+/// should be spelled out (`0.0.0.0:9464`).
+fn metrics_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is neither a port nor an address like 127.0.0.1:9464"))
 }
 
 #[derive(Args)]
@@ -253,4 +264,20 @@ fn schema(catalogue: &Catalogue) -> anyhow::Result<ExitCode> {
     let schema = flowrun_runtime::schema::spec_schema(catalogue);
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bare_metrics_port_binds_to_loopback() {
+        assert_eq!(
+            super::metrics_address("9464").unwrap().to_string(),
+            "127.0.0.1:9464"
+        );
+        assert_eq!(
+            super::metrics_address("0.0.0.0:9464").unwrap().to_string(),
+            "0.0.0.0:9464"
+        );
+        assert!(super::metrics_address("metrics.example.com").is_err());
+    }
 }

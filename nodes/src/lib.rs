@@ -44,3 +44,22 @@ pub fn catalogue() -> Catalogue {
         .register::<print::PrintConfig>();
     catalogue
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    /// The node types that open a listening socket serve only this machine
+    /// unless the spec says otherwise: the preview shows camera images, the
+    /// broker takes publishes without a password.
+    #[test]
+    fn listeners_default_to_loopback() {
+        let empty = serde_json::json!({});
+        let preview: crate::preview::PreviewConfig = serde_json::from_value(empty.clone()).unwrap();
+        let broker: crate::mqtt::broker::MqttBrokerConfig = serde_json::from_value(empty).unwrap();
+        for address in [preview.address, broker.listen] {
+            let address: SocketAddr = address.parse().unwrap();
+            assert!(address.ip().is_loopback(), "{address}");
+        }
+    }
+}

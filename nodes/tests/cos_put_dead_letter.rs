@@ -17,7 +17,7 @@ async fn a_refused_message_lands_on_the_dead_letter_topic_with_its_reason_and_is
     let store = S3Server::start();
     store.create_bucket("faces").await;
     std::env::set_var("FLOWRUN_TEST_DL_ID", "nobody");
-    std::env::set_var("FLOWRUN_TEST_DL_SECRET", "wrong-secret-value");
+    std::env::set_var("FLOWRUN_TEST_DL_SECRET", "flowrun-secret-wrong-value");
     let yaml = format!(
         r#"version: 1
 nodes:
@@ -85,7 +85,10 @@ nodes:
         let error = why["error"].as_str().unwrap();
         assert!(error.contains("s3://faces/test"), "{error}");
         assert!(error.contains("HTTP 403"), "{error}");
-        assert!(!error.contains("wrong-secret-value"), "no secret: {error}");
+        assert!(
+            !error.contains("flowrun-secret-wrong-value"),
+            "no secret: {error}"
+        );
         assert_eq!(why["meta"]["topic"], "faces/cam0");
     }
     assert_eq!(messages.len(), 2 * total, "each once: {messages:?}");

@@ -190,7 +190,7 @@ async fn wrong_credentials_are_a_clear_error_and_the_message_is_not_acknowledged
     let server = S3Server::start();
     server.create_bucket("bkt").await;
     std::env::set_var("FLOWRUN_TEST_WRONG_ID", "nobody");
-    std::env::set_var("FLOWRUN_TEST_WRONG_SECRET", "wrong-secret-value");
+    std::env::set_var("FLOWRUN_TEST_WRONG_SECRET", "flowrun-secret-wrong-value");
     let backend = format!(
         "      s3:\n        endpoint: {}\n        bucket: bkt\n        access_key_id_env: FLOWRUN_TEST_WRONG_ID\n        secret_access_key_env: FLOWRUN_TEST_WRONG_SECRET\n",
         server.endpoint()
@@ -207,7 +207,10 @@ async fn wrong_credentials_are_a_clear_error_and_the_message_is_not_acknowledged
         store.contains("check the access key id and secret"),
         "{store}"
     );
-    assert!(!store.contains("wrong-secret-value"), "no secret in errors");
+    assert!(
+        !store.contains("flowrun-secret-wrong-value"),
+        "no secret in errors"
+    );
     assert!(server.list("bkt").await.is_empty());
 
     let dead = tempfile::tempdir().unwrap();
@@ -255,7 +258,10 @@ async fn a_missing_bucket_stops_the_node_at_start_with_a_clear_error() {
 async fn an_unreachable_endpoint_is_retried_then_given_back_with_a_clear_error() {
     let port = support::s3::free_port();
     std::env::set_var("FLOWRUN_TEST_UNREACHABLE_ID", "id");
-    std::env::set_var("FLOWRUN_TEST_UNREACHABLE_SECRET", "secret");
+    std::env::set_var(
+        "FLOWRUN_TEST_UNREACHABLE_SECRET",
+        "flowrun-secret-unreachable",
+    );
     let backend = format!(
         "      s3:\n        endpoint: http://127.0.0.1:{port}\n        bucket: bkt\n        access_key_id_env: FLOWRUN_TEST_UNREACHABLE_ID\n        secret_access_key_env: FLOWRUN_TEST_UNREACHABLE_SECRET\n"
     );

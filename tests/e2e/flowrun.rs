@@ -1,10 +1,11 @@
 //! A `flowrun run` process for a test: started on a spec from `specs/` with
 //! the variables the test gives (and none from the developer's shell), its
-//! status lines parsed as they arrive, stopped with SIGINT, killed when
-//! dropped.
+//! status lines parsed as they arrive, stopped with SIGINT (or SIGKILL, as
+//! a crash), killed when dropped. Its log, at DEBUG, is also written to
+//! `target/test-logs/` for `scripts/scan-logs.sh`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -114,7 +115,8 @@ pub struct Flowrun {
 }
 
 impl Flowrun {
-    /// Runs `specs/<spec>` with exactly the spec variables in `env`.
+    /// Runs `specs/<spec>` (or `spec` itself when it is an absolute path)
+    /// with exactly the spec variables in `env`.
     pub fn start(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
         Self::start_file(name, &repository().join("specs").join(spec), false, env)
     }
@@ -130,6 +132,7 @@ impl Flowrun {
             command.arg("--no-watch");
         }
         let mut child = command
+            .env("FLOWRUN_LOG", "debug")
             .arg(path)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -140,8 +143,10 @@ impl Flowrun {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stderr = child.stderr.take().unwrap();
+        let (_, mut file) = crate::logs::file(&format!("e2e-{name}"));
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
                 sink.lock().unwrap().push(line);
             }
         });
@@ -150,6 +155,12 @@ impl Flowrun {
             child,
             lines,
         }
+    }
+
+    /// The process id, to read its memory use from `/proc`.
+    #[allow(dead_code)] // tests/faults_edge only
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The last status line, parsed.
@@ -209,8 +220,10 @@ impl Flowrun {
             .count()
     }
 
-    /// SIGKILL, as a crash: no draining, no final counts. Returns the last
-    /// status line it printed (up to one status interval old).
+    /// SIGKILL, as a crash or a power cut would: no draining, no final
+    /// counts. Returns the last status line it printed (up to one status
+    /// interval old).
+    #[allow(dead_code)] // tests/faults and tests/faults_edge only
     pub fn kill(mut self) -> Status {
         let _ = self.child.kill();
         let _ = self.child.wait();

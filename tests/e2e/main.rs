@@ -11,6 +11,9 @@ mod faces;
 #[allow(dead_code)]
 mod flowrun;
 
+#[path = "../../nodes/tests/support/logs.rs"]
+#[allow(dead_code)]
+mod logs;
 #[path = "../../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;

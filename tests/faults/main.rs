@@ -18,6 +18,9 @@ mod faces;
 #[allow(dead_code)]
 mod flowrun;
 mod link_cut;
+#[path = "../../nodes/tests/support/logs.rs"]
+#[allow(dead_code)]
+mod logs;
 #[path = "../../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::retry::{Failure, PutError};
 use crate::mqtt::client::{Options, Publish};
 use crate::mqtt::connection::BrokerConfig;
-use crate::mqtt::link::{Link, LinkEvent};
+use crate::mqtt::link::{Link, LinkEvent, EVENTS};
 use crate::mqtt::outstanding::Outstanding;
 use crate::mqtt::Qos;
 
@@ -78,6 +78,7 @@ impl TopicPublisher {
             node,
             link_metrics,
             usize::from(config.broker.inflight),
+            EVENTS,
         );
         let (requests, incoming) = mpsc::channel(64);
         tokio::spawn(publish_loop(link, config.qos, incoming));

@@ -29,6 +29,7 @@
 //! rejected when it can never be stored, failed (for redelivery) when the
 //! store refuses everything.
 
+pub mod content;
 mod dead_letter;
 pub mod dead_letter_topic;
 pub mod fs;
@@ -45,6 +46,7 @@ use flowrun_runtime::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use self::content::{ContentCheck, Format};
 use self::dead_letter::Target;
 use self::dead_letter_topic::DeadLetterTopic;
 use self::fs::{FsConfig, FsStore};
@@ -80,6 +82,20 @@ pub struct CosPutConfig {
     /// backend only). Default: topic, source, seq, frame, face, timestamp_ms.
     #[serde(default = "default_metadata")]
     pub metadata: Vec<String>,
+    /// Store only whole files of these types: `image/png`, `image/jpeg`.
+    /// The type is read from the bytes, not from what the publisher
+    /// claims, and an image must be complete (a PNG's chunks and CRCs up
+    /// to `IEND`, a JPEG's segments up to its end marker). Anything else
+    /// (other data, an empty or truncated payload) is refused: counted as
+    /// `refused_type`, `refused_empty` or `refused_damaged`, then sent to
+    /// the dead letter with the reason (or rejected). Default: any payload.
+    #[serde(default)]
+    pub accept: Vec<Format>,
+    /// Refuse payloads larger than this, in bytes (counted as
+    /// `refused_too_large`, then handled as `accept` refusals are).
+    /// Default: no limit.
+    #[serde(default)]
+    pub max_object_bytes: Option<usize>,
     /// How many puts may be in flight at once. Default 16.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -158,6 +174,9 @@ impl NodeConfig for CosPutConfig {
                 ));
             }
         }
+        if self.max_object_bytes == Some(0) {
+            issues.push(ConfigIssue::new("max_object_bytes", "must be at least 1"));
+        }
         if self.concurrency == 0 {
             issues.push(ConfigIssue::new("concurrency", "must be at least 1"));
         }
@@ -227,9 +246,14 @@ impl NodeConfig for CosPutConfig {
             (None, Some(dir)) => Some(Target::Dir(ctx.resolve(dir))),
             (None, None) => None,
         };
+        let content = ContentCheck {
+            accept: self.accept.clone(),
+            max_bytes: self.max_object_bytes,
+        };
         Ok(Box::new(CosPut::new(
             self.clone(),
             template,
+            content,
             store,
             dead_letter,
         )))

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::content::{ContentCheck, Refusal};
 use super::dead_letter::{DeadLetter, Target};
 use super::fs::FsStore;
 use super::key::{KeyInput, KeyTemplate};
@@ -56,6 +57,7 @@ impl Store {
 pub struct CosPut {
     config: CosPutConfig,
     template: KeyTemplate,
+    content: ContentCheck,
     store: Store,
     dead_letter: Option<Target>,
 }
@@ -64,12 +66,14 @@ impl CosPut {
     pub fn new(
         config: CosPutConfig,
         template: KeyTemplate,
+        content: ContentCheck,
         store: Store,
         dead_letter: Option<Target>,
     ) -> Self {
         CosPut {
             config,
             template,
+            content,
             store,
             dead_letter,
         }
@@ -80,6 +84,7 @@ impl CosPut {
 struct Shared {
     config: CosPutConfig,
     template: KeyTemplate,
+    content: ContentCheck,
     store: Store,
     dead_letter: Option<DeadLetter>,
     metrics: Arc<NodeMetrics>,
@@ -91,6 +96,8 @@ struct Shared {
     stored: Counter,
     retried: Counter,
     dead_lettered: Counter,
+    /// One per [`Refusal`] event, when the content check is on.
+    refused: Vec<(&'static str, Counter)>,
     /// The last transient failure, shown until the next success.
     trouble: Mutex<Option<String>>,
 }
@@ -105,6 +112,15 @@ impl Node for CosPut {
                     .map(|target| DeadLetter::start(target, &ctx.id)),
                 config: this.config,
                 template: this.template,
+                refused: if this.content.is_off() {
+                    Vec::new()
+                } else {
+                    Refusal::EVENTS
+                        .iter()
+                        .map(|event| (*event, ctx.metrics.event(event)))
+                        .collect()
+                },
+                content: this.content,
                 store: this.store,
                 metrics: ctx.metrics.clone(),
                 stop: ctx.stop_token(),
@@ -210,6 +226,13 @@ impl Shared {
                 return self.give_up(message, &fallback, error).await;
             }
         };
+        if let Err(refusal) = self.content.check(&body) {
+            if let Some((_, counter)) = self.refused.iter().find(|(e, _)| *e == refusal.event()) {
+                counter.inc();
+            }
+            let error = PutError::new(Failure::Message, format!("not stored: {refusal}"));
+            return self.give_up(message, &key, error).await;
+        }
         let metadata = self.user_metadata(&message);
         let started = Instant::now();
         let mut attempt = 0;

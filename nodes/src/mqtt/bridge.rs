@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use super::client::{AckToken, Event, Options, Publish, Will};
 use super::connection::{BrokerConfig, Protocol};
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::{Outstanding, Settled};
 use super::subscribe::check_filter;
 use super::topic::matches;
@@ -300,6 +300,7 @@ impl MqttBridge {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 REQUESTS,
+                EVENTS,
             ),
             acks: OrderedAcks::new(),
             connection: 0,

@@ -22,7 +22,8 @@ pub struct BrokerConfig {
     /// with reasons (a publish the broker refuses is failed, not
     /// acknowledged), user properties (`mqtt_pub`'s `user_properties`,
     /// `mqtt_sub`'s metadata), a receive maximum (`inflight`) and the
-    /// packet limit told to the broker (`max_packet_bytes`).
+    /// packet limit told to the broker (`max_packet_bytes`; a subscriber
+    /// tells MQTT's own limit, see below).
     #[serde(default)]
     pub protocol: Protocol,
     /// The client id. Default: `flowrun-<node id>`. Keep it fixed (and unique
@@ -50,6 +51,8 @@ pub struct BrokerConfig {
     /// for images (rumqttc's own default of 10 KiB is not). A message that
     /// would not fit is refused and counted, the connection is kept. With
     /// protocol 5 the broker is told, and does not send larger packets.
+    /// `mqtt_sub` takes any size MQTT allows, so that its sinks can set an
+    /// oversize message aside with a reason instead of losing it unseen.
     #[serde(default = "default_max_packet")]
     pub max_packet_bytes: usize,
     /// QoS 1/2 publishes sent and not yet acknowledged at once. Default 100.

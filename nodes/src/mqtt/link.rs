@@ -42,17 +42,24 @@ impl Drop for Link {
     }
 }
 
+/// Events waiting for the node, at most, where the node does not say: room
+/// for a publisher's acknowledgements to arrive in bursts.
+pub const EVENTS: usize = 1024;
+
 impl Link {
-    /// Starts connecting with `options`; `node` names the node in logs.
+    /// Starts connecting with `options`; `node` names the node in logs. At
+    /// most `events` events wait for the node: while they do, the task
+    /// reads no more from the network, so the broker keeps the rest.
     pub fn start(
         options: Options,
         config: &BrokerConfig,
         node: &str,
         metrics: Arc<NodeMetrics>,
         requests: usize,
+        events: usize,
     ) -> Link {
         let (client, eventloop) = options.start(requests.max(10));
-        let (tx, events) = mpsc::channel(1024);
+        let (tx, events) = mpsc::channel(events.max(1));
         let reconnect = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let task = Poller {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::client::{Client, Options, Publish};
 use super::connection::{BrokerConfig, Protocol};
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::{Outstanding, Settled};
 use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;
@@ -253,6 +253,7 @@ impl Node for MqttPub {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 buffer,
+                EVENTS,
             );
             let mut outstanding: Outstanding<(Message, String)> = Outstanding::default();
             let mut unheard = Unheard::new(

@@ -9,7 +9,7 @@ use flowrun_runtime::{Message, NodeContext, NodeError};
 use futures::FutureExt;
 
 use super::client::Publish;
-use super::link::{Link, LinkEvent};
+use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::{Outstanding, Settled};
 use super::publish::{prepare, MqttPub};
 use super::spool::{Spool, SpoolError};
@@ -57,6 +57,7 @@ pub(super) async fn run(
         &ctx.id,
         Arc::clone(&ctx.metrics),
         buffer,
+        EVENTS,
     );
     let mut outstanding: Outstanding<u64> = Outstanding::default();
     let mut cursor = 0u64;

@@ -15,6 +15,14 @@
 //! is the key `source` with the text `cam1`. The node's own keys (`topic`,
 //! `qos`, `seq`, …) win over a property of the same name; of repeated
 //! names the last wins.
+//!
+//! Incoming publishes are taken up to MQTT's own limit whatever
+//! `max_packet_bytes` says: over 3.1.1 the client drops a connection on a
+//! larger one, the broker redelivers it on the next, and the subscriber
+//! would loop there forever; over 5 the broker would drop it unseen. Sizes
+//! are for the sinks to police (`cos_put`'s `max_object_bytes` sets an
+//! oversize payload aside, counted, with its reason) or for the broker
+//! (mosquitto's `message_size_limit`).
 
 use std::sync::Arc;
 
@@ -84,7 +92,8 @@ impl NodeConfig for MqttSubConfig {
         let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
         options
             .set_manual_acks(true)
-            .set_receive_maximum(self.broker.inflight);
+            .set_receive_maximum(self.broker.inflight)
+            .set_max_packet_sizes(MQTT_MAX_PACKET, self.broker.max_packet_bytes);
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
@@ -139,10 +148,19 @@ struct MqttSub {
     options: Options,
 }
 
+/// The largest packet MQTT can frame: a 256 MiB remaining length plus its header.
+const MQTT_MAX_PACKET: usize = 256 << 20;
+
 /// Room for acknowledgements on their way to the connection task. It only
 /// fills if that many messages are in flight in the graph at once; the
 /// channel allocates as it fills.
 const ACK_QUEUE: usize = 1 << 16;
+
+/// Events waiting between the connection task and the node, at most. Kept
+/// small: received messages should wait in the graph's queues, which are
+/// bounded, counted and configurable, or in the broker — not here. (At
+/// 1,024, a slow store under a burst had this hold 1,024 faces more.)
+const RECEIVED: usize = 16;
 
 /// Which connection a held acknowledgement belongs to (packet ids mean
 /// nothing on another one), and the topic for logs.
@@ -184,6 +202,7 @@ impl Node for MqttSub {
                 &ctx.id,
                 Arc::clone(&ctx.metrics),
                 ACK_QUEUE,
+                RECEIVED,
             );
             let filters: Vec<(String, Qos)> = self
                 .config

@@ -3,40 +3,11 @@
 //! server-only, a client certificate the broker requires, a wrong CA refused
 //! with an error that says what to check.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::support::engine;
+use crate::support::logs::{self, secret};
 use crate::support::mosquitto::{collect, eventually, run, Mosquitto, Options};
-
-/// Every log line of this test binary, for asserting what is (not) logged.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .init();
-        logs
-    })
-}
 
 fn producer_spec(url: &str, extra: &str) -> String {
     format!(
@@ -64,11 +35,13 @@ nodes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_auth_wrong_password_is_clear_and_never_logged() {
-    let logs = logs();
+    let logs = logs::init();
+    let right_password = secret("right-horse-battery");
+    let wrong_password = secret("wrong-staple-9431");
     let dir = tempfile::tempdir().unwrap();
     run(
         "mosquitto_passwd",
-        &["-b", "-c", "passwd", "edge", "right-horse-battery"],
+        &["-b", "-c", "passwd", "edge", &right_password],
         dir.path(),
     );
     let broker = Mosquitto::start_with(Options {
@@ -78,7 +51,7 @@ async fn password_auth_wrong_password_is_clear_and_never_logged() {
     let credentials = "      username: edge\n      password: ${MQTT_PASSWORD}";
     let spec = producer_spec(&broker.url(), credentials);
 
-    let wrong = engine::start(&spec, &[("MQTT_PASSWORD", "wrong-staple-9431")]);
+    let wrong = engine::start(&spec, &[("MQTT_PASSWORD", &wrong_password)]);
     eventually(Duration::from_secs(10), "a refused connection", || {
         wrong.state("pub").contains("refused the connection")
     })
@@ -89,27 +62,18 @@ async fn password_auth_wrong_password_is_clear_and_never_logged() {
         "{state}"
     );
     eventually(Duration::from_secs(10), "retries", || {
-        String::from_utf8_lossy(&logs.0.lock().unwrap())
-            .matches("refused the connection")
-            .count()
-            >= 3
+        logs.text().matches("refused the connection").count() >= 3
     })
     .await;
     drop(wrong);
 
-    let right = engine::start(&spec, &[("MQTT_PASSWORD", "right-horse-battery")]);
+    let right = engine::start(&spec, &[("MQTT_PASSWORD", &right_password)]);
     let report = right.finished(Duration::from_secs(20)).await;
     assert!(report.is_success(), "{report:?}");
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    assert!(
-        !text.contains("wrong-staple-9431"),
-        "the password was logged"
-    );
-    assert!(
-        !text.contains("right-horse-battery"),
-        "the password was logged"
-    );
+    let text = logs.text();
+    assert!(!text.contains(&wrong_password), "the password was logged");
+    assert!(!text.contains(&right_password), "the password was logged");
 }
 
 /// A self-signed CA `{name}.crt`/`{name}.key` in `d`.

@@ -15,6 +15,7 @@ pub struct Running {
 
 /// Validates `yaml` (every `${VAR}` from `env`) and starts it.
 pub fn start(yaml: &str, env: &[(&str, &str)]) -> Running {
+    super::logs::init();
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

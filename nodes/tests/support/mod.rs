@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod logs;
 pub mod mosquitto;
 pub mod s3;
 pub mod s3fs;

@@ -46,7 +46,8 @@ impl S3Server {
         let mut server = S3Server {
             port: free_port(),
             access_key: format!("AK{n:08X}"),
-            secret_key: format!("secret-{n:x}-flowrun-test"),
+            // Marked for scripts/scan-logs.sh (see support/logs.rs).
+            secret_key: format!("flowrun-secret-s3-{n:x}"),
             root: tempfile::tempdir().unwrap(),
             child: None,
             request_log,

@@ -88,6 +88,20 @@ impl Options {
         self
     }
 
+    /// The largest packet taken from the broker, beside `outgoing` for the
+    /// largest sent (over MQTT 5 the first is also told to the broker).
+    pub fn set_max_packet_sizes(&mut self, incoming: usize, outgoing: usize) -> &mut Self {
+        match self {
+            Options::V3(o) => {
+                o.set_max_packet_size(incoming, outgoing);
+            }
+            Options::V5(o) => {
+                o.set_max_packet_size(Some(u32::try_from(incoming).unwrap_or(u32::MAX)));
+            }
+        }
+        self
+    }
+
     /// A client and the event loop that must be polled for it to work;
     /// `requests` bounds the requests waiting for the event loop.
     pub fn start(self, requests: usize) -> (Client, EventLoop) {

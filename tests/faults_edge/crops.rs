@@ -1,0 +1,107 @@
+//! Real face crops to feed `mqtt_pub` with more faces than one pass of the
+//! video holds: every face flowrun finds in Megamind.avi, cut out as a
+//! grayscale PNG by the same nodes as the shipped edge specs, made once
+//! and kept under cargo's target/tmp.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::flowrun::MEGAMIND;
+
+static CROPS: tokio::sync::OnceCell<Vec<Vec<u8>>> = tokio::sync::OnceCell::const_new();
+
+/// The crops, as PNG bytes, in frame order.
+pub async fn faces() -> &'static [Vec<u8>] {
+    CROPS
+        .get_or_init(|| async { tokio::task::spawn_blocking(load).await.unwrap() })
+        .await
+}
+
+fn load() -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("megamind-faces");
+    if !dir.join("complete").exists() {
+        make(&dir);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 100,
+        "only {} face crops in {}",
+        files.len(),
+        dir.display()
+    );
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// Runs camera → haar_detect → gray_crop → cos_put (a folder) over the
+/// whole video, every frame (no realtime pacing, no dropped frames).
+fn make(dir: &PathBuf) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let spec = dir.join("crops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"version: 1
+name: crops
+nodes:
+  camera: {{type: camera, source: "{MEGAMIND}", realtime: false}}
+  faces:
+    type: haar_detect
+    inputs: [{{from: camera, capacity: 4, overflow: block}}]
+    cascade: frontalface_default
+    scale_factor: 1.3
+    min_neighbors: 5
+  crops: {{type: gray_crop, inputs: [{{from: faces, capacity: 4}}], format: png}}
+  store:
+    type: cos_put
+    inputs: [crops]
+    key: "{{frame}}-{{face}}.{{ext}}"
+    backend: {{fs: {{root: "{}"}}}}
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowrun"))
+        .args(["run", "--no-watch"])
+        .arg(&spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("making face crops took over 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "making face crops failed");
+    std::fs::write(dir.join("complete"), "").unwrap();
+}
+
+/// Writes `count` faces into `dir` as `<prefix>-00000`, `<prefix>-00001`…
+/// (no extension: the name becomes the topic's last level), cycling through
+/// the crops.
+pub async fn write_numbered(dir: &std::path::Path, prefix: &str, count: usize) {
+    let faces = faces().await;
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..count {
+        std::fs::write(dir.join(name(prefix, i)), &faces[i % faces.len()]).unwrap();
+    }
+}
+
+pub fn name(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{i:05}")
+}

@@ -1,0 +1,98 @@
+//! Issue 7's edge faults 6–8 with real processes: the shipped specs (or
+//! specs built on them) as separate `flowrun` processes, real mosquitto
+//! brokers with persistence, s3s-fs, and real face crops from opencv-doc's
+//! Megamind.avi.
+//!
+//! Each scenario prints one line for `bench/reliability/edge.sh`:
+//! `RELIABILITY scenario=… sent=… stored=… lost=… duplicated=… recover_ms=…`.
+//! The tests run one at a time: each is a timing of a 2-core machine.
+
+mod crops;
+mod killed_edge;
+mod link_down;
+mod proxy;
+mod report;
+mod rss;
+mod slow_store;
+
+#[path = "../e2e/flowrun.rs"]
+#[allow(dead_code)]
+mod flowrun;
+#[path = "../../nodes/tests/support/logs.rs"]
+#[allow(dead_code)]
+mod logs;
+#[path = "../../nodes/tests/support/mosquitto.rs"]
+#[allow(dead_code)]
+mod mosquitto;
+#[path = "../../nodes/tests/support/s3.rs"]
+#[allow(dead_code)]
+mod s3;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use flowrun::Flowrun;
+use s3::S3Server;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starting a process and connecting it.
+const START: Duration = Duration::from_secs(30);
+
+const BUCKET: &str = "faces";
+
+fn cloud_cos_env(
+    cloud_broker: String,
+    s3_endpoint: String,
+    store: &S3Server,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLOUD_BROKER", cloud_broker),
+        ("WORKER_ID", "1".into()),
+        ("S3_ENDPOINT", s3_endpoint),
+        ("BUCKET", BUCKET.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", store.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", store.secret_key.clone()),
+    ]
+}
+
+/// Starts the shipped cloud-cos and waits until its shared subscription
+/// exists, so that the broker keeps every face for it from then on.
+async fn start_cloud(cloud_broker: String, s3_endpoint: String, store: &S3Server) -> Flowrun {
+    let mut process = Flowrun::start(
+        "cloud-cos",
+        "cloud-cos.yaml",
+        &cloud_cos_env(cloud_broker, s3_endpoint, store),
+    );
+    process
+        .wait_until("subscribed", START, |s| {
+            s.state("faces").starts_with("subscribed")
+        })
+        .await;
+    process
+}
+
+/// The keys in the bucket, as a set.
+async fn bucket_keys(store: &S3Server) -> BTreeSet<String> {
+    store.list(BUCKET).await.into_iter().collect()
+}
+
+/// Polls the bucket until it holds every key in `expected`; fails after
+/// `limit` naming how many are missing.
+async fn wait_for_keys(store: &S3Server, expected: &BTreeSet<String>, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let keys = bucket_keys(store).await;
+        let missing = expected.difference(&keys).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} of {} expected objects not in the bucket after {limit:?}",
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

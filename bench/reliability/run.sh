@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault scenarios of tests/faults (issue 7, 1–5) as a table for
-# docs/RELIABILITY.md: runs them one at a time, the ignored ones too (they
+# docs/RELIABILITY.md: runs them one at a time, the ignored ones too, if any (they
 # show a known loss), and turns each `RELIABILITY …` result line into a row.
 #
 #   bench/reliability/run.sh [TEST FILTER]

@@ -9,5 +9,6 @@ mod mqtt {
     mod forwarder;
     mod roundtrip;
     mod sessions;
+    mod subscribers;
     mod v5;
 }

@@ -87,8 +87,8 @@ async fn s1_cloud_flowrun_killed_and_restarted_loses_nothing() {
         .report("1-cloud-sigkill", rig.link, &recovery);
 }
 
-async fn cloud_broker_restart(scenario: &str, spec: &Path) {
-    let mut rig = Rig::start(Link::Bridge, false).await;
+async fn cloud_broker_restart(scenario: &str, spec: &Path, link: Link) {
+    let mut rig = Rig::start(link, false).await;
     let cloud = rig.start_cloud(spec, false).await;
     let producer = rig.produce(crops().await);
     rig.stored_at_least(MID_STREAM).await;
@@ -106,12 +106,25 @@ async fn cloud_broker_restart(scenario: &str, spec: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "mosquitto 2.0.11 does not restore shared subscriptions after a restart: \
-            faces the link delivers before the cloud subscribes again are dropped \
-            (docs/RELIABILITY.md, scenario 2)"]
 async fn s2_cloud_broker_restarted_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    cloud_broker_restart("2-cloud-broker-restart", &Rig::shipped_cloud_spec()).await;
+    cloud_broker_restart(
+        "2-cloud-broker-restart",
+        &Rig::shipped_cloud_spec(),
+        Link::Bridge,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_cloud_broker_restarted_through_the_forwarder_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    cloud_broker_restart(
+        "2-cloud-broker-restart",
+        &Rig::shipped_cloud_spec(),
+        Link::Forwarder,
+    )
+    .await;
 }
 
 /// Scenario 2 with one cloud worker on a plain subscription (`faces/#`),
@@ -128,7 +141,7 @@ async fn s2_cloud_broker_restarted_one_worker_on_a_plain_subscription_loses_noth
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("cloud-cos.yaml");
     std::fs::write(&spec, shipped.replace(shared, "faces/#")).unwrap();
-    cloud_broker_restart("2b-cloud-broker-restart-plain-sub", &spec).await;
+    cloud_broker_restart("2b-cloud-broker-restart-plain-sub", &spec, Link::Bridge).await;
 }
 
 async fn link_down(link: Link) {

@@ -157,7 +157,7 @@ async fn publish_loop(mut link: Link, qos: Qos, mut requests: mpsc::Receiver<Req
             event = link.events.recv() => match event {
                 Some(LinkEvent::Packet(event)) => {
                     if let Some((done, outcome)) = outstanding.on_event(&event) {
-                        let _ = done.send(outcome);
+                        let _ = done.send(outcome.refusal());
                     }
                 }
                 Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}

@@ -16,6 +16,10 @@
 //! Each side has its own `protocol`; MQTT 5 user properties are carried
 //! across when both sides speak 5. A publish the other side refuses (MQTT 5)
 //! is not acknowledged where it came from, so that broker redelivers it.
+//! A topic entry with `require_subscribers` also holds back the
+//! acknowledgement of a publish the other side matched to no subscriber
+//! (MQTT 5 reason code 0x10), and publishes it again with backoff until one
+//! took it ([`super::unheard`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -31,11 +35,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::client::{AckToken, Event, Options, Publish, Will};
-use super::connection::BrokerConfig;
+use super::connection::{BrokerConfig, Protocol};
 use super::link::{Link, LinkEvent, EVENTS};
-use super::outstanding::Outstanding;
+use super::outstanding::{Outstanding, Settled};
 use super::subscribe::check_filter;
 use super::topic::matches;
+use super::unheard::{self, Unheard};
 use super::Qos;
 
 /// Bridges topics between a local and a remote broker, as mosquitto's bridge does.
@@ -72,6 +77,16 @@ pub struct BridgeTopic {
     /// Prefix of the topic on the remote broker. Default none.
     #[serde(default)]
     pub remote_prefix: String,
+    /// Acknowledge a message where it came from only once the other broker
+    /// delivered it to at least one subscriber. A publish that broker takes
+    /// with "no matching subscribers" (MQTT 5 reason code 0x10) would
+    /// otherwise be acknowledged and lost; with this it is held and
+    /// published again (that side's `reconnect_min_ms`…`reconnect_max_ms`
+    /// backoff) until one did, e.g. while a cloud worker subscribes again
+    /// after a broker restart. Counted as the `no_subscribers` event. Needs
+    /// `protocol: "5"` on the side(s) this entry publishes to.
+    #[serde(default)]
+    pub require_subscribers: bool,
 }
 
 fn qos_zero() -> Qos {
@@ -106,6 +121,15 @@ impl Direction {
 }
 
 impl BridgeTopic {
+    /// The sides this entry publishes to.
+    fn targets(&self) -> &'static [usize] {
+        match self.direction {
+            Direction::Out => &[REMOTE],
+            Direction::In => &[LOCAL],
+            Direction::Both => &[LOCAL, REMOTE],
+        }
+    }
+
     fn prefix(&self, side: usize) -> &str {
         if side == LOCAL {
             &self.local_prefix
@@ -146,6 +170,28 @@ impl NodeConfig for MqttBridgeConfig {
             for side in [LOCAL, REMOTE] {
                 if let Err(reason) = check_filter(&topic.filter(side)) {
                     issues.push(ConfigIssue::new(format!("topics.{i}.pattern"), reason));
+                }
+            }
+            if !topic.require_subscribers {
+                continue;
+            }
+            for &side in topic.targets() {
+                let (name, broker) = if side == LOCAL {
+                    ("local", &self.local)
+                } else {
+                    ("remote", &self.remote)
+                };
+                if broker.protocol != Protocol::V5 {
+                    issues.push(
+                        ConfigIssue::new(
+                            format!("topics.{i}.require_subscribers"),
+                            format!(
+                                "only MQTT 5 says that a publish reached no subscriber, and the {name} connection uses {}",
+                                broker.protocol
+                            ),
+                        )
+                        .hint(format!("set `{name}.protocol: \"5\"`, or drop `require_subscribers`")),
+                    );
                 }
             }
         }
@@ -200,8 +246,18 @@ struct Side {
     acks: OrderedAcks<Held>,
     connection: u64,
     /// Messages published to this broker, waiting for its acknowledgement.
-    outstanding: Outstanding<Message>,
+    outstanding: Outstanding<Forwarded>,
+    /// Messages this broker matched to no subscriber, to publish again.
+    unheard: Unheard<Forwarded>,
     filters: Vec<(String, Qos)>,
+}
+
+/// A message published to one side, and how to publish it again.
+struct Forwarded {
+    message: Message,
+    publish: Publish,
+    /// Its topic entry's `require_subscribers`.
+    require_subscribers: bool,
 }
 
 /// A received message's acknowledgement: the connection it came on, the
@@ -214,6 +270,7 @@ type EchoKey = (usize, String, u64);
 enum Step {
     Event(usize, Option<LinkEvent>),
     Settled(usize, Held, AckStatus),
+    Again(usize, Vec<Forwarded>),
 }
 
 fn payload_hash(payload: &[u8]) -> u64 {
@@ -248,17 +305,18 @@ impl MqttBridge {
             acks: OrderedAcks::new(),
             connection: 0,
             outstanding: Outstanding::default(),
+            unheard: Unheard::new(broker, ctx.metrics.event(unheard::EVENT), &ctx.id),
             filters,
         }
     }
 
     /// Publishes through `to`, tracking it like any forwarded message.
-    fn publish(to: &mut Side, publish: Publish, message: Message) -> Result<(), NodeError> {
+    fn publish(to: &mut Side, forwarded: Forwarded) -> Result<(), NodeError> {
         to.link
             .client
-            .try_publish(publish)
+            .try_publish(forwarded.publish.clone())
             .map_err(|e| format!("cannot hand a message to the MQTT client: {e}"))?;
-        to.outstanding.push(message);
+        to.outstanding.push(forwarded);
         Ok(())
     }
 
@@ -274,7 +332,12 @@ impl MqttBridge {
                 user_properties: Vec::new(),
             };
             let message = Message::new(Payload::Bytes(publish.payload.clone()), Metadata::new());
-            Self::publish(&mut sides[side], publish, message)?;
+            let forwarded = Forwarded {
+                message,
+                publish,
+                require_subscribers: false,
+            };
+            Self::publish(&mut sides[side], forwarded)?;
         }
         Ok(())
     }
@@ -298,12 +361,20 @@ impl Node for MqttBridge {
                         Some((held, outcome)) = remote.acks.next(), if !remote.acks.is_empty() => {
                             Step::Settled(REMOTE, held, outcome.status)
                         }
+                        again = local.unheard.due() => Step::Again(LOCAL, again),
+                        again = remote.unheard.due() => Step::Again(REMOTE, again),
                     }
                 };
                 let (from, event) = match step {
                     Step::Event(from, event) => (from, event),
                     Step::Settled(side, (on, token, topic), status) => {
                         settle(&mut sides[side], on, token, &topic, status, &ctx);
+                        continue;
+                    }
+                    Step::Again(side, again) => {
+                        for forwarded in again {
+                            Self::publish(&mut sides[side], forwarded)?;
+                        }
                         continue;
                     }
                 };
@@ -354,11 +425,11 @@ impl Node for MqttBridge {
                             message.ack();
                             continue;
                         }
-                        let entry =
-                            self.config.topics.iter().find_map(|t| {
-                                t.map(from, &publish.topic).map(|topic| (topic, t.qos))
-                            });
-                        let Some((topic, qos)) = entry else {
+                        let entry = self.config.topics.iter().find_map(|t| {
+                            t.map(from, &publish.topic)
+                                .map(|topic| (topic, t.qos, t.require_subscribers))
+                        });
+                        let Some((topic, qos, require_subscribers)) = entry else {
                             message.ack();
                             continue;
                         };
@@ -379,18 +450,33 @@ impl Node for MqttBridge {
                             retain: publish.retain,
                             user_properties: publish.user_properties,
                         };
-                        Self::publish(&mut sides[to], forward, message)?;
+                        let forwarded = Forwarded {
+                            message,
+                            publish: forward,
+                            require_subscribers,
+                        };
+                        Self::publish(&mut sides[to], forwarded)?;
                     }
                     Some(LinkEvent::Packet(event)) => {
-                        match sides[from].outstanding.on_event(&event) {
-                            Some((message, Ok(()))) => {
-                                ctx.metrics.sent.inc();
-                                message.ack();
+                        let side = &mut sides[from];
+                        match side.outstanding.on_event(&event) {
+                            Some((forwarded, Settled::Unheard))
+                                if forwarded.require_subscribers =>
+                            {
+                                let topic = forwarded.publish.topic.clone();
+                                side.unheard.hold(forwarded, &topic);
                             }
-                            Some((message, Err(reason))) => {
+                            Some((forwarded, Settled::Taken | Settled::Unheard)) => {
+                                if forwarded.require_subscribers {
+                                    side.unheard.heard();
+                                }
+                                ctx.metrics.sent.inc();
+                                forwarded.message.ack();
+                            }
+                            Some((forwarded, Settled::Refused(reason))) => {
                                 ctx.metrics.errors.inc();
                                 tracing::warn!(node = %ctx.id, "{reason}");
-                                message.fail(reason);
+                                forwarded.message.fail(reason);
                             }
                             None => {}
                         }
@@ -435,6 +521,7 @@ mod tests {
             qos: Qos::AtLeastOnce,
             local_prefix: local.into(),
             remote_prefix: remote.into(),
+            require_subscribers: false,
         }
     }
 

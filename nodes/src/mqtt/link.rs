@@ -170,6 +170,6 @@ impl Poller {
 }
 
 /// Up to ±25 % around `base`, so that many clients do not reconnect in step.
-fn jitter(base: Duration) -> Duration {
+pub(super) fn jitter(base: Duration) -> Duration {
     base.mul_f64(0.75 + fastrand::f64() * 0.5)
 }

@@ -11,7 +11,8 @@
 //! [`connection`] holds what they share: the `broker:` config and the options
 //! made from it; [`client`] is one client for MQTT 3.1.1 and 5, so that the
 //! nodes are written once; [`link`] runs a connection (reconnects with
-//! backoff, the link state).
+//! backoff, the link state); [`unheard`] holds publishes that reached no
+//! subscriber (`require_subscribers`).
 
 pub mod bridge;
 pub mod broker;
@@ -24,6 +25,7 @@ pub mod spool;
 mod spooled;
 pub mod subscribe;
 pub mod topic;
+mod unheard;
 
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -18,6 +18,27 @@ pub struct Outstanding<T> {
     numbered: HashMap<u16, T>,
 }
 
+/// How the broker settled a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Acknowledged at QoS 1/2, written at QoS 0.
+    Taken,
+    /// Taken, but no subscriber matched it (MQTT 5).
+    Unheard,
+    /// Refused, for this reason (MQTT 5).
+    Refused(String),
+}
+
+impl Settled {
+    /// `Err(reason)` when refused: taken is taken, heard or not.
+    pub fn refusal(self) -> Result<(), String> {
+        match self {
+            Settled::Taken | Settled::Unheard => Ok(()),
+            Settled::Refused(reason) => Err(reason),
+        }
+    }
+}
+
 impl<T> Default for Outstanding<T> {
     fn default() -> Self {
         Outstanding {
@@ -41,23 +62,31 @@ impl<T> Outstanding<T> {
         self.unnumbered.push_back(item);
     }
 
-    /// The item this event settles, and how: `Ok` once acknowledged by the
-    /// broker at QoS 1/2 or written at QoS 0, `Err(reason)` when the broker
-    /// refused it (MQTT 5).
-    pub fn on_event(&mut self, event: &Event) -> Option<(T, Result<(), String>)> {
+    /// The item this event settles, and how.
+    pub fn on_event(&mut self, event: &Event) -> Option<(T, Settled)> {
         match event {
-            Event::Sent { pkid: 0 } => self.unnumbered.pop_front().map(|item| (item, Ok(()))),
+            Event::Sent { pkid: 0 } => self
+                .unnumbered
+                .pop_front()
+                .map(|item| (item, Settled::Taken)),
             Event::Sent { pkid } if !self.numbered.contains_key(pkid) => {
                 if let Some(item) = self.unnumbered.pop_front() {
                     self.numbered.insert(*pkid, item);
                 }
                 None
             }
-            Event::Acked { pkid } => self.numbered.remove(pkid).map(|item| (item, Ok(()))),
+            Event::Acked { pkid } => self
+                .numbered
+                .remove(pkid)
+                .map(|item| (item, Settled::Taken)),
+            Event::Unheard { pkid } => self
+                .numbered
+                .remove(pkid)
+                .map(|item| (item, Settled::Unheard)),
             Event::Refused { pkid, reason } => self
                 .numbered
                 .remove(pkid)
-                .map(|item| (item, Err(reason.clone()))),
+                .map(|item| (item, Settled::Refused(reason.clone()))),
             _ => None,
         }
     }
@@ -78,15 +107,27 @@ mod tests {
         assert_eq!(out.on_event(&Event::Sent { pkid: 3 }), None);
         // After a reconnect rumqttc resends 1: it stays "a".
         assert_eq!(out.on_event(&Event::Sent { pkid: 1 }), None);
-        assert_eq!(out.on_event(&Event::Acked { pkid: 2 }), Some(("b", Ok(()))));
-        assert_eq!(out.on_event(&Event::Acked { pkid: 1 }), Some(("a", Ok(()))));
+        assert_eq!(
+            out.on_event(&Event::Acked { pkid: 2 }),
+            Some(("b", Settled::Taken))
+        );
+        assert_eq!(
+            out.on_event(&Event::Acked { pkid: 1 }),
+            Some(("a", Settled::Taken))
+        );
         let refused = Event::Refused {
             pkid: 3,
             reason: "NotAuthorized".into(),
         };
         assert_eq!(
             out.on_event(&refused),
-            Some(("c", Err("NotAuthorized".into())))
+            Some(("c", Settled::Refused("NotAuthorized".into())))
+        );
+        out.push("d");
+        assert_eq!(out.on_event(&Event::Sent { pkid: 4 }), None);
+        assert_eq!(
+            out.on_event(&Event::Unheard { pkid: 4 }),
+            Some(("d", Settled::Unheard))
         );
         assert!(out.is_empty());
     }

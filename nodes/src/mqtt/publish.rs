@@ -4,7 +4,10 @@
 //!
 //! With MQTT 5 a broker may refuse a publish (a reason code ≥ 0x80: not
 //! authorized, quota exceeded, …): the message is then failed, not
-//! acknowledged, and the reason logged and counted.
+//! acknowledged, and the reason logged and counted. With
+//! `require_subscribers`, a publish the broker took but matched to no
+//! subscriber (reason code 0x10) is not acknowledged either: it is held and
+//! published again with backoff until one takes it ([`super::unheard`]).
 //!
 //! While the broker is away the number of messages handed over and not yet
 //! acknowledged is capped by `buffer`; past it the node stops taking input
@@ -24,9 +27,10 @@ use serde::Deserialize;
 use super::client::{Client, Options, Publish};
 use super::connection::{BrokerConfig, Protocol};
 use super::link::{Link, LinkEvent, EVENTS};
-use super::outstanding::Outstanding;
+use super::outstanding::{Outstanding, Settled};
 use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;
+use super::unheard::{self, Unheard};
 use super::Qos;
 
 /// Publishes each message's payload on a topic made from its metadata.
@@ -60,6 +64,16 @@ pub struct MqttPubConfig {
     /// the message lacks is left out. Needs `broker.protocol: "5"`.
     #[serde(default)]
     pub user_properties: Vec<String>,
+    /// Acknowledge a message only once the broker delivered it to at least
+    /// one subscriber. A publish the broker takes with "no matching
+    /// subscribers" (MQTT 5 reason code 0x10) would otherwise be acknowledged
+    /// and lost; with this it is held, unacknowledged, and published again
+    /// (the `reconnect_min_ms`…`reconnect_max_ms` backoff) until one did.
+    /// For links into a broker whose consumers may be briefly away, e.g. a
+    /// cloud worker subscribing again after a broker restart. Counted as the
+    /// `no_subscribers` event. Needs `broker.protocol: "5"`; not with `spool`.
+    #[serde(default)]
+    pub require_subscribers: bool,
 }
 
 fn default_buffer() -> usize {
@@ -98,6 +112,24 @@ impl NodeConfig for MqttPubConfig {
                 )
                 .hint("set `broker.protocol: \"5\"`, or drop `user_properties`"),
             );
+        }
+        if self.require_subscribers && self.broker.protocol != Protocol::V5 {
+            issues.push(
+                ConfigIssue::new(
+                    "require_subscribers",
+                    format!(
+                        "only MQTT 5 says that a publish reached no subscriber, and the broker connection uses {}",
+                        self.broker.protocol
+                    ),
+                )
+                .hint("set `broker.protocol: \"5\"`, or drop `require_subscribers`"),
+            );
+        }
+        if self.require_subscribers && self.spool.is_some() {
+            issues.push(ConfigIssue::new(
+                "require_subscribers",
+                "not with a `spool`: spooled messages are acknowledged once on disk",
+            ));
         }
         if !self.user_properties.is_empty() && self.spool.is_some() {
             issues.push(ConfigIssue::new(
@@ -190,7 +222,7 @@ fn hand_over(
     message: Message,
     node: &MqttPub,
     client: &Client,
-    outstanding: &mut Outstanding<Message>,
+    outstanding: &mut Outstanding<(Message, String)>,
     ctx: &NodeContext,
 ) -> Result<(), NodeError> {
     let publish = match prepare(&message, &node.config, &node.topic, ctx) {
@@ -200,10 +232,11 @@ fn hand_over(
             return Ok(());
         }
     };
+    let topic = publish.topic.clone();
     client
         .try_publish(publish)
         .map_err(|e| format!("cannot hand the message to the MQTT client: {e}"))?;
-    outstanding.push(message);
+    outstanding.push((message, topic));
     Ok(())
 }
 
@@ -222,20 +255,36 @@ impl Node for MqttPub {
                 buffer,
                 EVENTS,
             );
-            let mut outstanding = Outstanding::default();
+            let mut outstanding: Outstanding<(Message, String)> = Outstanding::default();
+            let mut unheard = Unheard::new(
+                &self.config.broker,
+                ctx.metrics.event(unheard::EVENT),
+                &ctx.id,
+            );
             let mut input_done = false;
-            while !(input_done && outstanding.is_empty()) {
+            while !(input_done && outstanding.is_empty() && unheard.is_empty()) {
                 tokio::select! {
                     event = link.events.recv() => match event {
                         Some(LinkEvent::Packet(event)) => match outstanding.on_event(&event) {
-                            Some((message, Ok(()))) => delivered(message, &ctx.metrics),
-                            Some((message, Err(reason))) => refused(message, reason, &ctx),
+                            Some(((message, topic), Settled::Unheard)) if self.config.require_subscribers => {
+                                unheard.hold(message, &topic);
+                            }
+                            Some(((message, _), Settled::Taken | Settled::Unheard)) => {
+                                unheard.heard();
+                                delivered(message, &ctx.metrics);
+                            }
+                            Some(((message, _), Settled::Refused(reason))) => refused(message, reason, &ctx),
                             None => {}
                         },
                         Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },
-                    message = ctx.input.recv(), if !input_done && outstanding.len() < buffer => {
+                    again = unheard.due() => {
+                        for message in again {
+                            hand_over(message, &self, &link.client, &mut outstanding, &ctx)?;
+                        }
+                    }
+                    message = ctx.input.recv(), if !input_done && outstanding.len() + unheard.len() < buffer => {
                         match message {
                             Some(message) => hand_over(message, &self, &link.client, &mut outstanding, &ctx)?,
                             None => input_done = true,

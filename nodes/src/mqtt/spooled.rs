@@ -10,7 +10,7 @@ use futures::FutureExt;
 
 use super::client::Publish;
 use super::link::{Link, LinkEvent, EVENTS};
-use super::outstanding::Outstanding;
+use super::outstanding::{Outstanding, Settled};
 use super::publish::{prepare, MqttPub};
 use super::spool::{Spool, SpoolError};
 
@@ -92,7 +92,7 @@ pub(super) async fn run(
                         // A publish the broker refused (MQTT 5) leaves the
                         // spool too: it would be refused again on every resend.
                         if let Some((key, outcome)) = outstanding.on_event(event) {
-                            if let Err(reason) = outcome {
+                            if let Settled::Refused(reason) = outcome {
                                 ctx.metrics.errors.inc();
                                 tracing::warn!(node = %ctx.id, "{reason}: dropped from the spool");
                             }

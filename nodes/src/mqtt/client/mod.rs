@@ -159,6 +159,10 @@ pub enum Event {
     /// The broker took the publish with this packet id (PUBACK at QoS 1,
     /// PUBCOMP at QoS 2).
     Acked { pkid: u16 },
+    /// The broker took the publish with this packet id but no subscriber
+    /// matched its topic (MQTT 5 reason code 0x10 on the PUBACK / PUBREC):
+    /// it reached no one.
+    Unheard { pkid: u16 },
     /// The broker refused the publish with this packet id (an MQTT 5
     /// reason code ≥ 0x80: not authorized, quota exceeded, …).
     Refused { pkid: u16, reason: String },

@@ -5,12 +5,16 @@
 //! names no packet id. [`Loop`] therefore keeps the packet ids in flight and,
 //! on such an error, names the ones that are neither resent nor
 //! acknowledged: those the broker refused.
+//!
+//! It does pass on a PUBACK/PUBREC saying "no matching subscribers" (0x10,
+//! a success code); [`Loop`] reports that publish as [`Event::Unheard`]
+//! (at QoS 2 once its PUBCOMP arrives).
 
 use std::collections::HashSet;
 
 use rumqttc::v5::mqttbytes::v5::{
-    ConnectReturnCode, Filter, LastWill, Packet, Publish as RawPublish, PublishProperties,
-    SubscribeReasonCode,
+    ConnectReturnCode, Filter, LastWill, Packet, PubAckReason, PubRecReason, Publish as RawPublish,
+    PublishProperties, SubscribeReasonCode,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{
@@ -144,6 +148,8 @@ pub(super) fn try_ack(client: &AsyncClient, token: AckToken) -> Result<(), Clien
 pub struct Loop {
     inner: EventLoop,
     in_flight: HashSet<u16>,
+    /// QoS 2 publishes whose PUBREC said "no matching subscribers".
+    unheard: HashSet<u16>,
 }
 
 impl Loop {
@@ -151,6 +157,7 @@ impl Loop {
         Box::new(Loop {
             inner,
             in_flight: HashSet::new(),
+            unheard: HashSet::new(),
         })
     }
 
@@ -198,11 +205,25 @@ impl Loop {
             }
             RawEvent::Incoming(Packet::PubAck(ack)) => {
                 self.in_flight.remove(&ack.pkid);
-                Polled::Event(Event::Acked { pkid: ack.pkid })
+                Polled::Event(if ack.reason == PubAckReason::NoMatchingSubscribers {
+                    Event::Unheard { pkid: ack.pkid }
+                } else {
+                    Event::Acked { pkid: ack.pkid }
+                })
+            }
+            RawEvent::Incoming(Packet::PubRec(rec)) => {
+                if rec.reason == PubRecReason::NoMatchingSubscribers {
+                    self.unheard.insert(rec.pkid);
+                }
+                Polled::Nothing
             }
             RawEvent::Incoming(Packet::PubComp(comp)) => {
                 self.in_flight.remove(&comp.pkid);
-                Polled::Event(Event::Acked { pkid: comp.pkid })
+                Polled::Event(if self.unheard.remove(&comp.pkid) {
+                    Event::Unheard { pkid: comp.pkid }
+                } else {
+                    Event::Acked { pkid: comp.pkid }
+                })
             }
             RawEvent::Incoming(Packet::SubAck(ack)) => Polled::Event(Event::Subscribed(
                 ack.return_codes

@@ -209,12 +209,24 @@ impl NodeConfig for MqttBridgeConfig {
         let mut remote = self
             .remote
             .options(&format!("{}-remote", ctx.id), |p| ctx.resolve(p))?;
+        // Each side takes what its broker sends up to MQTT's own limit: a
+        // message over `max_packet_bytes` is refused when it is forwarded
+        // (counted, logged) instead of failing the connection it came on,
+        // which the broker would redeliver it on, again and again.
         local
             .set_manual_acks(true)
-            .set_receive_maximum(self.local.inflight);
+            .set_receive_maximum(self.local.inflight)
+            .set_max_packet_sizes(
+                super::connection::MQTT_MAX_PACKET,
+                self.local.max_packet_bytes,
+            );
         remote
             .set_manual_acks(true)
             .set_receive_maximum(self.remote.inflight)
+            .set_max_packet_sizes(
+                super::connection::MQTT_MAX_PACKET,
+                self.remote.max_packet_bytes,
+            )
             .set_last_will(Will {
                 topic: status.clone(),
                 payload: "0".into(),
@@ -348,6 +360,7 @@ impl Node for MqttBridge {
         Box::pin(async move {
             let mut sides = [self.side(LOCAL, &ctx), self.side(REMOTE, &ctx)];
             let mut echoes: HashMap<EchoKey, u32> = HashMap::new();
+            let too_large = ctx.metrics.event("too_large");
             loop {
                 let step = {
                     let [local, remote] = &mut sides;
@@ -433,6 +446,25 @@ impl Node for MqttBridge {
                             message.ack();
                             continue;
                         };
+                        let broker = if to == REMOTE {
+                            &self.config.remote
+                        } else {
+                            &self.config.local
+                        };
+                        let limit = broker.max_payload(&topic, &publish.user_properties);
+                        if publish.payload.len() > limit {
+                            too_large.inc();
+                            ctx.metrics.errors.inc();
+                            let reason = format!(
+                                "payload of {} bytes on `{}` is over the {limit} bytes that fit `max_packet_bytes` ({}) of the broker it goes to: not forwarded",
+                                publish.payload.len(),
+                                publish.topic,
+                                broker.max_packet_bytes
+                            );
+                            tracing::warn!(node = %ctx.id, "{reason}");
+                            message.reject(reason);
+                            continue;
+                        }
                         // The copy we publish comes back if the other side
                         // also subscribes to its topic: drop it then.
                         if self

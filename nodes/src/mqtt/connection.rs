@@ -195,6 +195,9 @@ impl std::fmt::Debug for BrokerConfig {
     }
 }
 
+/// The largest packet MQTT can frame: a 256 MiB remaining length plus its header.
+pub const MQTT_MAX_PACKET: usize = 256 << 20;
+
 /// Why a connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -93,7 +93,10 @@ impl NodeConfig for MqttSubConfig {
         options
             .set_manual_acks(true)
             .set_receive_maximum(self.broker.inflight)
-            .set_max_packet_sizes(MQTT_MAX_PACKET, self.broker.max_packet_bytes);
+            .set_max_packet_sizes(
+                super::connection::MQTT_MAX_PACKET,
+                self.broker.max_packet_bytes,
+            );
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
@@ -147,9 +150,6 @@ struct MqttSub {
     config: MqttSubConfig,
     options: Options,
 }
-
-/// The largest packet MQTT can frame: a 256 MiB remaining length plus its header.
-const MQTT_MAX_PACKET: usize = 256 << 20;
 
 /// Room for acknowledgements on their way to the connection task. It only
 /// fills if that many messages are in flight in the graph at once; the

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rumqttc::QoS;
 
 use crate::support::engine;
-use crate::support::mosquitto::{collect, eventually, publish_all, Collected, Mosquitto, Options};
+use crate::support::mosquitto::{
+    collect, eventually, numbered_payloads, publish_all, Collected, Mosquitto, Options,
+};
 
 /// mosquitto.conf `topic` lines and the same entries for mqtt_bridge.
 const MOSQUITTO_TOPICS: &str = "topic sensors/# out 1 edge/ cloud/\n\
@@ -200,5 +202,66 @@ async fn bridge_publishes_its_state_retained() {
         status.messages().last().is_some_and(|(_, p)| p == b"1")
     })
     .await;
+    assert!(bridge.stop().await.is_success());
+}
+
+/// A message larger than the destination's `max_packet_bytes` (and than the
+/// source's) is taken from the source, refused with a count and a log line
+/// and not forwarded; the connections stay up, so what follows still flows
+/// (handing it on, or refusing it on arrival, would fail a connection the
+/// broker then redelivers it on: a reconnect loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_refuses_an_oversize_message_and_keeps_forwarding() {
+    let remote = Mosquitto::start();
+    let local = Mosquitto::start();
+    let out = collect(remote.port, "oversize-watcher", "faces/#").await;
+    let yaml = format!(
+        r#"
+version: 1
+name: oversize
+nodes:
+  link:
+    type: mqtt_bridge
+    local: {{url: "{}", client_id: oversize-local, max_packet_bytes: 65536}}
+    remote: {{url: "{}", client_id: oversize-remote, max_packet_bytes: 65536}}
+    topics: [{{pattern: "faces/#", direction: out, qos: 1}}]
+"#,
+        local.url(),
+        remote.url()
+    );
+    let bridge = engine::start(&yaml, &[]);
+    eventually(Duration::from_secs(10), "the bridge connected", || {
+        bridge.state("link").contains("connected")
+    })
+    .await;
+    publish_all(
+        local.port,
+        "faces/big",
+        QoS::AtLeastOnce,
+        vec![vec![7; 100_000]],
+    )
+    .await;
+    publish_all(
+        local.port,
+        "faces/small",
+        QoS::AtLeastOnce,
+        numbered_payloads(3, 10),
+    )
+    .await;
+    eventually(Duration::from_secs(20), "the 3 small messages", || {
+        out.len() >= 3
+    })
+    .await;
+    assert!(out
+        .messages()
+        .iter()
+        .all(|(topic, _)| topic == "faces/small"));
+    let counts = bridge.counts("link");
+    assert_eq!(counts.errors, 1, "{counts:?}");
+    assert_eq!(counts.nacked, 0, "{counts:?}");
+    for (broker, client) in [(&local, "oversize-local"), (&remote, "oversize-remote")] {
+        let connects = broker.log().matches(&format!(" as {client} ")).count();
+        assert_eq!(connects, 1, "{client} connected once:\n{}", broker.log());
+    }
     assert!(bridge.stop().await.is_success());
 }

@@ -510,6 +510,12 @@ impl Node for MqttBridge {
                                 tracing::warn!(node = %ctx.id, "{reason}");
                                 forwarded.message.fail(reason);
                             }
+                            Some((forwarded, Settled::TooLarge(reason))) => {
+                                too_large.inc();
+                                ctx.metrics.errors.inc();
+                                tracing::warn!(node = %ctx.id, "{reason}");
+                                forwarded.message.reject(reason);
+                            }
                             None => {}
                         }
                     }

@@ -27,6 +27,9 @@ pub enum Settled {
     Unheard,
     /// Refused, for this reason (MQTT 5).
     Refused(String),
+    /// Never sent: larger than the broker accepts (MQTT 5). Sending it
+    /// again would never succeed.
+    TooLarge(String),
 }
 
 impl Settled {
@@ -34,7 +37,7 @@ impl Settled {
     pub fn refusal(self) -> Result<(), String> {
         match self {
             Settled::Taken | Settled::Unheard => Ok(()),
-            Settled::Refused(reason) => Err(reason),
+            Settled::Refused(reason) | Settled::TooLarge(reason) => Err(reason),
         }
     }
 }
@@ -87,6 +90,12 @@ impl<T> Outstanding<T> {
                 .numbered
                 .remove(pkid)
                 .map(|item| (item, Settled::Refused(reason.clone()))),
+            // rumqttc takes publishes in the order they were handed over, and
+            // every one before this got its packet id already.
+            Event::TooLarge { reason } => self
+                .unnumbered
+                .pop_front()
+                .map(|item| (item, Settled::TooLarge(reason.clone()))),
             _ => None,
         }
     }
@@ -128,6 +137,32 @@ mod tests {
         assert_eq!(
             out.on_event(&Event::Unheard { pkid: 4 }),
             Some(("d", Settled::Unheard))
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_publish_dropped_as_too_large_does_not_shift_the_packet_ids() {
+        let mut out = Outstanding::default();
+        out.push("a");
+        out.push("big");
+        out.push("c");
+        assert_eq!(out.on_event(&Event::Sent { pkid: 1 }), None);
+        let too_large = Event::TooLarge {
+            reason: "over".into(),
+        };
+        assert_eq!(
+            out.on_event(&too_large),
+            Some(("big", Settled::TooLarge("over".into())))
+        );
+        assert_eq!(out.on_event(&Event::Sent { pkid: 2 }), None);
+        assert_eq!(
+            out.on_event(&Event::Acked { pkid: 2 }),
+            Some(("c", Settled::Taken))
+        );
+        assert_eq!(
+            out.on_event(&Event::Acked { pkid: 1 }),
+            Some(("a", Settled::Taken))
         );
         assert!(out.is_empty());
     }

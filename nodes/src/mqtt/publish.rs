@@ -172,6 +172,14 @@ pub(super) fn refused(message: Message, reason: String, ctx: &NodeContext) {
     message.fail(reason);
 }
 
+/// A message the broker will never take: set aside (its source told
+/// `rejected`), not failed, which would have it redelivered and dropped again.
+pub(super) fn too_large(message: Message, reason: String, ctx: &NodeContext) {
+    ctx.metrics.errors.inc();
+    tracing::warn!(node = %ctx.id, "{reason}");
+    message.reject(reason);
+}
+
 /// The user properties to send for `message`: the configured metadata keys it has.
 pub(super) fn user_properties(message: &Message, keys: &[String]) -> Vec<(String, String)> {
     keys.iter()
@@ -274,6 +282,7 @@ impl Node for MqttPub {
                                 delivered(message, &ctx.metrics);
                             }
                             Some(((message, _), Settled::Refused(reason))) => refused(message, reason, &ctx),
+                            Some(((message, _), Settled::TooLarge(reason))) => too_large(message, reason, &ctx),
                             None => {}
                         },
                         Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}

@@ -92,7 +92,7 @@ pub(super) async fn run(
                         // A publish the broker refused (MQTT 5) leaves the
                         // spool too: it would be refused again on every resend.
                         if let Some((key, outcome)) = outstanding.on_event(event) {
-                            if let Settled::Refused(reason) = outcome {
+                            if let Settled::Refused(reason) | Settled::TooLarge(reason) = outcome {
                                 ctx.metrics.errors.inc();
                                 tracing::warn!(node = %ctx.id, "{reason}: dropped from the spool");
                             }

@@ -370,3 +370,58 @@ nodes:
     .await;
     assert!(running.stop().await.is_success());
 }
+
+/// A publish larger than the maximum packet size the broker announced is
+/// set aside with a count and a reason; the ones after it are acknowledged
+/// as their own (rumqttc drops it without a packet id, so matching the
+/// broker's acknowledgements to messages must skip it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_over_the_brokers_maximum_packet_size_is_set_aside() {
+    let broker = Mosquitto::start_with(Options {
+        extra: "max_packet_size 65536".into(),
+        ..Options::default()
+    });
+    let out = collect(broker.port, "collector", "#").await;
+    let url = broker.url();
+    let yaml = format!(
+        r#"
+version: 1
+name: too-large
+nodes:
+  big:
+    type: generate
+    count: 1
+    size: 100000
+  good:
+    type: generate
+    count: 3
+    size: 10
+    require_ack: true
+  pub:
+    type: mqtt_pub
+    inputs: [big, good]
+    broker: {{url: "{url}", protocol: "5", reconnect_min_ms: 50}}
+    topic: "{{source}}/{{seq}}"
+"#
+    );
+    let running = engine::start(&yaml, &[]);
+    eventually(
+        Duration::from_secs(20),
+        "3 acknowledged, 1 set aside",
+        || {
+            let counts = running.counts("pub");
+            counts.errors == 1 && counts.sent == 3
+        },
+    )
+    .await;
+    let report = running.finished(Duration::from_secs(20)).await;
+    assert!(report.is_success(), "{report:?}");
+    eventually(Duration::from_secs(10), "the 3 good messages", || {
+        out.len() >= 3
+    })
+    .await;
+    let mut topics: Vec<String> = out.messages().into_iter().map(|(t, _)| t).collect();
+    topics.sort();
+    topics.dedup();
+    assert_eq!(topics, ["good/0", "good/1", "good/2"]);
+}

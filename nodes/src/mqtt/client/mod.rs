@@ -166,6 +166,10 @@ pub enum Event {
     /// The broker refused the publish with this packet id (an MQTT 5
     /// reason code ≥ 0x80: not authorized, quota exceeded, …).
     Refused { pkid: u16, reason: String },
+    /// The oldest publish not yet sent is larger than the broker accepts
+    /// (the maximum packet size of its MQTT 5 CONNACK): the client dropped
+    /// it without a packet id.
+    TooLarge { reason: String },
     /// A message arrived.
     Received(Box<Received>),
     /// The answer to a subscribe: per filter, the QoS granted or why not.

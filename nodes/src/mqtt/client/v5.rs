@@ -176,6 +176,14 @@ impl Loop {
                     ConnectionError::MqttState(StateError::PubRecFail { reason }) => {
                         self.refused(&format!("{reason:?}"))
                     }
+                    ConnectionError::MqttState(StateError::OutgoingPacketTooLarge {
+                        pkt_size,
+                        max,
+                    }) => vec![Event::TooLarge {
+                        reason: format!(
+                            "a {pkt_size}-byte publish is over the {max} bytes the broker accepts (the maximum packet size it announced): not sent"
+                        ),
+                    }],
                     _ => Vec::new(),
                 };
                 Err(Failure {

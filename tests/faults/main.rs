@@ -10,6 +10,8 @@
 //! The scenarios run one at a time: their timings are the point, and two
 //! at once on a 2-core machine would blur them.
 
+#[path = "../support/crops.rs"]
+#[allow(dead_code)]
 mod crops;
 #[path = "../e2e/faces.rs"]
 #[allow(dead_code)]
@@ -17,13 +19,15 @@ mod faces;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
-mod link_cut;
 #[path = "../../nodes/tests/support/logs.rs"]
 #[allow(dead_code)]
 mod logs;
 #[path = "../../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;
+#[path = "../support/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
 mod rig;
 #[path = "../../nodes/tests/support/s3.rs"]
 #[allow(dead_code)]
@@ -32,7 +36,7 @@ mod s3;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crops::crops;
+use crops::faces as crops;
 use rig::{Link, Rig, SENT};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -145,12 +149,12 @@ async fn s2_cloud_broker_restarted_one_worker_on_a_plain_subscription_loses_noth
 }
 
 async fn link_down(link: Link) {
-    let mut rig = Rig::start(link, true).await;
+    let rig = Rig::start(link, true).await;
     let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
     let producer = rig.produce(crops().await);
     rig.stored_at_least(MID_STREAM).await;
 
-    let cut = rig.cut.as_mut().unwrap();
+    let cut = rig.cut.as_ref().unwrap();
     cut.cut();
     tokio::time::sleep(OUTAGE).await;
     // What reached the cloud broker before the cut is stored by now; the
@@ -161,7 +165,7 @@ async fn link_down(link: Link) {
         "every face was stored while the link was down:\n{}",
         rig.link_log()
     );
-    rig.cut.as_mut().unwrap().restore();
+    rig.cut.as_ref().unwrap().restore();
     let fault_end = Instant::now();
     let recovery = rig.recovery(fault_end).await;
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 use crate::flowrun::{repository, Flowrun};
-use crate::link_cut::LinkCut;
 use crate::mosquitto::{collect, eventually, Mosquitto};
+use crate::proxy::Proxy;
 use crate::s3::S3Server;
 
 /// Faces each scenario sends.
@@ -88,21 +88,24 @@ pub struct Rig {
     pub cloud: Mosquitto,
     pub store: S3Server,
     /// Between the link and the cloud broker, when the scenario cuts it.
-    pub cut: Option<LinkCut>,
+    pub cut: Option<Proxy>,
     link_process: Flowrun,
     dir: tempfile::TempDir,
 }
 
 impl Rig {
-    /// Brokers, store and link, running; `cuttable` puts a [`LinkCut`]
-    /// between the link and the cloud broker.
+    /// Brokers, store and link, running; `cuttable` puts a [`Proxy`] the
+    /// test can cut between the link and the cloud broker.
     pub async fn start(link: Link, cuttable: bool) -> Rig {
         let edge = Mosquitto::start();
         let cloud = Mosquitto::start();
         let store = S3Server::start_with_request_log(true);
         store.create_bucket(BUCKET).await;
-        let cut = cuttable.then(|| LinkCut::open(cloud.port));
-        let cloud_url = cut.as_ref().map_or_else(|| cloud.url(), LinkCut::url);
+        let cut = match cuttable {
+            true => Some(Proxy::start(cloud.port, Duration::ZERO).await),
+            false => None,
+        };
+        let cloud_url = cut.as_ref().map_or_else(|| cloud.url(), |p| p.url("mqtt"));
 
         let dir = tempfile::tempdir().unwrap();
         let (shipped, nodes) = link.shipped();

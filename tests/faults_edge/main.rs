@@ -7,9 +7,14 @@
 //! `RELIABILITY scenario=… sent=… stored=… lost=… duplicated=… recover_ms=…`.
 //! The tests run one at a time: each is a timing of a 2-core machine.
 
+#[path = "../support/crops.rs"]
 mod crops;
+#[path = "../e2e/faces.rs"]
+#[allow(dead_code)]
+mod faces;
 mod killed_edge;
 mod link_down;
+#[path = "../support/proxy.rs"]
 mod proxy;
 mod report;
 mod rss;

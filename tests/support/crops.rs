@@ -1,7 +1,8 @@
-//! Real face crops to feed `mqtt_pub` with more faces than one pass of the
-//! video holds: every face flowrun finds in Megamind.avi, cut out as a
-//! grayscale PNG by the same nodes as the shipped edge specs, made once
-//! and kept under cargo's target/tmp.
+//! Real face crops for the fault tests' producers, more faces than one pass
+//! of the video holds: every face flowrun finds in Megamind.avi, cut out as
+//! a grayscale PNG by the same nodes as the shipped edge specs, made once
+//! and kept under cargo's target/tmp (shared by tests/faults and
+//! tests/faults_edge).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -35,7 +36,11 @@ fn load() -> Vec<Vec<u8>> {
         files.len(),
         dir.display()
     );
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    let crops: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for (file, crop) in files.iter().zip(&crops) {
+        crate::faces::assert_gray_png(&file.display().to_string(), crop);
+    }
+    crops
 }
 
 /// Runs camera → haar_detect → gray_crop → cos_put (a folder) over the

@@ -10,6 +10,24 @@ use crate::support::mosquitto::{collect, eventually, numbered_payloads, publish_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_session_delivers_what_was_published_while_down() {
+    persistent_session_delivers(V3).await;
+}
+
+/// `broker:` settings (after the client id) and client id prefix of one protocol version.
+pub struct Version {
+    pub settings: &'static str,
+    pub prefix: &'static str,
+}
+
+const V3: Version = Version {
+    settings: "",
+    prefix: "",
+};
+
+/// Subscriber stopped, 200 QoS 1 messages published, subscriber back with
+/// the same client id: all 200 arrive.
+pub async fn persistent_session_delivers(version: Version) {
+    let Version { settings, prefix } = version;
     let broker = Mosquitto::start();
     let out = collect(broker.port, "collector", "out/#").await;
     let url = broker.url();
@@ -20,12 +38,12 @@ name: persistent
 nodes:
   sub:
     type: mqtt_sub
-    broker: {{url: "{url}", client_id: persistent-sub}}
+    broker: {{url: "{url}", client_id: {prefix}persistent-sub{settings}}}
     topics: [{{filter: "in/#"}}]
   fwd:
     type: mqtt_pub
     inputs: [sub]
-    broker: {{url: "{url}", client_id: persistent-fwd}}
+    broker: {{url: "{url}", client_id: {prefix}persistent-fwd{settings}}}
     topic: "out/{{topic_level_1}}"
 "#
     );
@@ -51,16 +69,23 @@ nodes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_subscription_spreads_messages_exactly_once() {
+    shared_subscription_spreads(V3).await;
+}
+
+/// Three workers on `$share/g/…` take 3,000 messages: together all of them
+/// exactly once, each some.
+pub async fn shared_subscription_spreads(version: Version) {
+    let Version { settings, prefix } = version;
     let broker = Mosquitto::start();
     let out = collect(broker.port, "collector", "out/#").await;
     let url = broker.url();
     let sub = |n: u8| {
         format!(
-            "  w{n}:\n    type: mqtt_sub\n    broker: {{url: \"{url}\", client_id: worker-{n}}}\n    topics: [{{filter: \"$share/g/jobs/#\"}}]\n"
+            "  w{n}:\n    type: mqtt_sub\n    broker: {{url: \"{url}\", client_id: {prefix}worker-{n}{settings}}}\n    topics: [{{filter: \"$share/g/jobs/#\"}}]\n"
         )
     };
     let yaml = format!(
-        "version: 1\nname: shared\nnodes:\n{}{}{}  fwd:\n    type: mqtt_pub\n    inputs: [w1, w2, w3]\n    broker: {{url: \"{url}\", client_id: shared-fwd}}\n    topic: out/all\n",
+        "version: 1\nname: shared\nnodes:\n{}{}{}  fwd:\n    type: mqtt_pub\n    inputs: [w1, w2, w3]\n    broker: {{url: \"{url}\", client_id: {prefix}shared-fwd{settings}}}\n    topic: out/all\n",
         sub(1),
         sub(2),
         sub(3)

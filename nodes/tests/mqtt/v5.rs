@@ -8,6 +8,7 @@ use rumqttc::QoS;
 
 use super::forwarder::{distinct, wait_link_up};
 use super::roundtrip::{round_trip_over, wait_subscribed};
+use super::sessions::Version;
 use crate::support::engine;
 use crate::support::mosquitto::{
     collect, eventually, numbered_payloads, publish_all, Mosquitto, Options,
@@ -95,86 +96,21 @@ nodes:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_persistent_session_delivers_what_was_published_while_down() {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
-    let url = broker.url();
-    let yaml = format!(
-        r#"
-version: 1
-name: persistent-v5
-nodes:
-  sub:
-    type: mqtt_sub
-    broker: {{url: "{url}", client_id: persistent-v5-sub, protocol: "5"}}
-    topics: [{{filter: "in/#"}}]
-  fwd:
-    type: mqtt_pub
-    inputs: [sub]
-    broker: {{url: "{url}", client_id: persistent-v5-fwd, protocol: "5"}}
-    topic: "out/{{topic_level_1}}"
-"#
-    );
-    let first = engine::start(&yaml, &[]);
-    wait_subscribed(&first, "sub").await;
-    assert!(first.stop().await.is_success());
-
-    publish_all(
-        broker.port,
-        "in/offline",
-        QoS::AtLeastOnce,
-        numbered_payloads(200, 64),
-    )
-    .await;
-
-    let second = engine::start(&yaml, &[]);
-    eventually(Duration::from_secs(30), "all 200 messages", || {
-        out.counts().len() == 200
+    super::sessions::persistent_session_delivers(Version {
+        settings: r#", protocol: "5""#,
+        prefix: "v5-",
     })
     .await;
-    assert!(second.stop().await.is_success());
 }
 
+/// With a receive maximum of 20 per worker, as a cloud worker would set it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_shared_subscription_spreads_messages_exactly_once() {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
-    let url = broker.url();
-    let sub = |n: u8| {
-        format!(
-            "  w{n}:\n    type: mqtt_sub\n    broker: {{url: \"{url}\", client_id: v5-worker-{n}, protocol: \"5\", inflight: 20}}\n    topics: [{{filter: \"$share/g/jobs/#\"}}]\n"
-        )
-    };
-    let yaml = format!(
-        "version: 1\nname: shared-v5\nnodes:\n{}{}{}  fwd:\n    type: mqtt_pub\n    inputs: [w1, w2, w3]\n    broker: {{url: \"{url}\", client_id: shared-v5-fwd, protocol: \"5\"}}\n    topic: out/all\n",
-        sub(1),
-        sub(2),
-        sub(3)
-    );
-    let running = engine::start(&yaml, &[]);
-    for worker in ["w1", "w2", "w3"] {
-        wait_subscribed(&running, worker).await;
-    }
-    publish_all(
-        broker.port,
-        "jobs/all",
-        QoS::AtLeastOnce,
-        numbered_payloads(3000, 64),
-    )
-    .await;
-    eventually(Duration::from_secs(60), "3000 messages", || {
-        out.len() >= 3000
+    super::sessions::shared_subscription_spreads(Version {
+        settings: r#", protocol: "5", inflight: 20"#,
+        prefix: "v5-",
     })
     .await;
-    let counts = out.counts();
-    assert_eq!(counts.len(), 3000);
-    assert!(counts.values().all(|&n| n == 1), "a message arrived twice");
-    let per_worker: Vec<u64> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|w| running.counts(w).sent)
-        .collect();
-    assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
-    assert_eq!(per_worker.iter().sum::<u64>(), 3000);
-    assert!(running.stop().await.is_success());
 }
 
 /// A 3.1.1 edge broker bridged to a cloud broker over MQTT 5.

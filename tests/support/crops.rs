@@ -4,25 +4,22 @@
 //! and kept under cargo's target/tmp (shared by tests/faults and
 //! tests/faults_edge).
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::flowrun::MEGAMIND;
+use crate::flowrun::{Flowrun, MEGAMIND};
 
 static CROPS: tokio::sync::OnceCell<Vec<Vec<u8>>> = tokio::sync::OnceCell::const_new();
 
 /// The crops, as PNG bytes, in frame order.
 pub async fn faces() -> &'static [Vec<u8>] {
-    CROPS
-        .get_or_init(|| async { tokio::task::spawn_blocking(load).await.unwrap() })
-        .await
+    CROPS.get_or_init(load).await
 }
 
-fn load() -> Vec<Vec<u8>> {
+async fn load() -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("megamind-faces");
     if !dir.join("complete").exists() {
-        make(&dir);
+        make(&dir).await;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -45,7 +42,7 @@ fn load() -> Vec<Vec<u8>> {
 
 /// Runs camera → haar_detect → gray_crop → cos_put (a folder) over the
 /// whole video, every frame (no realtime pacing, no dropped frames).
-fn make(dir: &PathBuf) {
+async fn make(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let spec = dir.join("crops.yaml");
@@ -73,33 +70,16 @@ nodes:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowrun"))
-        .args(["run", "--no-watch"])
-        .arg(&spec)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("making face crops took over 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(exit.success(), "making face crops failed");
+    let cutter = Flowrun::start_file("crops", &spec, false, &[]);
+    let (_, clean) = cutter.wait_for_exit(Duration::from_secs(180)).await;
+    assert!(clean, "making face crops failed");
     std::fs::write(dir.join("complete"), "").unwrap();
 }
 
 /// Writes `count` faces into `dir` as `<prefix>-00000`, `<prefix>-00001`…
 /// (no extension: the name becomes the topic's last level), cycling through
 /// the crops.
-pub async fn write_numbered(dir: &std::path::Path, prefix: &str, count: usize) {
+pub async fn write_numbered(dir: &Path, prefix: &str, count: usize) {
     let faces = faces().await;
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..count {

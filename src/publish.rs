@@ -86,13 +86,9 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
     if let Some(issue) = config.check("").first() {
         bail!("{}", issue.message);
     }
-    let max = config.max_payload(&args.topic, &[]);
-    if payload.len() > max {
-        bail!(
-            "the payload is {} bytes, more than the {max} that fit a packet",
-            payload.len()
-        );
-    }
+    config
+        .check_fits(&args.topic, &[], payload.len())
+        .map_err(anyhow::Error::msg)?;
     let options = config.options("publish", |p| PathBuf::from(p))?;
     let (client, mut eventloop) = options.start(100);
     let qos = Qos::try_from(args.qos).map_err(anyhow::Error::msg)?;

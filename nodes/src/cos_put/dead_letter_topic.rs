@@ -106,13 +106,9 @@ impl TopicPublisher {
                 ),
             )
         };
-        let limit = self.broker.max_payload(topic, &[]);
-        if payload.len() > limit {
-            return Err(failed(&format!(
-                "{} bytes is over the {limit} that fit `max_packet_bytes`",
-                payload.len()
-            )));
-        }
+        self.broker
+            .check_fits(topic, &[], payload.len())
+            .map_err(|why| failed(&why))?;
         let (done, acked) = oneshot::channel();
         let request = Request {
             topic: topic.to_owned(),

@@ -451,16 +451,14 @@ impl Node for MqttBridge {
                         } else {
                             &self.config.local
                         };
-                        let limit = broker.max_payload(&topic, &publish.user_properties);
-                        if publish.payload.len() > limit {
+                        if let Err(why) = broker.check_fits(
+                            &topic,
+                            &publish.user_properties,
+                            publish.payload.len(),
+                        ) {
                             too_large.inc();
                             ctx.metrics.errors.inc();
-                            let reason = format!(
-                                "payload of {} bytes on `{}` is over the {limit} bytes that fit `max_packet_bytes` ({}) of the broker it goes to: not forwarded",
-                                publish.payload.len(),
-                                publish.topic,
-                                broker.max_packet_bytes
-                            );
+                            let reason = format!("{why} of the broker it goes to: not forwarded");
                             tracing::warn!(node = %ctx.id, "{reason}");
                             message.reject(reason);
                             continue;

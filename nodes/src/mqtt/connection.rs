@@ -404,9 +404,29 @@ impl BrokerConfig {
         Ok(Options::new(settings, self.protocol == Protocol::V5))
     }
 
+    /// `Err(why)` when a payload of `len` bytes on `topic`, with these user
+    /// properties, would not fit a packet of `max_packet_bytes`. Handing such
+    /// a publish to the client would fail the connection and have it resent
+    /// after every reconnect: a disconnect loop.
+    pub fn check_fits(
+        &self,
+        topic: &str,
+        user_properties: &[(String, String)],
+        len: usize,
+    ) -> Result<(), String> {
+        let limit = self.max_payload(topic, user_properties);
+        if len > limit {
+            return Err(format!(
+                "payload of {len} bytes on `{topic}` is over the {limit} bytes that fit `max_packet_bytes` ({})",
+                self.max_packet_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// Largest payload that fits a publish on `topic` with these user
     /// properties under `max_packet_bytes`.
-    pub fn max_payload(&self, topic: &str, user_properties: &[(String, String)]) -> usize {
+    fn max_payload(&self, topic: &str, user_properties: &[(String, String)]) -> usize {
         // Fixed header (≤ 5), topic length prefix (2), packet id (2).
         let mut overhead = topic.len() + 9;
         if self.protocol == Protocol::V5 {

@@ -206,16 +206,10 @@ pub(super) fn prepare(
     };
     let topic = topic.render(&message.meta).map_err(refused)?;
     let user_properties = user_properties(message, &config.user_properties);
-    let limit = config.broker.max_payload(&topic, &user_properties);
-    if payload.len() > limit {
-        // Handing it to rumqttc would fail the connection and be resent after
-        // every reconnect: a disconnect loop. Refuse it here instead.
-        return Err(refused(format!(
-            "payload of {} bytes on `{topic}` is over the {limit} bytes that fit `max_packet_bytes` ({})",
-            payload.len(),
-            config.broker.max_packet_bytes
-        )));
-    }
+    config
+        .broker
+        .check_fits(&topic, &user_properties, payload.len())
+        .map_err(refused)?;
     Ok(Publish {
         topic,
         payload: payload.clone(),

@@ -27,7 +27,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo build --release -q
-FLOWRUN=$PWD/target/release/flowrun
+FLOWRUN=${FLOWRUN:-$PWD/target/release/flowrun}
 # Debian's python, which has Debian's python3-paho-mqtt (not a pyenv or venv one).
 PY=/usr/bin/python3
 
@@ -113,6 +113,7 @@ YAML
     local how=("${lazy[@]}")
     [ -n "$cmd" ] && how=(--link "$cmd")
     result=$("$PY" bench/mqtt/bench.py --mode drain "${how[@]}" --edge "$edge" --cloud "$cloud" --count "$COUNT" --size "$SIZE") || result=""
+    echo "$link $result" >>"${RAW:-/dev/null}"
     if [ -n "$link_pid" ]; then rss=$(peak_rss_mb "$link_pid")
     elif [ -n "$result" ]; then rss=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1]).get("rss_mb") or "?")' "$result")
     else rss="?"; fi

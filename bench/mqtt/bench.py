@@ -11,10 +11,13 @@ Two modes:
 - drain: measures the link alone. `--link CMD` is started once so that it
   subscribes (its persistent session), then stopped; COUNT messages are
   published and queued by the edge broker for the stopped link; the link is
-  started again and timed from that start to the last delivery. With
-  `--lazy` (mosquitto's own bridge, `start_type lazy`) there is no command:
-  the edge broker starts the bridge itself once COUNT messages are queued,
-  and the clock starts at the end of the publish."""
+  started again. With `--lazy` (mosquitto's own bridge, `start_type lazy`)
+  there is no command: the edge broker starts the bridge itself once COUNT
+  messages are queued. The rate is timed from the first message to reach
+  the cloud broker to the last, the same clock for every link; the time the
+  link took to start, connect and subscribe before its first delivery is
+  reported apart (`startup_s`: process start for a command, end of the
+  publish for mosquitto's bridge, negative when it started during it)."""
 import argparse, json, signal, subprocess, sys, threading, time
 
 p = argparse.ArgumentParser()
@@ -61,6 +64,13 @@ def pub(lines):
         proc.stdin.write(l)
     proc.stdin.close()
     return proc
+
+def cpu_ticks():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
 
 def start_link():
     return subprocess.Popen("exec " + a.link, shell=True)
@@ -109,9 +119,10 @@ start = time.monotonic()
 proc = pub(lines)
 proc.wait()
 published = time.monotonic()
+busy_at_start = cpu_ticks()
 if a.mode == "drain":
     if a.lazy:
-        start = min(published, first[0] or published)
+        start = published
     else:
         if seen:
             fail(f"{len(seen)} messages crossed while the link was stopped")
@@ -122,6 +133,7 @@ last[0] = time.monotonic()
 while len(seen) < a.count and time.monotonic() - last[0] < a.quiet:
     time.sleep(0.02)
 end = last[0]
+busy, total = (now - then for now, then in zip(cpu_ticks(), busy_at_start))
 rss = peak_rss_mb(link) if link else None
 if link:
     stop(link)
@@ -129,11 +141,18 @@ sub.terminate()
 sub.wait()
 delivered = len(seen)
 dups = sum(n - 1 for n in seen.values())
-seconds = max(end - start, 1e-9)
+if a.mode == "drain" and first[0] is not None:
+    seconds = max(end - first[0], 1e-9)
+    rate = (delivered - 1) / seconds
+else:
+    seconds = max(end - start, 1e-9)
+    rate = delivered / seconds
 print(json.dumps({
     "count": a.count, "delivered": delivered, "lost": a.count - delivered, "duplicated": dups,
     "seconds": round(seconds, 2), "publish_seconds": round(published - start, 2),
-    "msgs_per_s": round(delivered / seconds),
-    "first_delivery_s": round(first[0] - start, 2) if first[0] and first[0] >= start else None,
+    "msgs_per_s": round(rate),
+    "startup_s": round(first[0] - start, 2) if a.mode == "drain" and first[0] else None,
     "pub_exit": proc.returncode, "rss_mb": rss,
+    # Share of both cores busy (any process) from the drain's start to its end.
+    "cpu_busy": round(busy / total, 2) if a.mode == "drain" and total else None,
 }))

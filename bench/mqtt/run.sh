@@ -7,8 +7,11 @@
 # brokers at mosquitto's defaults and at the shipped no-drop config
 # (docker/mosquitto/mosquitto.conf). Two modes (bench.py): `live`, a burst
 # published while the link runs (bounded by the publisher), and `drain`, a
-# backlog queued for the stopped link and timed from its start (the link's
-# own rate). Prints a table and the ratios.
+# backlog queued for the stopped link, then drained (the link's own rate,
+# timed from the first message reaching the cloud to the last; the time
+# before the first one is the `startup` column; `busy` is how much of the
+# machine's CPU, any process, was in use meanwhile). Prints a table and the
+# ratios.
 #
 #   bench/mqtt/run.sh [COUNT]
 #   LINKS="flowrun-forwarder paho-forwarder" MODES=drain bench/mqtt/run.sh   # some rows only
@@ -123,12 +126,16 @@ YAML
   "$PY" - "$link" "$profile" "$mode" "$rss" "$result" <<'PY'
 import json, sys
 link, profile, mode, rss, r = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
-print(f"{link:18} {profile:8} {mode:6} {r['delivered']:>9} {r['lost']:>6} {r['duplicated']:>5} {r['msgs_per_s']:>8} {r['seconds']:>7} {rss:>8}")
+startup = r.get("startup_s")
+startup = "-" if startup is None else startup
+busy = r.get("cpu_busy")
+busy = "-" if busy is None else f"{busy:.0%}"
+print(f"{link:18} {profile:8} {mode:6} {r['delivered']:>9} {r['lost']:>6} {r['duplicated']:>5} {r['msgs_per_s']:>8} {r['seconds']:>7} {startup:>7} {busy:>5} {rss:>8}")
 PY
 }
 
 echo "mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'), $COUNT messages of $SIZE bytes at QoS 1"
-printf '%-18s %-8s %-6s %9s %6s %5s %8s %7s %8s\n' link brokers mode delivered lost dup msg/s seconds "rss MiB"
+printf '%-18s %-8s %-6s %9s %6s %5s %8s %7s %7s %5s %8s\n' link brokers mode delivered lost dup msg/s seconds startup busy "rss MiB"
 results=$work/results.txt
 links=${LINKS:-flowrun-bridge flowrun-forwarder mosquitto-bridge paho-forwarder}
 modes=${MODES:-live drain}

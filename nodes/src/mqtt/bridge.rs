@@ -6,8 +6,7 @@
 //! the other broker acknowledged it: each side subscribes with manual acks,
 //! and the message forwarded to the other side carries an acknowledgement
 //! that [`OrderedAcks`] hands back in arrival order. `both` entries would
-//! echo each message back where it came from (MQTT 3.1.1 has no "no local"
-//! flag); the node remembers what it forwarded and drops the echo.
+//! echo each message back where it came from; [`Echoes`] drops the copy.
 //!
 //! The bridge's state (`1` connected to the remote, `0` not) is published
 //! retained on `status_topic`, on the local broker and (with a last will
@@ -21,9 +20,6 @@
 //! (MQTT 5 reason code 0x10), and publishes it again with backoff until one
 //! took it ([`super::unheard`]).
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use flowrun_runtime::{
@@ -36,6 +32,7 @@ use serde::Deserialize;
 
 use super::client::{AckToken, Event, Options, Publish, Will};
 use super::connection::{BrokerConfig, Protocol};
+use super::echoes::Echoes;
 use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::{Outstanding, Settled};
 use super::subscribe::check_filter;
@@ -251,9 +248,19 @@ struct MqttBridge {
 /// bounded by the brokers' in-flight windows, and the channel grows as it fills.
 const REQUESTS: usize = 1 << 16;
 
+/// How many publishes a side may have waiting for its broker's
+/// acknowledgement, in multiples of its in-flight window, before the
+/// bridge stops reading from the other broker: past it, that broker keeps
+/// the backlog. Without a bound, a backlog would move into the bridge's
+/// memory: mosquitto 2.0.11 sends a 3.1.1 subscriber more than its
+/// in-flight window once the first acknowledgements are back.
+const WINDOWS_AHEAD: usize = 2;
+
 /// One broker's end of the bridge.
 struct Side {
     link: Link,
+    /// See [`WINDOWS_AHEAD`].
+    most_outstanding: usize,
     /// Messages received from this broker, acknowledged back in order.
     acks: OrderedAcks<Held>,
     connection: u64,
@@ -262,6 +269,16 @@ struct Side {
     /// Messages this broker matched to no subscriber, to publish again.
     unheard: Unheard<Forwarded>,
     filters: Vec<(String, Qos)>,
+}
+
+impl Side {
+    /// Whether the bridge reads what `side` sends: not while the other side
+    /// has too much outstanding, unless `side` has publishes of its own
+    /// waiting for acknowledgements that only reading it brings (with
+    /// `both` entries, two full sides would otherwise wait on each other).
+    fn may_read(side: &Side, other: &Side) -> bool {
+        other.outstanding.len() < other.most_outstanding || !side.outstanding.is_empty()
+    }
 }
 
 /// A message published to one side, and how to publish it again.
@@ -276,19 +293,11 @@ struct Forwarded {
 /// token, its topic (for logs).
 type Held = (u64, AckToken, String);
 
-type EchoKey = (usize, String, u64);
-
 /// What woke the bridge up.
 enum Step {
     Event(usize, Option<LinkEvent>),
     Settled(usize, Held, AckStatus),
     Again(usize, Vec<Forwarded>),
-}
-
-fn payload_hash(payload: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    payload.hash(&mut hasher);
-    hasher.finish()
 }
 
 impl MqttBridge {
@@ -306,6 +315,7 @@ impl MqttBridge {
             .map(|t| (t.filter(side), t.qos))
             .collect();
         Side {
+            most_outstanding: WINDOWS_AHEAD * usize::from(broker.inflight),
             link: Link::start(
                 self.options[side].clone(),
                 broker,
@@ -359,15 +369,17 @@ impl Node for MqttBridge {
     fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
         Box::pin(async move {
             let mut sides = [self.side(LOCAL, &ctx), self.side(REMOTE, &ctx)];
-            let mut echoes: HashMap<EchoKey, u32> = HashMap::new();
+            let mut echoes = Echoes::default();
             let too_large = ctx.metrics.event("too_large");
             loop {
                 let step = {
+                    let read_local = Side::may_read(&sides[LOCAL], &sides[REMOTE]);
+                    let read_remote = Side::may_read(&sides[REMOTE], &sides[LOCAL]);
                     let [local, remote] = &mut sides;
                     tokio::select! {
                         _ = ctx.stopping() => return Ok(()),
-                        event = local.link.events.recv() => Step::Event(LOCAL, event),
-                        event = remote.link.events.recv() => Step::Event(REMOTE, event),
+                        event = local.link.events.recv(), if read_local => Step::Event(LOCAL, event),
+                        event = remote.link.events.recv(), if read_remote => Step::Event(REMOTE, event),
                         Some((held, outcome)) = local.acks.next(), if !local.acks.is_empty() => {
                             Step::Settled(LOCAL, held, outcome.status)
                         }
@@ -416,7 +428,6 @@ impl Node for MqttBridge {
                     }
                     Some(LinkEvent::Packet(Event::Received(publish))) => {
                         ctx.metrics.received.inc();
-                        let hash = payload_hash(&publish.payload);
                         let side = &mut sides[from];
                         let ack = if publish.qos == Qos::AtMostOnce {
                             flowrun_runtime::Ack::untracked()
@@ -429,12 +440,7 @@ impl Node for MqttBridge {
                             Metadata::new(),
                             ack,
                         );
-                        let echo = (from, publish.topic.clone(), hash);
-                        if let Some(count) = echoes.get_mut(&echo) {
-                            *count -= 1;
-                            if *count == 0 {
-                                echoes.remove(&echo);
-                            }
+                        if echoes.take(from, &publish.topic, &publish.payload) {
                             message.ack();
                             continue;
                         }
@@ -471,7 +477,7 @@ impl Node for MqttBridge {
                             .iter()
                             .any(|t| t.map(to, &topic).is_some())
                         {
-                            *echoes.entry((to, topic.clone(), hash)).or_insert(0) += 1;
+                            echoes.expect(to, &topic, &publish.payload);
                         }
                         let forward = Publish {
                             topic,

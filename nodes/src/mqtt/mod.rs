@@ -18,6 +18,7 @@ pub mod bridge;
 pub mod broker;
 pub mod client;
 pub mod connection;
+mod echoes;
 pub mod link;
 pub(crate) mod outstanding;
 pub mod publish;

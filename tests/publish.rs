@@ -5,15 +5,11 @@
 #[allow(dead_code)]
 mod mosquitto;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use flowrun_nodes::mqtt::client::{Event, Polled, Received};
-use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
 use flowrun_nodes::mqtt::Qos;
-use mosquitto::{collect, eventually, Mosquitto, Options};
-use tokio::sync::mpsc;
+use mosquitto::{collect, eventually, subscribe_v5, Mosquitto, Options};
 
 fn flowrun() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flowrun"))
@@ -21,46 +17,6 @@ fn flowrun() -> Command {
 
 fn publish(args: &[&str]) -> Output {
     flowrun().arg("publish").args(args).output().unwrap()
-}
-
-/// An MQTT 5 subscriber to `filter` (flowrun's own client, so that user
-/// properties are seen); resolves once subscribed.
-async fn subscribe_v5(url: &str, filter: &str) -> mpsc::UnboundedReceiver<Received> {
-    let mut config = BrokerConfig::new(url);
-    config.protocol = Protocol::V5;
-    config.clean_session = true;
-    let (client, mut eventloop) = config
-        .options("test-sub", |p| PathBuf::from(p))
-        .unwrap()
-        .start(10);
-    client
-        .try_subscribe(&[(filter.to_owned(), Qos::AtLeastOnce)])
-        .unwrap();
-    let (received, rx) = mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
-    let mut subscribed_tx = Some(subscribed_tx);
-    tokio::spawn(async move {
-        // Holds the client: dropping it would end the event loop.
-        let _client = client;
-        while let Ok(polled) = eventloop.poll().await {
-            match polled {
-                Polled::Event(Event::Subscribed(_)) => {
-                    if let Some(tx) = subscribed_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Polled::Event(Event::Received(message)) => {
-                    let _ = received.send(*message);
-                }
-                _ => {}
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), subscribed)
-        .await
-        .expect("the v5 subscriber could not subscribe")
-        .unwrap();
-    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! `flowrun publish`: sends one payload (a file or a text) to a broker, `count`
 //! times, and says through the exit code whether the broker acknowledged
-//! every copy — what the original's one-shot test script did.
+//! every copy — what the original's one-shot test script did. Over MQTT 5 a
+//! copy the broker refuses (a PUBACK reason code ≥ 0x80) is a failure, and
+//! copies that reached no subscriber (0x10) are a warning.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use flowrun_nodes::mqtt::client::{Event, Polled, Publish};
-use flowrun_nodes::mqtt::connection::BrokerConfig;
+use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
 use flowrun_nodes::mqtt::Qos;
 
 #[derive(Args)]
@@ -19,6 +21,10 @@ pub struct PublishArgs {
     /// Topic to publish on.
     #[arg(long)]
     topic: String,
+    /// MQTT version: 3.1.1 or 5. Over 5 a refusal (e.g. by the broker's ACL)
+    /// fails with its reason, and "no matching subscribers" is warned about.
+    #[arg(long, default_value = "3.1.1")]
+    protocol: Protocol,
     /// 0, 1 or 2. At 1 and 2 the exit code says whether the broker acknowledged.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
@@ -31,6 +37,9 @@ pub struct PublishArgs {
     /// How many copies to publish.
     #[arg(long, default_value_t = 1)]
     count: u64,
+    /// An MQTT 5 user property to send with the message; repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = user_property)]
+    user_property: Vec<(String, String)>,
     /// Ask the broker to retain the message.
     #[arg(long)]
     retain: bool,
@@ -55,7 +64,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let limit = Duration::from_secs(args.timeout);
-    let acked = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         tokio::time::timeout(limit, publish(&args, payload))
             .await
             .unwrap_or_else(|_| {
@@ -65,13 +74,41 @@ pub fn run(args: PublishArgs) -> anyhow::Result<std::process::ExitCode> {
                 ))
             })
     })?;
-    println!("published {acked} of {} on `{}`", args.count, args.topic);
+    if outcome.unheard > 0 {
+        eprintln!(
+            "flowrun: warning: {} of {} copies on `{}` reached no subscriber (the broker took them: no matching subscribers, 0x10)",
+            outcome.unheard, args.count, args.topic
+        );
+    }
+    println!(
+        "published {} of {} on `{}`",
+        outcome.acked, args.count, args.topic
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+fn user_property(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+/// What the broker answered.
+struct Outcome {
+    /// Copies the broker took.
+    acked: u64,
+    /// Of those, copies it said no subscriber matched (MQTT 5 only).
+    unheard: u64,
+}
+
 /// Publishes every copy and waits for the broker's acknowledgements.
-async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
+async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome> {
+    if !args.user_property.is_empty() && args.protocol != Protocol::V5 {
+        bail!("--user-property needs --protocol 5: MQTT 3.1.1 has no user properties");
+    }
     let mut config = BrokerConfig::new(&args.broker);
+    config.protocol = args.protocol;
     config.clean_session = true;
     config.client_id = Some(format!("flowrun-publish-{}", std::process::id()));
     config.username = args.username.clone();
@@ -87,7 +124,7 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
         bail!("{}", issue.message);
     }
     config
-        .check_fits(&args.topic, &[], payload.len())
+        .check_fits(&args.topic, &args.user_property, payload.len())
         .map_err(anyhow::Error::msg)?;
     let options = config.options("publish", |p| PathBuf::from(p))?;
     let (client, mut eventloop) = options.start(100);
@@ -97,7 +134,7 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
         payload: payload.into(),
         qos,
         retain: args.retain,
-        user_properties: Vec::new(),
+        user_properties: args.user_property.clone(),
     };
     let count = args.count;
     let sender = tokio::spawn(async move {
@@ -106,17 +143,30 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<u64> {
         }
         Ok::<_, flowrun_nodes::mqtt::client::ClientError>(client)
     });
-    let mut acked = 0u64;
-    while acked < args.count {
+    let mut outcome = Outcome {
+        acked: 0,
+        unheard: 0,
+    };
+    while outcome.acked < args.count {
         match eventloop.poll().await {
-            Ok(Polled::Event(Event::Acked { .. } | Event::Sent { pkid: 0 })) => acked += 1,
+            Ok(Polled::Event(Event::Acked { .. } | Event::Sent { pkid: 0 })) => outcome.acked += 1,
+            Ok(Polled::Event(Event::Unheard { .. })) => {
+                outcome.acked += 1;
+                outcome.unheard += 1;
+            }
             Ok(_) => {}
-            Err(failure) => bail!("{}", failure.reason),
+            // A refusal also ends the connection: its own reason says more.
+            Err(failure) => match failure.refused.first() {
+                Some(Event::Refused { reason, .. } | Event::TooLarge { reason }) => {
+                    bail!("{reason}")
+                }
+                _ => bail!("{}", failure.reason),
+            },
         }
     }
     let client = sender.await??;
     // Let the broker close the session cleanly; the copies are already acknowledged.
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
-    Ok(acked)
+    Ok(outcome)
 }

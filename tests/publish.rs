@@ -5,13 +5,18 @@
 #[allow(dead_code)]
 mod mosquitto;
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use mosquitto::{collect, eventually, Mosquitto};
+use flowrun_nodes::mqtt::Qos;
+use mosquitto::{collect, eventually, subscribe_v5, Mosquitto, Options};
 
 fn flowrun() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flowrun"))
+}
+
+fn publish(args: &[&str]) -> Output {
+    flowrun().arg("publish").args(args).output().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,5 +78,121 @@ fn exits_1_when_no_broker_answers() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr).trim(),
         "flowrun: nothing listens at the broker address (connection refused)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v5_publish_arrives_byte_exact_with_its_user_properties() {
+    let broker = Mosquitto::start();
+    let mut received = subscribe_v5(&broker.url(), "image").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("face.png");
+    let payload: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &payload).unwrap();
+    let output = tokio::task::block_in_place(|| {
+        publish(&[
+            "--broker",
+            &broker.url(),
+            "--topic",
+            "image",
+            "--protocol",
+            "5",
+            "--user-property",
+            "source=cam7",
+            "--user-property",
+            "frame=12",
+            "--file",
+            file.to_str().unwrap(),
+        ])
+    });
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    let message = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the subscriber received nothing")
+        .unwrap();
+    assert_eq!(message.qos, Qos::AtLeastOnce);
+    assert_eq!(message.payload, payload);
+    assert_eq!(
+        message.user_properties,
+        [
+            ("source".to_owned(), "cam7".to_owned()),
+            ("frame".to_owned(), "12".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn v5_publish_the_acl_refuses_exits_1_with_the_reason() {
+    let acl_dir = tempfile::tempdir().unwrap();
+    let acl = acl_dir.path().join("acl");
+    std::fs::write(&acl, "topic read #\ntopic write good/#\n").unwrap();
+    let broker = Mosquitto::start_with(Options {
+        extra: format!("acl_file {}", acl.display()),
+        ..Options::default()
+    });
+    let output = publish(&[
+        "--broker",
+        &broker.url(),
+        "--topic",
+        "bad/1",
+        "--protocol",
+        "5",
+        "--message",
+        "hi",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "flowrun: the broker refused the publish: not authorized (0x87)"
+    );
+}
+
+#[test]
+fn v5_publish_no_one_subscribed_to_exits_0_with_a_warning() {
+    let broker = Mosquitto::start();
+    let output = publish(&[
+        "--broker",
+        &broker.url(),
+        "--topic",
+        "nobody",
+        "--protocol",
+        "5",
+        "--count",
+        "2",
+        "--message",
+        "hi",
+    ]);
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "flowrun: warning: 2 of 2 copies on `nobody` reached no subscriber (the broker took them: no matching subscribers, 0x10)"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "published 2 of 2 on `nobody`"
+    );
+}
+
+#[test]
+fn user_properties_need_protocol_5() {
+    let output = publish(&[
+        "--broker",
+        "mqtt://127.0.0.1:1",
+        "--topic",
+        "t",
+        "--user-property",
+        "a=b",
+        "--message",
+        "hi",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "flowrun: --user-property needs --protocol 5: MQTT 3.1.1 has no user properties"
     );
 }

@@ -1,9 +1,11 @@
 //! `mqtt_broker`: an MQTT broker inside the flowrun process (rumqttd), so
 //! that the demo needs nothing installed.
 //!
-//! Its limits: MQTT 3.1.1 only, sessions and queues in memory only (lost
-//! when flowrun stops), no authentication. Real deployments point the other
-//! nodes at mosquitto or a clustered broker instead.
+//! Its limits: one MQTT version per listener (3.1.1 or 5, and over 5 no
+//! reason codes, session expiry or client limits: docs/mqtt.md), sessions
+//! and queues in memory only (lost when flowrun stops), no authentication.
+//! Real deployments point the other nodes at mosquitto or a clustered
+//! broker instead.
 //!
 //! rumqttd's `Broker::start` blocks and cannot be stopped, so the broker gets
 //! a thread of its own for the life of the process. A reload or restart of
@@ -21,7 +23,9 @@ use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// Runs an in-process MQTT 3.1.1 broker (memory only) for demos and tests.
+use super::connection::Protocol;
+
+/// Runs an in-process MQTT broker (memory only) for demos and tests.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MqttBrokerConfig {
@@ -29,6 +33,10 @@ pub struct MqttBrokerConfig {
     /// other machines.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// MQTT version the listener speaks: `"3.1.1"` (the default) or `"5"`;
+    /// one, not both. Point the nodes at it with the same `protocol`.
+    #[serde(default)]
+    pub protocol: Protocol,
     /// Largest payload accepted, in bytes. Default 16 MiB.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: usize,
@@ -56,7 +64,7 @@ fn default_connections() -> usize {
 impl NodeConfig for MqttBrokerConfig {
     const TYPE: &'static str = "mqtt_broker";
     const DESCRIPTION: &'static str =
-        "Runs an MQTT 3.1.1 broker inside flowrun (memory only): a demo needs nothing installed";
+        "Runs an MQTT broker (3.1.1 or 5) inside flowrun (memory only): a demo needs nothing installed";
     const INPUTS: Inputs = Inputs::None;
     const OUTPUT: OutputKind = OutputKind::None;
 
@@ -101,8 +109,12 @@ fn running() -> &'static Mutex<HashSet<SocketAddr>> {
 }
 
 fn rumqttd_config(config: &MqttBrokerConfig, listen: SocketAddr) -> Config {
+    let name = match config.protocol {
+        Protocol::V311 => "v4",
+        Protocol::V5 => "v5",
+    };
     let server = ServerSettings {
-        name: "v4".into(),
+        name: name.into(),
         listen,
         tls: None,
         next_connection_delay_ms: 1,
@@ -123,9 +135,14 @@ fn rumqttd_config(config: &MqttBrokerConfig, listen: SocketAddr) -> Config {
             max_segment_count: 10,
             ..Default::default()
         },
-        v4: Some(HashMap::from([("v4".to_owned(), server)])),
+        v4: (config.protocol == Protocol::V311).then(|| listener(name, server.clone())),
+        v5: (config.protocol == Protocol::V5).then(|| listener(name, server)),
         ..Default::default()
     }
+}
+
+fn listener(name: &str, server: ServerSettings) -> HashMap<String, ServerSettings> {
+    HashMap::from([(name.to_owned(), server)])
 }
 
 /// Starts the broker on its own thread, unless this process already runs one there.

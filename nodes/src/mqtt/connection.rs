@@ -103,6 +103,14 @@ impl TryFrom<ProtocolName> for Protocol {
             ProtocolName::Float(x) => x.to_string(),
             ProtocolName::Text(t) => t,
         };
+        text.parse()
+    }
+}
+
+/// The same words as the spec's `protocol:`, for command-line options.
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
         match text.trim() {
             "3.1.1" | "4" => Ok(Protocol::V311),
             "5" | "5.0" => Ok(Protocol::V5),

@@ -9,7 +9,7 @@ use crate::support::mosquitto::{collect, eventually, Mosquitto};
 /// A graph that forwards everything under `in/` to `out/` through mqtt_sub
 /// and mqtt_pub, so a message crosses both node types.
 /// `protocol` is the MQTT version every node uses.
-fn relay_spec(url: &str, protocol: &str, qos: u8) -> String {
+pub fn relay_spec(url: &str, protocol: &str, qos: u8) -> String {
     format!(
         r#"
 version: 1
@@ -29,7 +29,7 @@ nodes:
     )
 }
 
-fn generate_spec(url: &str, protocol: &str, qos: u8, size: usize, count: usize) -> String {
+pub fn generate_spec(url: &str, protocol: &str, qos: u8, size: usize, count: usize) -> String {
     format!(
         r#"
 version: 1

@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flowrun_nodes::mqtt::client::{self as flowrun_client, Polled};
+use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
+use flowrun_nodes::mqtt::Qos;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use tokio::sync::mpsc;
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
@@ -229,6 +233,50 @@ pub async fn collect(url_port: u16, client_id: &str, filter: &str) -> Collected 
         .expect("the collector could not subscribe")
         .unwrap();
     collected
+}
+
+/// A clean-session MQTT 5 subscriber to `filter` at QoS 1, through
+/// flowrun's own client (so that user properties are seen): what arrives,
+/// in order. Resolves once subscribed.
+pub async fn subscribe_v5(
+    url: &str,
+    filter: &str,
+) -> mpsc::UnboundedReceiver<flowrun_client::Received> {
+    let mut config = BrokerConfig::new(url);
+    config.protocol = Protocol::V5;
+    config.clean_session = true;
+    let (client, mut eventloop) = config
+        .options("test-sub", |p| PathBuf::from(p))
+        .unwrap()
+        .start(10);
+    client
+        .try_subscribe(&[(filter.to_owned(), Qos::AtLeastOnce)])
+        .unwrap();
+    let (received, rx) = mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed_tx);
+    tokio::spawn(async move {
+        // Holds the client: dropping it would end the event loop.
+        let _client = client;
+        while let Ok(polled) = eventloop.poll().await {
+            match polled {
+                Polled::Event(flowrun_client::Event::Subscribed(_)) => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Polled::Event(flowrun_client::Event::Received(message)) => {
+                    let _ = received.send(*message);
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed)
+        .await
+        .expect("the v5 subscriber could not subscribe")
+        .unwrap();
+    rx
 }
 
 /// Publishes every payload on `topic` at `qos` and waits (bounded) until the

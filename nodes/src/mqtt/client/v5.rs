@@ -171,10 +171,10 @@ impl Loop {
             Err(error) => {
                 let refused = match &error {
                     ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
-                        self.refused(&format!("{reason:?}"))
+                        self.refused(pub_ack_words(*reason))
                     }
                     ConnectionError::MqttState(StateError::PubRecFail { reason }) => {
-                        self.refused(&format!("{reason:?}"))
+                        self.refused(pub_rec_words(*reason))
                     }
                     ConnectionError::MqttState(StateError::OutgoingPacketTooLarge {
                         pkt_size,
@@ -305,10 +305,16 @@ fn describe(error: &ConnectionError) -> String {
             other => format!("the broker refused the connection: {other:?}"),
         },
         ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
-            format!("the broker refused a publish ({reason:?}); reconnecting")
+            format!(
+                "the broker refused a publish: {}; reconnecting",
+                pub_ack_words(*reason)
+            )
         }
         ConnectionError::MqttState(StateError::PubRecFail { reason }) => {
-            format!("the broker refused a publish ({reason:?}); reconnecting")
+            format!(
+                "the broker refused a publish: {}; reconnecting",
+                pub_rec_words(*reason)
+            )
         }
         ConnectionError::MqttState(StateError::SubFail { reason }) => {
             format!("the broker refused the subscription: {reason:?}")
@@ -327,4 +333,35 @@ fn describe(error: &ConnectionError) -> String {
         ConnectionError::Tls(tls) => super::describe_tls(tls),
         other => other.to_string(),
     }
+}
+
+/// A PUBACK reason code as MQTT 5 names it, with its number, since broker
+/// logs and documentation give the number.
+fn pub_ack_words(reason: PubAckReason) -> &'static str {
+    match reason {
+        PubAckReason::Success => "success (0x00)",
+        PubAckReason::NoMatchingSubscribers => "no matching subscribers (0x10)",
+        PubAckReason::UnspecifiedError => "unspecified error (0x80)",
+        PubAckReason::ImplementationSpecificError => "implementation specific error (0x83)",
+        PubAckReason::NotAuthorized => "not authorized (0x87)",
+        PubAckReason::TopicNameInvalid => "topic name invalid (0x90)",
+        PubAckReason::PacketIdentifierInUse => "packet identifier in use (0x91)",
+        PubAckReason::QuotaExceeded => "quota exceeded (0x97)",
+        PubAckReason::PayloadFormatInvalid => "payload format invalid (0x99)",
+    }
+}
+
+/// A PUBREC reason code: the same codes as PUBACK's.
+fn pub_rec_words(reason: PubRecReason) -> &'static str {
+    pub_ack_words(match reason {
+        PubRecReason::Success => PubAckReason::Success,
+        PubRecReason::NoMatchingSubscribers => PubAckReason::NoMatchingSubscribers,
+        PubRecReason::UnspecifiedError => PubAckReason::UnspecifiedError,
+        PubRecReason::ImplementationSpecificError => PubAckReason::ImplementationSpecificError,
+        PubRecReason::NotAuthorized => PubAckReason::NotAuthorized,
+        PubRecReason::TopicNameInvalid => PubAckReason::TopicNameInvalid,
+        PubRecReason::PacketIdentifierInUse => PubAckReason::PacketIdentifierInUse,
+        PubRecReason::QuotaExceeded => PubAckReason::QuotaExceeded,
+        PubRecReason::PayloadFormatInvalid => PubAckReason::PayloadFormatInvalid,
+    })
 }

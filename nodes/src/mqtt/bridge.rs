@@ -272,12 +272,15 @@ struct Side {
 }
 
 impl Side {
+    fn is_full(&self) -> bool {
+        self.outstanding.len() >= self.most_outstanding
+    }
+
     /// Whether the bridge reads what `side` sends: not while the other side
-    /// has too much outstanding, unless `side` has publishes of its own
-    /// waiting for acknowledgements that only reading it brings (with
-    /// `both` entries, two full sides would otherwise wait on each other).
+    /// is full, unless `side` is full too and needs its acknowledgements
+    /// read (with `both` entries the two would otherwise wait on each other).
     fn may_read(side: &Side, other: &Side) -> bool {
-        other.outstanding.len() < other.most_outstanding || !side.outstanding.is_empty()
+        !other.is_full() || side.is_full()
     }
 }
 

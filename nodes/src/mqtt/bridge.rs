@@ -54,6 +54,19 @@ pub struct MqttBridgeConfig {
     /// remote, `0` not. Default `flowrun/bridge/<node id>/state`.
     #[serde(default)]
     pub status_topic: Option<String>,
+    /// Messages taken from one broker and not yet acknowledged by the
+    /// other, at most, per direction. Past it the bridge reads no more from
+    /// the first broker, which keeps the rest (so a backlog stays in the
+    /// broker, not in the bridge's memory). Default 1000, as `mqtt_pub`'s
+    /// `buffer`: a burst larger than a broker's queue is dropped by that
+    /// broker (mosquitto's default `max_queued_messages` is 1000), so a
+    /// smaller buffer loses more of it there; 1000 images of 9 KB are 9 MB.
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
+}
+
+fn default_buffer() -> usize {
+    1000
 }
 
 /// One `topic` line: `pattern [direction [qos [local_prefix remote_prefix]]]`.
@@ -160,6 +173,9 @@ impl NodeConfig for MqttBridgeConfig {
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = self.local.check("local");
         issues.extend(self.remote.check("remote"));
+        if self.buffer == 0 {
+            issues.push(ConfigIssue::new("buffer", "at least 1"));
+        }
         if self.topics.is_empty() {
             issues.push(ConfigIssue::new("topics", "bridge at least one pattern"));
         }
@@ -248,18 +264,12 @@ struct MqttBridge {
 /// bounded by the brokers' in-flight windows, and the channel grows as it fills.
 const REQUESTS: usize = 1 << 16;
 
-/// How many publishes a side may have waiting for its broker's
-/// acknowledgement, in multiples of its in-flight window, before the
-/// bridge stops reading from the other broker: past it, that broker keeps
-/// the backlog. Without a bound, a backlog would move into the bridge's
-/// memory: mosquitto 2.0.11 sends a 3.1.1 subscriber more than its
-/// in-flight window once the first acknowledgements are back.
-const WINDOWS_AHEAD: usize = 2;
-
 /// One broker's end of the bridge.
 struct Side {
     link: Link,
-    /// See [`WINDOWS_AHEAD`].
+    /// The bridge's `buffer`: without a bound, a backlog would move into
+    /// memory, as mosquitto 2.0.11 sends a 3.1.1 subscriber more than its
+    /// in-flight window once the first acknowledgements are back.
     most_outstanding: usize,
     /// Messages received from this broker, acknowledged back in order.
     acks: OrderedAcks<Held>,
@@ -318,7 +328,7 @@ impl MqttBridge {
             .map(|t| (t.filter(side), t.qos))
             .collect();
         Side {
-            most_outstanding: WINDOWS_AHEAD * usize::from(broker.inflight),
+            most_outstanding: self.config.buffer,
             link: Link::start(
                 self.options[side].clone(),
                 broker,

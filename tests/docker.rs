@@ -139,11 +139,25 @@ fn stages() -> Vec<(String, Vec<(String, String)>)> {
     stages
 }
 
-/// `COPY src… dest` lines of the final stage that copy from the build
-/// context: image path prefix → repository path.
+/// The stage named `name` (`FROM … AS name`).
+fn stage(name: &str) -> Vec<(String, String)> {
+    stages()
+        .into_iter()
+        .find(|(from, _)| from.ends_with(&format!(" AS {name}")))
+        .unwrap_or_else(|| panic!("the Dockerfile has no stage `{name}`"))
+        .1
+}
+
+/// The images the Dockerfile ships, by stage name: every stage after the
+/// build stage.
+const SHIPPED: [&str; 2] = ["cloud", "edge"];
+
+/// `COPY src… dest` lines of the edge stage (the default target; both
+/// shipped stages copy the same files) that copy from the build context:
+/// image path prefix → repository path.
 fn copied_into_image() -> Vec<(String, PathBuf)> {
-    let (_, last) = stages().pop().unwrap();
-    last.iter()
+    stage("edge")
+        .iter()
         .filter(|(word, rest)| word == "COPY" && !rest.starts_with("--from"))
         .map(|(_, rest)| {
             let parts: Vec<&str> = rest.split_whitespace().collect();
@@ -359,19 +373,22 @@ fn assert_reads_exactly_what_it_is_given(spec: &Path, env: &BTreeMap<String, Str
 }
 
 #[test]
-fn the_dockerfile_builds_in_one_stage_and_ships_a_slim_non_root_one() {
+fn the_dockerfile_builds_in_one_stage_and_ships_slim_non_root_ones() {
     let stages = stages();
-    assert!(stages.len() >= 2, "a multi-stage Dockerfile");
+    assert_eq!(
+        stages.len(),
+        1 + SHIPPED.len(),
+        "a build stage, then the images"
+    );
     let (build_from, build) = &stages[0];
-    let (final_from, last) = stages.last().unwrap();
     let build_name = build_from
         .split_once(" AS ")
         .or_else(|| build_from.split_once(" as "))
         .map(|(_, name)| name.trim().to_owned())
         .expect("the build stage is named (FROM … AS build)");
     assert!(
-        final_from.contains("slim"),
-        "the final stage starts from a slim image: {final_from}"
+        stages.last().unwrap().0.ends_with(" AS edge"),
+        "the edge image is the default target (the last stage)"
     );
 
     // The build stage gets every workspace member and the lock file.
@@ -408,57 +425,69 @@ fn the_dockerfile_builds_in_one_stage_and_ships_a_slim_non_root_one() {
         );
     }
 
-    // The final stage: the binary from the build stage, files that exist,
-    // a user that is not root.
-    let from_build: Vec<&String> = last
-        .iter()
-        .filter(|(word, rest)| word == "COPY" && rest.starts_with("--from"))
-        .map(|(_, rest)| rest)
-        .collect();
-    assert!(
-        from_build
+    for name in SHIPPED {
+        let (from, shipped) = stages
             .iter()
-            .any(|rest| rest.starts_with(&format!("--from={build_name} "))),
-        "the final stage copies the binary from the `{build_name}` stage"
+            .find(|(from, _)| from.ends_with(&format!(" AS {name}")))
+            .unwrap_or_else(|| panic!("no stage `{name}`"));
+        assert_ships_a_slim_non_root_image(name, from, shipped, &build_name);
+    }
+}
+
+/// A shipped stage: from a slim image, the binary from the build stage,
+/// files that exist, a user that is not root, a default spec in the image.
+fn assert_ships_a_slim_non_root_image(
+    name: &str,
+    from: &str,
+    stage: &[(String, String)],
+    build_name: &str,
+) {
+    assert!(
+        from.contains("slim"),
+        "the {name} stage starts from a slim image: {from}"
     );
-    for (dest, source) in copied_into_image() {
+    assert!(
+        stage
+            .iter()
+            .any(|(word, rest)| word == "COPY"
+                && rest.starts_with(&format!("--from={build_name} "))),
+        "the {name} stage copies the binary from the `{build_name}` stage"
+    );
+    for (word, rest) in stage.iter().filter(|(word, rest)| word == "COPY" && !rest.starts_with("--from")) {
+        let source = rest.split_whitespace().next().unwrap_or_default();
         assert!(
-            source.exists(),
-            "COPY into {dest}: {} is missing",
-            source.display()
+            root().join(source).exists(),
+            "{name}: {word} {rest}: {source} is missing"
         );
     }
-    let user = last
+    let user = stage
         .iter()
         .rev()
         .find(|(word, _)| word == "USER")
         .map(|(_, user)| user.clone())
-        .expect("the final stage sets a USER");
+        .unwrap_or_else(|| panic!("the {name} stage sets no USER"));
     assert!(
         !["root", "0", "0:0"].contains(&user.as_str()),
-        "runs as {user}"
+        "{name} runs as {user}"
     );
-
-    // The default command runs a spec that is in the image.
-    let cmd = &last
+    let cmd = &stage
         .iter()
         .rev()
         .find(|(word, _)| word == "CMD")
-        .expect("a CMD")
+        .unwrap_or_else(|| panic!("the {name} stage has no CMD"))
         .1;
     let spec: Vec<Value> = serde_json::from_str(cmd).expect("CMD in exec form");
     let spec = spec.last().and_then(Value::as_str).unwrap();
     assert!(
         in_repository(spec).is_file(),
-        "CMD runs {spec}, which is missing"
+        "{name}: CMD runs {spec}, which is missing"
     );
 }
 
-/// The packages the final stage installs with apt-get.
-fn final_stage_packages() -> BTreeSet<String> {
-    let (_, last) = stages().pop().unwrap();
+/// The packages a stage installs with apt-get.
+fn packages(stage_name: &str) -> BTreeSet<String> {
     let mut packages = BTreeSet::new();
-    for (_, rest) in last.iter().filter(|(word, _)| word == "RUN") {
+    for (_, rest) in stage(stage_name).iter().filter(|(word, _)| word == "RUN") {
         for command in rest.split("&&") {
             let words: Vec<&str> = command.split_whitespace().collect();
             if let Some(at) = words.iter().position(|w| *w == "install") {
@@ -477,9 +506,9 @@ fn final_stage_packages() -> BTreeSet<String> {
 }
 
 #[test]
-fn the_image_installs_the_opencv_libraries_the_binary_links_and_no_build_tools() {
-    let packages = final_stage_packages();
-    for package in &packages {
+fn the_images_install_no_build_tools() {
+    for name in SHIPPED {
+        for package in packages(name) {
         assert!(
             !package.ends_with("-dev")
                 && ![
@@ -492,9 +521,15 @@ fn the_image_installs_the_opencv_libraries_the_binary_links_and_no_build_tools()
                     "pkg-config"
                 ]
                 .contains(&package.as_str()),
-            "the final stage installs the build tool {package}"
+            "the {name} stage installs the build tool {package}"
         );
+        }
     }
+}
+
+#[test]
+fn the_edge_image_installs_the_opencv_libraries_the_binary_links() {
+    let packages = packages("edge");
     // The libraries the binary names (ELF NEEDED), e.g. libopencv_core.so.406
     // from Debian's libopencv-core406.
     let output = Command::new("readelf")
@@ -520,7 +555,7 @@ fn the_image_installs_the_opencv_libraries_the_binary_links_and_no_build_tools()
     for package in &opencv {
         assert!(
             packages.contains(package),
-            "the binary links {package}'s library, which the final stage does not install ({packages:?})"
+            "the binary links {package}'s library, which the edge stage does not install ({packages:?})"
         );
     }
     // The cascades haar_detect loads by name.
@@ -534,11 +569,94 @@ fn the_packages_the_image_installs_exist_in_debian_12() {
         eprintln!("SKIPPED: this is not Debian 12 (bookworm), the image's base: {release}");
         return;
     }
-    for package in final_stage_packages() {
+    for package in SHIPPED.into_iter().flat_map(packages) {
         let found = Command::new("apt-cache")
             .args(["show", "--no-all-versions", &package])
             .output()
             .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
         assert!(found, "bookworm has no package {package}");
+    }
+}
+
+/// The node types only a build with the `vision` feature (OpenCV) has.
+const VISION_TYPES: [&str; 4] = ["camera", "gray_crop", "haar_detect", "preview"];
+
+/// The node types a spec uses (its `type:` lines).
+fn node_types(spec: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(spec)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("type:"))
+        .map(|t| t.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_cloud_image_is_built_without_opencv_and_runs_specs_that_need_none() {
+    // The build stage strips a second build, without the vision feature,
+    // to the file the cloud stage ships.
+    let build = stages().remove(0).1;
+    let builds: String = build
+        .iter()
+        .filter(|(word, rest)| word == "RUN" && rest.contains("cargo build"))
+        .map(|(_, rest)| rest.as_str())
+        .collect();
+    let slim = builds
+        .find("--no-default-features")
+        .map(|at| &builds[at..])
+        .expect("the build stage builds flowrun with --no-default-features");
+    let cloud = stage("cloud");
+    let shipped = cloud
+        .iter()
+        .find(|(word, rest)| word == "COPY" && rest.starts_with("--from="))
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .expect("the cloud stage copies a binary from the build stage");
+    assert!(
+        slim.contains(&format!("-o {shipped}")),
+        "the cloud stage ships {shipped}, which is not the build without OpenCV"
+    );
+    let packages = packages("cloud");
+    assert!(
+        packages.iter().all(|p| !p.contains("opencv")),
+        "the cloud stage installs OpenCV: {packages:?}"
+    );
+
+    // Each compose file builds its side's image.
+    for (file, vars, target) in [
+        (EDGE, EDGE_REQUIRED, "edge"),
+        (CLOUD, CLOUD_REQUIRED, "cloud"),
+    ] {
+        let config = valid_config(file, None, vars);
+        assert_eq!(
+            config["services"]["flowrun"]["build"]["target"], target,
+            "{file}"
+        );
+    }
+
+    // What the cloud image runs, by compose or by default, uses no node
+    // type that build lacks.
+    let cmd = &cloud
+        .iter()
+        .rev()
+        .find(|(word, _)| word == "CMD")
+        .expect("the cloud stage has a CMD")
+        .1;
+    let cmd: Vec<Value> = serde_json::from_str(cmd).expect("CMD in exec form");
+    let default_spec = in_repository(cmd.last().and_then(Value::as_str).unwrap());
+    let config = valid_config(CLOUD, None, CLOUD_REQUIRED);
+    let specs = flowrun_services(&config)
+        .into_iter()
+        .map(|(spec, _)| spec)
+        .chain([default_spec]);
+    for spec in specs {
+        let needs: Vec<String> = node_types(&spec)
+            .into_iter()
+            .filter(|t| VISION_TYPES.contains(&t.as_str()))
+            .collect();
+        assert!(
+            needs.is_empty(),
+            "the cloud image runs {}, which needs {needs:?}",
+            spec.display()
+        );
     }
 }

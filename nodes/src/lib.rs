@@ -4,22 +4,29 @@
 //! name, description, payload kinds, documented fields), its running node,
 //! and its tests. [`catalogue`] lists them; nothing else does.
 //!
-//! The vision types (`camera`, `haar_detect`, `gray_crop`, `preview`) share [`vision`]:
-//! frames move between them decoded, as OpenCV `Mat`s borrowed from
-//! [`flowrun_runtime::Frame`]s.
+//! The vision types (`camera`, `haar_detect`, `gray_crop`, `preview`) share
+//! `vision`: frames move between them decoded, as OpenCV `Mat`s borrowed
+//! from [`flowrun_runtime::Frame`]s. They are the `vision` feature (on by
+//! default): a build without it does not link OpenCV, for the cloud side
+//! and links, which need none of it.
 
+#[cfg(feature = "vision")]
 pub mod camera;
 pub mod cos_put;
 pub mod delay;
 pub mod files;
 pub mod generate;
+#[cfg(feature = "vision")]
 pub mod gray_crop;
+#[cfg(feature = "vision")]
 pub mod haar_detect;
 pub mod mqtt;
 pub mod passthrough;
+#[cfg(feature = "vision")]
 pub mod preview;
 pub mod print;
 mod util;
+#[cfg(feature = "vision")]
 pub mod vision;
 
 use flowrun_runtime::Catalogue;
@@ -28,22 +35,36 @@ use flowrun_runtime::Catalogue;
 pub fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
-        .register::<camera::CameraConfig>()
         .register::<cos_put::CosPutConfig>()
         .register::<delay::DelayConfig>()
         .register::<files::FilesConfig>()
         .register::<generate::GenerateConfig>()
-        .register::<gray_crop::GrayCropConfig>()
-        .register::<haar_detect::HaarDetectConfig>()
         .register::<mqtt::bridge::MqttBridgeConfig>()
         .register::<mqtt::broker::MqttBrokerConfig>()
         .register::<mqtt::publish::MqttPubConfig>()
         .register::<mqtt::subscribe::MqttSubConfig>()
         .register::<passthrough::PassthroughConfig>()
-        .register::<preview::PreviewConfig>()
         .register::<print::PrintConfig>();
+    #[cfg(feature = "vision")]
+    catalogue
+        .register::<camera::CameraConfig>()
+        .register::<gray_crop::GrayCropConfig>()
+        .register::<haar_detect::HaarDetectConfig>()
+        .register::<preview::PreviewConfig>();
+    #[cfg(not(feature = "vision"))]
+    for name in VISION_TYPES {
+        catalogue.leave_out(
+            name,
+            "it was built without the `vision` feature (OpenCV); use a build with it \
+             (the default: `cargo build --release`), e.g. the `edge` Docker image",
+        );
+    }
     catalogue
 }
+
+/// The node types of the `vision` feature.
+#[cfg(not(feature = "vision"))]
+const VISION_TYPES: [&str; 4] = ["camera", "gray_crop", "haar_detect", "preview"];
 
 #[cfg(test)]
 mod tests {

@@ -244,6 +244,8 @@ pub fn inline_schema<T: JsonSchema>() -> serde_json::Value {
 #[derive(Clone, Default)]
 pub struct Catalogue {
     types: BTreeMap<&'static str, NodeType>,
+    /// Types this build was made without, and why (a cargo feature left out).
+    left_out: BTreeMap<&'static str, &'static str>,
 }
 
 impl Catalogue {
@@ -268,8 +270,20 @@ impl Catalogue {
         self
     }
 
+    /// Notes that node type `name` exists but is not in this build, so a
+    /// spec that uses it is told `why` rather than that no such type exists.
+    pub fn leave_out(&mut self, name: &'static str, why: &'static str) -> &mut Self {
+        self.left_out.insert(name, why);
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&NodeType> {
         self.types.get(name)
+    }
+
+    /// Why node type `name` is not in this build, if it was left out.
+    pub fn why_left_out(&self, name: &str) -> Option<&'static str> {
+        self.left_out.get(name).copied()
     }
 
     pub fn types(&self) -> impl Iterator<Item = &NodeType> {

@@ -293,6 +293,14 @@ impl Validator<'_> {
         };
         let type_name = type_node.as_str().unwrap_or_default();
         let Some(node_type) = self.catalogue.get(type_name).cloned() else {
+            if let Some(why) = self.catalogue.why_left_out(type_name) {
+                self.error(
+                    type_node.pos,
+                    format!("node type `{type_name}` is not in this build of flowrun"),
+                    why.to_owned(),
+                );
+                return None;
+            }
             let names: Vec<&str> = self.catalogue.names().collect();
             let hint = suggest(type_name, names, "known types are");
             self.error(

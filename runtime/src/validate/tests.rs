@@ -105,6 +105,28 @@ fn rendered(checked: &super::Checked) -> Vec<String> {
 }
 
 #[test]
+fn a_type_left_out_of_this_build_says_why_instead_of_unknown() {
+    let mut slim = catalogue();
+    slim.leave_out("camera", "it was built without the `vision` feature");
+    let checked = validate(
+        Path::new("t.yaml"),
+        "version: 1
+nodes:
+  cam: {type: camera}
+  out: {type: sink, inputs: [cam]}
+",
+        &slim,
+        &|_| None,
+    );
+    assert!(checked.plan.is_none());
+    assert_eq!(
+        rendered(&checked),
+        ["t.yaml:3:15: error: node type `camera` is not in this build of flowrun\n  \
+          hint: it was built without the `vision` feature"]
+    );
+}
+
+#[test]
 fn an_input_of_the_wrong_kind_names_both_nodes_and_both_kinds() {
     let checked = check(
         "version: 1

@@ -16,13 +16,21 @@ use flowrun_runtime::runner::{plural, run_file, RunError, RunOptions};
 use flowrun_runtime::spec::interpolate::referenced_variables;
 use flowrun_runtime::{load, Catalogue};
 
+/// The version, and whether this build has the vision node types (OpenCV):
+/// the cloud image's does not.
+const VERSION: &str = if cfg!(feature = "vision") {
+    concat!(env!("CARGO_PKG_VERSION"), " (with vision: OpenCV)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (without vision)")
+};
+
 /// Runs YAML graphs of nodes: camera → face detection → MQTT → object
 /// storage pipelines, with hot reload of the spec.
 ///
 /// `flowrun SPEC` is short for `flowrun run SPEC`.
 #[derive(Parser)]
 #[command(
-    version,
+    version = VERSION,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]

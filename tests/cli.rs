@@ -359,6 +359,23 @@ const RUN_OPTIONS: [&str; 8] = [
 ];
 
 #[test]
+fn the_version_says_whether_the_build_has_the_vision_nodes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flowrun"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        concat!(
+            "flowrun ",
+            env!("CARGO_PKG_VERSION"),
+            " (with vision: OpenCV)"
+        )
+    );
+}
+
+#[test]
 fn help_texts_are_complete() {
     let mut top = vec![
         "flowrun SPEC` is short for `flowrun run SPEC",

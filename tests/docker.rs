@@ -447,13 +447,15 @@ fn assert_ships_a_slim_non_root_image(
         "the {name} stage starts from a slim image: {from}"
     );
     assert!(
-        stage
-            .iter()
-            .any(|(word, rest)| word == "COPY"
-                && rest.starts_with(&format!("--from={build_name} "))),
+        stage.iter().any(
+            |(word, rest)| word == "COPY" && rest.starts_with(&format!("--from={build_name} "))
+        ),
         "the {name} stage copies the binary from the `{build_name}` stage"
     );
-    for (word, rest) in stage.iter().filter(|(word, rest)| word == "COPY" && !rest.starts_with("--from")) {
+    for (word, rest) in stage
+        .iter()
+        .filter(|(word, rest)| word == "COPY" && !rest.starts_with("--from"))
+    {
         let source = rest.split_whitespace().next().unwrap_or_default();
         assert!(
             root().join(source).exists(),
@@ -509,20 +511,20 @@ fn packages(stage_name: &str) -> BTreeSet<String> {
 fn the_images_install_no_build_tools() {
     for name in SHIPPED {
         for package in packages(name) {
-        assert!(
-            !package.ends_with("-dev")
-                && ![
-                    "build-essential",
-                    "clang",
-                    "gcc",
-                    "g++",
-                    "cargo",
-                    "rustc",
-                    "pkg-config"
-                ]
-                .contains(&package.as_str()),
-            "the {name} stage installs the build tool {package}"
-        );
+            assert!(
+                !package.ends_with("-dev")
+                    && ![
+                        "build-essential",
+                        "clang",
+                        "gcc",
+                        "g++",
+                        "cargo",
+                        "rustc",
+                        "pkg-config"
+                    ]
+                    .contains(&package.as_str()),
+                "the {name} stage installs the build tool {package}"
+            );
         }
     }
 }

@@ -121,8 +121,10 @@ nodes:
     assert!(checked.plan.is_none());
     assert_eq!(
         rendered(&checked),
-        ["t.yaml:3:15: error: node type `camera` is not in this build of flowrun\n  \
-          hint: it was built without the `vision` feature"]
+        [
+            "t.yaml:3:15: error: node type `camera` is not in this build of flowrun\n  \
+          hint: it was built without the `vision` feature"
+        ]
     );
 }
 

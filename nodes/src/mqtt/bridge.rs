@@ -6,7 +6,10 @@
 //! the other broker acknowledged it: each side subscribes with manual acks,
 //! and the message forwarded to the other side carries an acknowledgement
 //! that [`OrderedAcks`] hands back in arrival order. `both` entries would
-//! echo each message back where it came from; [`Echoes`] drops the copy.
+//! echo each message back where it came from: over MQTT 5 each side
+//! subscribes with "no local" (and "retain as published", so a retained
+//! message stays retained on the other side); over 3.1.1, which has
+//! neither, [`Echoes`] drops the copy.
 //!
 //! The bridge's state (`1` connected to the remote, `0` not) is published
 //! retained on `status_topic`, on the local broker and (with a last will
@@ -30,7 +33,7 @@ use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::{AckToken, Event, Options, Publish, Will};
+use super::client::{AckToken, Event, Options, Publish, Subscribing, Will};
 use super::connection::{BrokerConfig, Protocol};
 use super::echoes::Echoes;
 use super::link::{Link, LinkEvent, EVENTS};
@@ -267,6 +270,9 @@ const REQUESTS: usize = 1 << 16;
 /// One broker's end of the bridge.
 struct Side {
     link: Link,
+    /// Whether what the bridge publishes here comes back to its own
+    /// subscription: over MQTT 3.1.1; over 5 it subscribes with "no local".
+    echoes_back: bool,
     /// The bridge's `buffer`: without a bound, a backlog would move into
     /// memory, as mosquitto 2.0.11 sends a 3.1.1 subscriber more than its
     /// in-flight window once the first acknowledgements are back.
@@ -329,6 +335,7 @@ impl MqttBridge {
             .collect();
         Side {
             most_outstanding: self.config.buffer,
+            echoes_back: broker.protocol != Protocol::V5,
             link: Link::start(
                 self.options[side].clone(),
                 broker,
@@ -426,7 +433,7 @@ impl Node for MqttBridge {
                             sides[from]
                                 .link
                                 .client
-                                .try_subscribe(&filters)
+                                .try_subscribe(&filters, Subscribing::AsBridge)
                                 .map_err(|e| format!("cannot subscribe: {e}"))?;
                         }
                         if from == REMOTE {
@@ -483,12 +490,14 @@ impl Node for MqttBridge {
                             continue;
                         }
                         // The copy we publish comes back if the other side
-                        // also subscribes to its topic: drop it then.
-                        if self
-                            .config
-                            .topics
-                            .iter()
-                            .any(|t| t.map(to, &topic).is_some())
+                        // also subscribes to its topic, unless it speaks
+                        // MQTT 5 ("no local"): drop it then.
+                        if sides[to].echoes_back
+                            && self
+                                .config
+                                .topics
+                                .iter()
+                                .any(|t| t.map(to, &topic).is_some())
                         {
                             echoes.expect(to, &topic, &publish.payload);
                         }

@@ -35,7 +35,7 @@ use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::{AckToken, Event, Options, Received};
+use super::client::{AckToken, Event, Options, Received, Subscribing};
 use super::connection::BrokerConfig;
 use super::link::{Link, LinkEvent};
 use super::topic::add_topic_meta;
@@ -225,7 +225,7 @@ impl Node for MqttSub {
                             subscribing = to_subscribe(&filters, session_present);
                             if !subscribing.is_empty() {
                                 link.client
-                                    .try_subscribe(&subscribing)
+                                    .try_subscribe(&subscribing, Subscribing::Plainly)
                                     .map_err(|e| format!("cannot subscribe: {e}"))?;
                             }
                         }

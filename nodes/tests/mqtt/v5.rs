@@ -11,7 +11,8 @@ use super::roundtrip::{round_trip_over, wait_subscribed};
 use super::sessions::Version;
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, publish_all, Mosquitto, Options,
+    collect, eventually, numbered_payloads, publish_all, publish_with, Collected, Mosquitto,
+    Options,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,4 +361,98 @@ nodes:
     topics.sort();
     topics.dedup();
     assert_eq!(topics, ["good/0", "good/1", "good/2"]);
+}
+
+/// How many copies of `payload` on `topic` a collector saw.
+fn copies(collected: &Collected, topic: &str, payload: &[u8]) -> usize {
+    collected
+        .messages()
+        .iter()
+        .filter(|(t, p)| t == topic && p == payload)
+        .count()
+}
+
+/// A bridge whose sides speak MQTT 5 subscribes as a bridge: a retained
+/// message stays retained on the other side ("retain as published": over
+/// 3.1.1 a broker clears the flag on what it forwards to a subscriber), so a
+/// subscriber that comes later still gets it; and what the bridge publishes
+/// on one side does not come back to it ("no local"), so `both` entries
+/// carry each message once each way with no payload bookkeeping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v5_bridge_keeps_retained_messages_retained_and_hears_no_echo() {
+    let local = Mosquitto::start();
+    let remote = Mosquitto::start();
+    let at_local = collect(local.port, "local-watcher", "chat/#").await;
+    let at_remote = collect(remote.port, "remote-watcher", "chat/#").await;
+    let yaml = format!(
+        r#"
+version: 1
+name: bridge-v5-both
+nodes:
+  link:
+    type: mqtt_bridge
+    local: {{url: "{}", client_id: both-local, protocol: "5"}}
+    remote: {{url: "{}", client_id: both-remote, protocol: "5"}}
+    topics: [{{pattern: "chat/#", direction: both, qos: 1}}]
+"#,
+        local.url(),
+        remote.url()
+    );
+    let bridge = engine::start(&yaml, &[]);
+    for (from, to, seen, topic) in [
+        (&local, &remote, &at_remote, "chat/probe-out"),
+        (&remote, &local, &at_local, "chat/probe-in"),
+    ] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while copies(seen, topic, b"probe") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the bridge never carried {topic} to {}",
+                to.url()
+            );
+            publish_all(from.port, topic, QoS::AtLeastOnce, vec![b"probe".to_vec()]).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    publish_with(
+        local.port,
+        "chat/door",
+        QoS::AtLeastOnce,
+        true,
+        vec![b"open".to_vec()],
+    )
+    .await;
+    publish_all(
+        remote.port,
+        "chat/reply",
+        QoS::AtLeastOnce,
+        vec![b"ok".to_vec()],
+    )
+    .await;
+    eventually(Duration::from_secs(10), "both carried across", || {
+        copies(&at_remote, "chat/door", b"open") == 1 && copies(&at_local, "chat/reply", b"ok") == 1
+    })
+    .await;
+    let late = collect(remote.port, "late-watcher", "chat/door").await;
+    eventually(Duration::from_secs(10), "the retained message", || {
+        copies(&late, "chat/door", b"open") == 1
+    })
+    .await;
+    // An echo would come back within milliseconds; a second's look shows none.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (seen, topic, payload) in [
+        (&at_local, "chat/door", &b"open"[..]),
+        (&at_remote, "chat/door", b"open"),
+        (&at_local, "chat/reply", b"ok"),
+        (&at_remote, "chat/reply", b"ok"),
+    ] {
+        assert_eq!(
+            copies(seen, topic, payload),
+            1,
+            "{topic} {:?}",
+            seen.messages()
+        );
+    }
+    assert!(bridge.stop().await.is_success());
 }

@@ -250,7 +250,10 @@ pub async fn subscribe_v5(
         .unwrap()
         .start(10);
     client
-        .try_subscribe(&[(filter.to_owned(), Qos::AtLeastOnce)])
+        .try_subscribe(
+            &[(filter.to_owned(), Qos::AtLeastOnce)],
+            flowrun_client::Subscribing::Plainly,
+        )
         .unwrap();
     let (received, rx) = mpsc::unbounded_channel();
     let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
@@ -282,6 +285,11 @@ pub async fn subscribe_v5(
 /// Publishes every payload on `topic` at `qos` and waits (bounded) until the
 /// broker acknowledged them all.
 pub async fn publish_all(port: u16, topic: &str, qos: QoS, payloads: Vec<Vec<u8>>) {
+    publish_with(port, topic, qos, false, payloads).await;
+}
+
+/// [`publish_all`], with the retain flag set on each publish as `retain` says.
+pub async fn publish_with(port: u16, topic: &str, qos: QoS, retain: bool, payloads: Vec<Vec<u8>>) {
     let mut options =
         MqttOptions::new(format!("test-pub-{}", fastrand::u64(..)), "127.0.0.1", port);
     options
@@ -293,7 +301,7 @@ pub async fn publish_all(port: u16, topic: &str, qos: QoS, payloads: Vec<Vec<u8>
     let publisher = tokio::spawn(async move {
         for payload in payloads {
             client
-                .publish(topic.clone(), qos, false, payload)
+                .publish(topic.clone(), qos, retain, payload)
                 .await
                 .unwrap();
         }

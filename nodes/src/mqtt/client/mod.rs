@@ -208,6 +208,19 @@ pub enum Client {
     V5(rumqttc::v5::AsyncClient),
 }
 
+/// How a subscription takes what it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribing {
+    /// As any client does.
+    Plainly,
+    /// As a bridge, over MQTT 5 ("no local" and "retain as published"):
+    /// not what this same connection publishes, and each message's retain
+    /// flag as its publisher set it, so that a retained message stays
+    /// retained where the bridge publishes it. MQTT 3.1.1 has neither
+    /// flag: there it is [`Subscribing::Plainly`].
+    AsBridge,
+}
+
 impl Client {
     /// Queues a publish without waiting.
     pub fn try_publish(&self, publish: Publish) -> Result<(), ClientError> {
@@ -241,7 +254,11 @@ impl Client {
     }
 
     /// Subscribes to `(filter, qos)` pairs in one SUBSCRIBE.
-    pub fn try_subscribe(&self, filters: &[(String, Qos)]) -> Result<(), ClientError> {
+    pub fn try_subscribe(
+        &self,
+        filters: &[(String, Qos)],
+        how: Subscribing,
+    ) -> Result<(), ClientError> {
         match self {
             Client::V3(c) => c
                 .try_subscribe_many(
@@ -250,7 +267,7 @@ impl Client {
                         .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), (*q).into())),
                 )
                 .map_err(|e| ClientError(e.to_string())),
-            Client::V5(c) => v5::try_subscribe(c, filters),
+            Client::V5(c) => v5::try_subscribe(c, filters, how),
         }
     }
 

@@ -22,7 +22,9 @@ use rumqttc::v5::{
 };
 use rumqttc::Outgoing;
 
-use super::{AckToken, ClientError, Event, Failure, Polled, Publish, Received, Settings, Will};
+use super::{
+    AckToken, ClientError, Event, Failure, Polled, Publish, Received, Settings, Subscribing, Will,
+};
 use crate::mqtt::Qos;
 
 pub(super) fn options(s: Settings) -> MqttOptions {
@@ -130,9 +132,16 @@ pub(super) async fn publish(client: &AsyncClient, publish: Publish) -> Result<()
 pub(super) fn try_subscribe(
     client: &AsyncClient,
     filters: &[(String, Qos)],
+    how: Subscribing,
 ) -> Result<(), ClientError> {
+    let as_bridge = how == Subscribing::AsBridge;
     client
-        .try_subscribe_many(filters.iter().map(|(f, q)| Filter::new(f.clone(), qos(*q))))
+        .try_subscribe_many(filters.iter().map(|(f, q)| {
+            let mut filter = Filter::new(f.clone(), qos(*q));
+            filter.nolocal = as_bridge;
+            filter.preserve_retain = as_bridge;
+            filter
+        }))
         .map_err(|e| ClientError(e.to_string()))
 }
 

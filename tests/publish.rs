@@ -128,11 +128,8 @@ async fn v5_publish_arrives_byte_exact_with_its_user_properties() {
 
 #[test]
 fn v5_publish_the_acl_refuses_exits_1_with_the_reason() {
-    let acl_dir = tempfile::tempdir().unwrap();
-    let acl = acl_dir.path().join("acl");
-    std::fs::write(&acl, "topic read #\ntopic write good/#\n").unwrap();
     let broker = Mosquitto::start_with(Options {
-        extra: format!("acl_file {}", acl.display()),
+        acl: Some("topic read #\ntopic write good/#\n".into()),
         ..Options::default()
     });
     let output = publish(&[

@@ -47,6 +47,7 @@ async fn password_auth_wrong_password_is_clear_and_never_logged() {
     let broker = Mosquitto::start_with(Options {
         extra: format!("password_file {}/passwd", dir.path().display()),
         deny_anonymous: true,
+        ..Options::default()
     });
     let credentials = "      username: edge\n      password: ${MQTT_PASSWORD}";
     let spec = producer_spec(&broker.url(), credentials);
@@ -156,7 +157,7 @@ fn tls_broker(d: &std::path::Path, extra: &str) -> (Mosquitto, u16) {
             "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n{extra}listener {plain_port} 127.0.0.1\n",
             d = d.display()
         ),
-        deny_anonymous: false,
+        ..Options::default()
     });
     crate::support::mosquitto::wait_for_port(plain_port, Duration::from_secs(10));
     (broker, plain_port)

@@ -167,7 +167,7 @@ async fn flowrun_bridge_carries_what_mosquittos_bridge_carries() {
             "connection cloud\naddress 127.0.0.1:{}\nclientid mosquitto-bridge\ncleansession false\n{MOSQUITTO_TOPICS}",
             remote.port
         ),
-        deny_anonymous: false,
+        ..Options::default()
     });
     let by_mosquitto = exercise(&local, &remote).await;
     drop((local, remote));

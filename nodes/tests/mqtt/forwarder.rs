@@ -9,7 +9,7 @@ use rumqttc::QoS;
 use super::roundtrip::wait_subscribed;
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, publish_all, Collected, Mosquitto,
+    collect, eventually, numbered_payloads, probe_until, publish_all, Collected, Mosquitto,
 };
 
 const COUNT: usize = 5000;
@@ -60,21 +60,15 @@ pub async fn wait_link_up(
     if !spec_is_bridge {
         return wait_subscribed(running, "edge").await;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while out.len() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bridge never came up"
-        );
-        publish_all(
-            edge.port,
-            "image",
-            QoS::AtLeastOnce,
-            vec![b"probe".to_vec()],
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    probe_until(
+        edge.port,
+        "image",
+        b"probe",
+        Duration::from_secs(15),
+        "the bridge never came up",
+        || out.len() > 0,
+    )
+    .await;
 }
 
 /// Counts distinct numbered payloads (probes left out).

@@ -6,7 +6,9 @@ use rumqttc::QoS;
 
 use super::roundtrip::wait_subscribed;
 use crate::support::engine;
-use crate::support::mosquitto::{collect, eventually, numbered_payloads, publish_all, Mosquitto};
+use crate::support::mosquitto::{
+    collect, eventually, numbered_payloads, probe_until, publish_all, Mosquitto,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_session_delivers_what_was_published_while_down() {
@@ -177,21 +179,14 @@ nodes:
 
     // Published until one arrives: those before the node subscribed again
     // have no subscriber, as the broker sees it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while out.len() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing published after the restart arrived: {}",
-            running.state("sub")
-        );
-        publish_all(
-            broker.port,
-            "jobs/after",
-            QoS::AtLeastOnce,
-            vec![b"after".to_vec()],
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    probe_until(
+        broker.port,
+        "jobs/after",
+        b"after",
+        Duration::from_secs(20),
+        "nothing published after the restart arrived",
+        || out.len() > 0,
+    )
+    .await;
     assert!(running.stop().await.is_success());
 }

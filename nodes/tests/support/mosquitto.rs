@@ -24,6 +24,8 @@ pub struct Options {
     pub extra: String,
     /// Keep `allow_anonymous true` (default true).
     pub deny_anonymous: bool,
+    /// An ACL file's lines (`topic read #` …), if the broker checks one.
+    pub acl: Option<String>,
 }
 
 pub struct Mosquitto {
@@ -52,6 +54,14 @@ impl Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
+        let acl = match &options.acl {
+            Some(lines) => {
+                let file = dir.path().join("acl");
+                std::fs::write(&file, lines).unwrap();
+                format!("acl_file {}", file.display())
+            }
+            None => String::new(),
+        };
         // `user root`: started as root, mosquitto would switch to the
         // `mosquitto` user, which cannot read this test's private tempdir.
         let text = format!(
@@ -64,7 +74,7 @@ impl Mosquitto {
              max_inflight_messages 0\n\
              log_dest file {data}/mosquitto.log\n\
              log_type error\nlog_type warning\nlog_type notice\n\
-             {extra}\n",
+             {acl}\n{extra}\n",
             anon = !options.deny_anonymous,
             data = dir.path().display(),
             extra = options.extra,
@@ -321,6 +331,25 @@ pub async fn publish_with(port: u16, topic: &str, qos: QoS, retain: bool, payloa
         .await
         .expect("the broker did not acknowledge every publish");
     drop(publisher.await.unwrap());
+}
+
+/// Publishes `payload` on `topic` (QoS 1) every 200 ms until `arrived` says
+/// it got through, for what shows only by carrying something (a link, a
+/// subscription made again); panics with `what` after `limit`.
+pub async fn probe_until(
+    port: u16,
+    topic: &str,
+    payload: &[u8],
+    limit: Duration,
+    what: &str,
+    mut arrived: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !arrived() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        publish_all(port, topic, QoS::AtLeastOnce, vec![payload.to_vec()]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `n` payloads of `size` bytes, each starting with its index so that they are distinct.

@@ -58,7 +58,7 @@ pub struct MqttBridgeConfig {
     #[serde(default)]
     pub status_topic: Option<String>,
     /// Messages taken from one broker and not yet acknowledged by the
-    /// other, at most, per direction. Past it the bridge reads no more from
+    /// other (or held by `require_subscribers`), at most, per direction. Past it the bridge reads no more from
     /// the first broker, which keeps the rest (so a backlog stays in the
     /// broker, not in the bridge's memory). Default 1000, as `mqtt_pub`'s
     /// `buffer`: a burst larger than a broker's queue is dropped by that
@@ -288,8 +288,10 @@ struct Side {
 }
 
 impl Side {
+    /// Whether the side has `buffer` messages waiting on its broker:
+    /// published and not acknowledged, or held for want of a subscriber.
     fn is_full(&self) -> bool {
-        self.outstanding.len() >= self.most_outstanding
+        self.outstanding.len() + self.unheard.len() >= self.most_outstanding
     }
 
     /// Whether the bridge reads what `side` sends: not while the other side

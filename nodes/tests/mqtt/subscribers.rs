@@ -1,7 +1,9 @@
 //! `require_subscribers`: over MQTT 5 a cloud broker answers a publish no
 //! one subscribes to with "no matching subscribers". With the setting the
 //! link (forwarder or bridge) holds such a message unacknowledged and
-//! publishes it again until a subscriber shows up: none is lost.
+//! publishes it again until a subscriber shows up: none is lost. What it
+//! holds counts against its `buffer`, so a cloud without subscribers does
+//! not move the edge's backlog into the link's memory.
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use crate::support::mosquitto::{
 };
 
 const FACES: usize = 20;
+/// The link's `buffer`: fewer than the faces, so that some wait at the edge.
+const BUFFER: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarder_holds_faces_until_the_cloud_has_a_subscriber() {
@@ -39,6 +43,7 @@ name: held-bridge
 nodes:
   link:
     type: mqtt_bridge
+    buffer: {BUFFER}
     local: {{url: "{edge}", client_id: link-edge}}
     remote: {cloud_side}
     topics:
@@ -64,6 +69,7 @@ nodes:
     broker: {cloud_side}
     topic: "{{topic}}"
     qos: 1
+    buffer: {BUFFER}
     require_subscribers: true
 "#,
             edge = edge.url()
@@ -71,7 +77,7 @@ nodes:
         (yaml, "to_cloud")
     };
     let running = engine::start(&yaml, &[]);
-    link_up(&edge, &cloud).await;
+    let probes = link_up(&edge, &cloud).await;
     let held = running.metrics.node(node).event("no_subscribers");
 
     publish_all(
@@ -98,6 +104,11 @@ nodes:
         forwarded_before,
         "a face no one received was acknowledged"
     );
+    let faces_taken = running.counts(node).received - probes.len() as u64;
+    assert!(
+        faces_taken <= BUFFER as u64,
+        "the link took {faces_taken} faces from the edge while no one subscribed"
+    );
 
     let out = collect(cloud.port, "cloud-worker", "faces/#").await;
     eventually(Duration::from_secs(30), "every face at the cloud", || {
@@ -107,8 +118,9 @@ nodes:
     assert!(running.stop().await.is_success());
 }
 
-/// The link carries a probe (a topic without the setting) to a collector.
-async fn link_up(edge: &Mosquitto, cloud: &Mosquitto) {
+/// The link carries a probe (a topic without the setting) to a collector,
+/// which it returns: it sees every probe the link took.
+async fn link_up(edge: &Mosquitto, cloud: &Mosquitto) -> Collected {
     let probes: Collected = collect(cloud.port, "probe-collector", "probe").await;
     eventually(Duration::from_secs(15), "the link carries a probe", || {
         if probes.len() > 0 {
@@ -121,4 +133,5 @@ async fn link_up(edge: &Mosquitto, cloud: &Mosquitto) {
         false
     })
     .await;
+    probes
 }

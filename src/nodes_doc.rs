@@ -9,6 +9,9 @@ use serde_json::Value;
 
 pub fn print(catalogue: &Catalogue, only: Option<&str>) -> anyhow::Result<ExitCode> {
     if let Some(name) = only {
+        if let Some(why) = catalogue.why_left_out(name) {
+            anyhow::bail!("node type `{name}` is not in this build of flowrun: {why}");
+        }
         let Some(node_type) = catalogue.get(name) else {
             let names: Vec<&str> = catalogue.names().collect();
             anyhow::bail!(
@@ -21,6 +24,9 @@ pub fn print(catalogue: &Catalogue, only: Option<&str>) -> anyhow::Result<ExitCo
     }
     let blocks: Vec<String> = catalogue.types().map(describe).collect();
     print!("{}", blocks.join("\n"));
+    for (name, why) in catalogue.left_out() {
+        print!("\n{name} — not in this build: {why}\n");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -286,6 +286,11 @@ impl Catalogue {
         self.left_out.get(name).copied()
     }
 
+    /// The node types this build was made without, and why.
+    pub fn left_out(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.left_out.iter().map(|(name, why)| (*name, *why))
+    }
+
     pub fn types(&self) -> impl Iterator<Item = &NodeType> {
         self.types.values()
     }

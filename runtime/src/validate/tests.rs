@@ -108,6 +108,11 @@ fn rendered(checked: &super::Checked) -> Vec<String> {
 fn a_type_left_out_of_this_build_says_why_instead_of_unknown() {
     let mut slim = catalogue();
     slim.leave_out("camera", "it was built without the `vision` feature");
+    assert!(slim.get("camera").is_none());
+    assert_eq!(
+        slim.left_out().collect::<Vec<_>>(),
+        [("camera", "it was built without the `vision` feature")]
+    );
     let checked = validate(
         Path::new("t.yaml"),
         "version: 1

@@ -501,7 +501,7 @@ impl Node for MqttBridge {
                                 .iter()
                                 .any(|t| t.map(to, &topic).is_some())
                         {
-                            echoes.expect(to, &topic, &publish.payload);
+                            echoes.note(to, &topic, &publish.payload);
                         }
                         let forward = Publish {
                             topic,

@@ -25,7 +25,7 @@ fn payload_hash(payload: &[u8]) -> u64 {
 
 impl Echoes {
     /// A copy of `payload` is due back on `side`'s `topic`.
-    pub(super) fn expect(&mut self, side: usize, topic: &str, payload: &[u8]) {
+    pub(super) fn note(&mut self, side: usize, topic: &str, payload: &[u8]) {
         *self.expected[side]
             .entry(topic.to_owned())
             .or_default()
@@ -61,8 +61,8 @@ mod tests {
     #[test]
     fn each_expected_copy_is_taken_once_on_its_side_and_topic() {
         let mut echoes = Echoes::default();
-        echoes.expect(1, "a/b", b"face");
-        echoes.expect(1, "a/b", b"face");
+        echoes.note(1, "a/b", b"face");
+        echoes.note(1, "a/b", b"face");
         assert!(!echoes.take(0, "a/b", b"face"), "other side");
         assert!(!echoes.take(1, "a/c", b"face"), "other topic");
         assert!(!echoes.take(1, "a/b", b"other"), "other payload");

@@ -108,21 +108,40 @@ fn spec(bridge: bool, edge: &Mosquitto, cloud: &Mosquitto) -> String {
 }
 
 async fn burst(bridge: bool) {
+    carries(
+        |edge, cloud| spec(bridge, edge, cloud),
+        bridge,
+        (COUNT, SIZE),
+        Duration::from_secs(120),
+    )
+    .await;
+}
+
+/// Starts an edge and a cloud broker and the link `spec(edge, cloud)` (a
+/// bridge, or a forwarder whose subscriber is node `edge`), waits until it
+/// is up, publishes `count` numbered QoS 1 messages of `size` bytes on
+/// `image` at the edge, and waits `within` until every one is at the cloud.
+pub async fn carries(
+    spec: impl FnOnce(&Mosquitto, &Mosquitto) -> String,
+    bridge: bool,
+    (count, size): (usize, usize),
+    within: Duration,
+) {
     let edge = Mosquitto::start();
     let cloud = Mosquitto::start();
     let out = collect(cloud.port, "cloud-collector", "image").await;
-    let running = engine::start(&spec(bridge, &edge, &cloud), &[]);
+    let running = engine::start(&spec(&edge, &cloud), &[]);
     wait_link_up(&running, bridge, &edge, &out).await;
 
     publish_all(
         edge.port,
         "image",
         QoS::AtLeastOnce,
-        numbered_payloads(COUNT, SIZE),
+        numbered_payloads(count, size),
     )
     .await;
-    eventually(Duration::from_secs(120), "5000 distinct messages", || {
-        distinct(&out) == COUNT
+    eventually(within, &format!("{count} distinct messages"), || {
+        distinct(&out) == count
     })
     .await;
     assert!(running.stop().await.is_success());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rumqttc::QoS;
 
-use super::forwarder::{distinct, wait_link_up};
+use super::forwarder::carries;
 use super::roundtrip::{round_trip_over, wait_subscribed};
 use super::sessions::Version;
 use crate::support::engine;
@@ -86,10 +86,8 @@ nodes:
         out.len() >= 5
     })
     .await;
-    let mut topics: Vec<String> = out.messages().into_iter().map(|(t, _)| t).collect();
-    topics.sort();
     assert_eq!(
-        topics,
+        out.topics(),
         (0..5).map(|i| format!("out/cam7/{i}")).collect::<Vec<_>>()
     );
     assert!(relay.stop().await.is_success());
@@ -117,11 +115,9 @@ async fn v5_shared_subscription_spreads_messages_exactly_once() {
 /// A 3.1.1 edge broker bridged to a cloud broker over MQTT 5.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_with_a_v5_remote_carries_1000_qos1_messages() {
-    let edge = Mosquitto::start();
-    let cloud = Mosquitto::start();
-    let out = collect(cloud.port, "cloud-collector", "image").await;
-    let yaml = format!(
-        r#"
+    let spec = |edge: &Mosquitto, cloud: &Mosquitto| {
+        format!(
+            r#"
 version: 1
 name: bridge-v5
 nodes:
@@ -131,23 +127,11 @@ nodes:
     remote: {{url: "{cloud}", client_id: bridge-v5-remote, protocol: "5"}}
     topics: [{{pattern: image, direction: out, qos: 1}}]
 "#,
-        edge = edge.url(),
-        cloud = cloud.url()
-    );
-    let running = engine::start(&yaml, &[]);
-    wait_link_up(&running, true, &edge, &out).await;
-    publish_all(
-        edge.port,
-        "image",
-        QoS::AtLeastOnce,
-        numbered_payloads(1000, 1024),
-    )
-    .await;
-    eventually(Duration::from_secs(60), "1000 distinct messages", || {
-        distinct(&out) == 1000
-    })
-    .await;
-    assert!(running.stop().await.is_success());
+            edge = edge.url(),
+            cloud = cloud.url()
+        )
+    };
+    carries(spec, true, (1000, 1024), Duration::from_secs(60)).await;
 }
 
 /// mosquitto answers a v5 publish its ACL denies with PUBACK "not
@@ -193,8 +177,7 @@ nodes:
     // The refusal ends the connection (rumqttc 0.24), so a publish in
     // flight with it may be delivered twice: QoS 1 is at least once.
     let topics = || {
-        let mut topics: Vec<String> = out.messages().into_iter().map(|(t, _)| t).collect();
-        topics.sort();
+        let mut topics = out.topics();
         topics.dedup();
         topics
     };
@@ -252,9 +235,10 @@ nodes:
         || out.len() >= 4,
     )
     .await;
-    let mut topics: Vec<String> = out.messages().into_iter().map(|(topic, _)| topic).collect();
-    topics.sort();
-    assert_eq!(topics, ["out/big", "out/small", "out/small", "out/small"]);
+    assert_eq!(
+        out.topics(),
+        ["out/big", "out/small", "out/small", "out/small"]
+    );
     assert!(
         running.state("sub").starts_with("subscribed"),
         "{}",
@@ -267,11 +251,9 @@ nodes:
 /// QoS 1, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_forwarder_carries_5000_qos1_messages_none_lost() {
-    let edge = Mosquitto::start();
-    let cloud = Mosquitto::start();
-    let out = collect(cloud.port, "cloud-collector", "image").await;
-    let yaml = format!(
-        r#"
+    let spec = |edge: &Mosquitto, cloud: &Mosquitto| {
+        format!(
+            r#"
 version: 1
 name: forwarder-v5
 nodes:
@@ -286,23 +268,11 @@ nodes:
     topic: "{{topic}}"
     qos: 1
 "#,
-        edge = edge.url(),
-        cloud = cloud.url()
-    );
-    let running = engine::start(&yaml, &[]);
-    wait_link_up(&running, false, &edge, &out).await;
-    publish_all(
-        edge.port,
-        "image",
-        QoS::AtLeastOnce,
-        numbered_payloads(5000, 9 * 1024),
-    )
-    .await;
-    eventually(Duration::from_secs(120), "5000 distinct messages", || {
-        distinct(&out) == 5000
-    })
-    .await;
-    assert!(running.stop().await.is_success());
+            edge = edge.url(),
+            cloud = cloud.url()
+        )
+    };
+    carries(spec, false, (5000, 9 * 1024), Duration::from_secs(120)).await;
 }
 
 /// A publish larger than the maximum packet size the broker announced is
@@ -354,8 +324,7 @@ nodes:
         out.len() >= 3
     })
     .await;
-    let mut topics: Vec<String> = out.messages().into_iter().map(|(t, _)| t).collect();
-    topics.sort();
+    let mut topics = out.topics();
     topics.dedup();
     assert_eq!(topics, ["good/0", "good/1", "good/2"]);
 }

@@ -181,12 +181,15 @@ impl Collected {
         self.0.lock().unwrap().len()
     }
 
-    pub fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-
     pub fn messages(&self) -> Vec<Received> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// The topic of every message that arrived, sorted (repeats kept).
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.messages().into_iter().map(|(t, _)| t).collect();
+        topics.sort();
+        topics
     }
 
     /// Distinct payloads → how many times each arrived.

@@ -58,12 +58,15 @@ pub struct MqttBridgeConfig {
     #[serde(default)]
     pub status_topic: Option<String>,
     /// Messages taken from one broker and not yet acknowledged by the
-    /// other (or held by `require_subscribers`), at most, per direction. Past it the bridge reads no more from
-    /// the first broker, which keeps the rest (so a backlog stays in the
-    /// broker, not in the bridge's memory). Default 1000, as `mqtt_pub`'s
-    /// `buffer`: a burst larger than a broker's queue is dropped by that
-    /// broker (mosquitto's default `max_queued_messages` is 1000), so a
-    /// smaller buffer loses more of it there; 1000 images of 9 KB are 9 MB.
+    /// other (or held by `require_subscribers`), at most, per direction.
+    /// Past it the bridge reads no more from the first broker, which keeps
+    /// the rest (so a backlog stays in the broker, not in the bridge's
+    /// memory: mosquitto 2.0.11 sends a 3.1.1 subscriber more than its
+    /// in-flight window once the first acknowledgements are back). Default
+    /// 1000, as `mqtt_pub`'s `buffer`: a burst larger than a broker's queue
+    /// is dropped by that broker (mosquitto's default `max_queued_messages`
+    /// is 1000), so a smaller buffer loses more of it there; 1000 images of
+    /// 9 KB are 9 MB.
     #[serde(default = "default_buffer")]
     pub buffer: usize,
 }
@@ -264,7 +267,8 @@ struct MqttBridge {
 }
 
 /// Room for publishes and acks on their way to a connection task; they are
-/// bounded by the brokers' in-flight windows, and the channel grows as it fills.
+/// bounded by `buffer` (publishes) and the brokers' in-flight windows
+/// (acks), and the channel grows as it fills.
 const REQUESTS: usize = 1 << 16;
 
 /// One broker's end of the bridge.
@@ -273,10 +277,6 @@ struct Side {
     /// Whether what the bridge publishes here comes back to its own
     /// subscription: over MQTT 3.1.1; over 5 it subscribes with "no local".
     echoes_back: bool,
-    /// The bridge's `buffer`: without a bound, a backlog would move into
-    /// memory, as mosquitto 2.0.11 sends a 3.1.1 subscriber more than its
-    /// in-flight window once the first acknowledgements are back.
-    most_outstanding: usize,
     /// Messages received from this broker, acknowledged back in order.
     acks: OrderedAcks<Held>,
     connection: u64,
@@ -290,15 +290,15 @@ struct Side {
 impl Side {
     /// Whether the side has `buffer` messages waiting on its broker:
     /// published and not acknowledged, or held for want of a subscriber.
-    fn is_full(&self) -> bool {
-        self.outstanding.len() + self.unheard.len() >= self.most_outstanding
+    fn is_full(&self, buffer: usize) -> bool {
+        self.outstanding.len() + self.unheard.len() >= buffer
     }
 
     /// Whether the bridge reads what `side` sends: not while the other side
     /// is full, unless `side` is full too and needs its acknowledgements
     /// read (with `both` entries the two would otherwise wait on each other).
-    fn may_read(side: &Side, other: &Side) -> bool {
-        !other.is_full() || side.is_full()
+    fn may_read(side: &Side, other: &Side, buffer: usize) -> bool {
+        !other.is_full(buffer) || side.is_full(buffer)
     }
 }
 
@@ -336,7 +336,6 @@ impl MqttBridge {
             .map(|t| (t.filter(side), t.qos))
             .collect();
         Side {
-            most_outstanding: self.config.buffer,
             echoes_back: broker.protocol != Protocol::V5,
             link: Link::start(
                 self.options[side].clone(),
@@ -395,8 +394,9 @@ impl Node for MqttBridge {
             let too_large = ctx.metrics.event("too_large");
             loop {
                 let step = {
-                    let read_local = Side::may_read(&sides[LOCAL], &sides[REMOTE]);
-                    let read_remote = Side::may_read(&sides[REMOTE], &sides[LOCAL]);
+                    let buffer = self.config.buffer;
+                    let read_local = Side::may_read(&sides[LOCAL], &sides[REMOTE], buffer);
+                    let read_remote = Side::may_read(&sides[REMOTE], &sides[LOCAL], buffer);
                     let [local, remote] = &mut sides;
                     tokio::select! {
                         _ = ctx.stopping() => return Ok(()),

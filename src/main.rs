@@ -58,6 +58,13 @@ enum Command {
         #[arg(required = true)]
         specs: Vec<PathBuf>,
     },
+    /// Show what a reload from OLD to NEW would change, node by node, without running anything.
+    Diff {
+        /// The spec as it runs now.
+        old: PathBuf,
+        /// The spec as edited.
+        new: PathBuf,
+    },
     /// Print a spec's graph (Mermaid by default, or Graphviz dot).
     Graph {
         spec: PathBuf,
@@ -93,6 +100,10 @@ struct RunArgs {
     /// Seconds between status lines when stderr is not a terminal.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     status_interval: f64,
+    /// Where to keep state across runs (what each MQTT client id subscribed).
+    /// Default: $FLOWRUN_STATE_DIR, else $XDG_STATE_HOME/flowrun, else ~/.local/state/flowrun.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// A bare port binds to loopback: serving metrics to other machines
@@ -131,6 +142,7 @@ fn main() -> ExitCode {
         None => run(cli.run, cli.log, catalogue),
         Some(Command::Run { run: args, log }) => run(args, log, catalogue),
         Some(Command::Check { specs }) => Ok(check(&specs, &catalogue)),
+        Some(Command::Diff { old, new }) => diff(&old, &new, &catalogue),
         Some(Command::Graph { spec, format }) => graph(&spec, format, &catalogue),
         Some(Command::Nodes { node_type }) => nodes_doc::print(&catalogue, node_type.as_deref()),
         Some(Command::Schema) => schema(&catalogue),
@@ -172,6 +184,7 @@ fn run(args: RunArgs, log: LogArgs, catalogue: Catalogue) -> anyhow::Result<Exit
         drain_timeout: seconds(args.drain_timeout, "drain-timeout")?,
         status_interval: seconds(args.status_interval, "status-interval")?
             .max(Duration::from_millis(100)),
+        state_dir: args.state_dir,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match runtime.block_on(run_file(&spec, Arc::new(catalogue), options)) {
@@ -247,6 +260,47 @@ fn check(specs: &[PathBuf], catalogue: &Catalogue) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// What `flowrun run OLD` would do when OLD is saved as NEW: the reload
+/// plan, printed as the reload itself would log it. Exit 1 if either spec
+/// is invalid (with its errors), as a reload of it would be refused.
+fn diff(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    catalogue: &Catalogue,
+) -> anyhow::Result<ExitCode> {
+    let mut plans = Vec::new();
+    for path in [old, new] {
+        let checked = load(path, catalogue);
+        for d in checked.errors() {
+            eprintln!("{d}");
+        }
+        match checked.plan {
+            Some(plan) => plans.push(plan),
+            None => {
+                eprintln!(
+                    "{}: invalid: a reload to it would be refused",
+                    path.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let d = flowrun_runtime::diff::diff(&plans[0], &plans[1]);
+    if d.is_empty() {
+        println!("nothing to change");
+    } else {
+        let report = flowrun_runtime::ReloadReport {
+            diff: d,
+            ..Default::default()
+        };
+        println!("{}", report.summary());
+        for line in report.details() {
+            println!("  {line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn graph(

@@ -313,6 +313,7 @@ nodes:
         .build(&flowrun_runtime::BuildContext {
             id: "store".into(),
             spec_dir: dir.path().into(),
+            state_dir: dir.path().into(),
         })
         .err()
         .unwrap();

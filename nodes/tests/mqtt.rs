@@ -7,6 +7,7 @@ mod mqtt {
     mod bridge;
     mod broker;
     mod forwarder;
+    mod resubscribe;
     mod roundtrip;
     mod sessions;
     mod subscribers;

@@ -4,16 +4,17 @@
 //! changed is restarted; one whose inputs alone changed keeps running and
 //! only has its edges rewired; everything else is left alone.
 
-use crate::plan::Plan;
+use crate::plan::{Plan, PlannedInput};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlanDiff {
     pub added: Vec<String>,
     pub removed: Vec<String>,
-    /// Restarted with the new config, each with a short description of what changed.
-    pub changed: Vec<(String, String)>,
-    /// Same config, different inputs.
-    pub rewired: Vec<String>,
+    /// Restarted with the new config, each with what changed in it
+    /// (`topics[0].qos 1 → 2`, one note per value).
+    pub changed: Vec<(String, Vec<String>)>,
+    /// Same config, different inputs: the id, and `inputs a → a, b`.
+    pub rewired: Vec<(String, String)>,
     pub unchanged: usize,
 }
 
@@ -23,6 +24,24 @@ impl PlanDiff {
             && self.removed.is_empty()
             && self.changed.is_empty()
             && self.rewired.is_empty()
+    }
+
+    /// One line per node added (`+ id`), removed (`− id`), changed (`~ id:
+    /// what changed; …`) or rewired (`> id: inputs`).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.added.iter().map(|id| format!("+ {id}")).collect();
+        lines.extend(self.removed.iter().map(|id| format!("− {id}")));
+        lines.extend(
+            self.changed
+                .iter()
+                .map(|(id, what)| format!("~ {id}: {}", what.join("; "))),
+        );
+        lines.extend(
+            self.rewired
+                .iter()
+                .map(|(id, how)| format!("~ {id}: {how}")),
+        );
+        lines
     }
 }
 
@@ -34,7 +53,10 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
             None => d.added.push(node.id.clone()),
             Some(before) if before.node_type.name != node.node_type.name => d.changed.push((
                 node.id.clone(),
-                format!("type {}→{}", before.node_type.name, node.node_type.name),
+                vec![format!(
+                    "type {} → {}",
+                    before.node_type.name, node.node_type.name
+                )],
             )),
             Some(before)
                 if before.config != node.config || before.on_failure != node.on_failure =>
@@ -42,13 +64,20 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
                 let mut what = describe(&before.config, &node.config);
                 if before.on_failure != node.on_failure {
                     what.push(
-                        format!("on_failure {:?}→{:?}", before.on_failure, node.on_failure)
+                        format!("on_failure {:?} → {:?}", before.on_failure, node.on_failure)
                             .to_lowercase(),
                     );
                 }
-                d.changed.push((node.id.clone(), what.join(", ")));
+                d.changed.push((node.id.clone(), what));
             }
-            Some(before) if before.inputs != node.inputs => d.rewired.push(node.id.clone()),
+            Some(before) if before.inputs != node.inputs => d.rewired.push((
+                node.id.clone(),
+                format!(
+                    "inputs {} → {}",
+                    inputs(&before.inputs, &node.inputs),
+                    inputs(&node.inputs, &before.inputs)
+                ),
+            )),
             Some(_) => d.unchanged += 1,
         }
     }
@@ -60,25 +89,84 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
     d
 }
 
-/// `qos 0→1`-style notes for the top-level config keys that differ. Values
-/// of keys that look secret are not shown.
-fn describe(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
-    let empty = serde_json::Map::new();
-    let old = old.as_object().unwrap_or(&empty);
-    let new = new.as_object().unwrap_or(&empty);
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| old.get(*k) != new.get(*k))
-        .map(|k| {
-            if is_secret(k) {
-                format!("{k} changed")
+/// `a, b`; with each queue's size and overflow when only those differ
+/// from `other`.
+fn inputs(these: &[PlannedInput], other: &[PlannedInput]) -> String {
+    let same_names = these
+        .iter()
+        .map(|i| &i.from)
+        .eq(other.iter().map(|i| &i.from));
+    let names: Vec<String> = these
+        .iter()
+        .map(|i| {
+            if same_names {
+                let overflow = match i.overflow {
+                    crate::edge::Overflow::Block => "block",
+                    crate::edge::Overflow::DropOldest => "drop_oldest",
+                };
+                format!("{} (capacity {}, {overflow})", i.from, i.capacity)
             } else {
-                format!("{k} {}→{}", short(old.get(k)), short(new.get(k)))
+                i.from.clone()
             }
         })
-        .collect()
+        .collect();
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// `topics[0].qos 1 → 2`-style notes, one for each value that differs,
+/// named by its full path in the node's config, with both values in full.
+/// Values under keys that look secret are not shown.
+pub fn describe(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    let mut notes = Vec::new();
+    changes(&mut String::new(), Some(old), Some(new), false, &mut notes);
+    notes
+}
+
+fn changes(
+    path: &mut String,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+    secret: bool,
+    notes: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    if old == new {
+        return;
+    }
+    let len = path.len();
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                changes(
+                    path,
+                    a.get(key),
+                    b.get(key),
+                    secret || is_secret(key),
+                    notes,
+                );
+                path.truncate(len);
+            }
+        }
+        // Lists are compared item by item: `topics[1].filter a → b`.
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            for i in 0..a.len().max(b.len()) {
+                path.push_str(&format!("[{i}]"));
+                changes(path, a.get(i), b.get(i), secret, notes);
+                path.truncate(len);
+            }
+        }
+        _ if secret => notes.push(format!("{path} changed")),
+        _ => notes.push(format!("{path} {} → {}", show(old), show(new))),
+    }
 }
 
 /// Whether a config key names a credential, whose value must not be printed.
@@ -89,16 +177,14 @@ pub fn is_secret(key: &str) -> bool {
         .any(|word| key.contains(word))
 }
 
-fn short(value: Option<&serde_json::Value>) -> String {
-    let text = match value {
+/// A value as written in a spec: text bare (quoted when empty or when it
+/// has spaces at its ends), the rest as JSON.
+fn show(value: Option<&serde_json::Value>) -> String {
+    match value {
         None => "(unset)".to_owned(),
+        Some(serde_json::Value::String(s)) if s.is_empty() || s.trim() != s => format!("{s:?}"),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
-    };
-    if text.chars().count() > 40 {
-        format!("{}…", text.chars().take(39).collect::<String>())
-    } else {
-        text
     }
 }
 
@@ -115,7 +201,25 @@ mod tests {
         );
         assert_eq!(
             notes,
-            vec!["password changed", "qos 0→1", "retain (unset)→true"]
+            vec!["password changed", "qos 0 → 1", "retain (unset) → true"]
+        );
+    }
+
+    #[test]
+    fn names_nested_keys_by_their_path_with_both_values_in_full() {
+        let filter = "$share/cloud-fs/faces/with/a/long/path/that/goes/on/#";
+        let notes = describe(
+            &json!({"broker": {"url": "mqtt://a", "password": "x"}, "topics": [{"filter": filter, "qos": 1}]}),
+            &json!({"broker": {"url": "mqtt://b", "password": "y"}, "topics": [{"filter": filter, "qos": 2}, {"filter": "b/#"}]}),
+        );
+        assert_eq!(
+            notes,
+            vec![
+                "broker.password changed".to_owned(),
+                "broker.url mqtt://a → mqtt://b".to_owned(),
+                "topics[0].qos 1 → 2".to_owned(),
+                r#"topics[1] (unset) → {"filter":"b/#"}"#.to_owned(),
+            ]
         );
     }
 }

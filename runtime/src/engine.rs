@@ -68,7 +68,8 @@ pub struct ReloadReport {
 }
 
 impl ReloadReport {
-    /// `+1 −0 ~1 (pub: qos 0→1), 5 unchanged`
+    /// The headline: `+1 −0 ~1, rewired out, 5 unchanged`. What changed in
+    /// each node is in [`ReloadReport::details`].
     pub fn summary(&self) -> String {
         let d = &self.diff;
         let mut s = format!(
@@ -77,16 +78,9 @@ impl ReloadReport {
             d.removed.len(),
             d.changed.len()
         );
-        if !d.changed.is_empty() {
-            let notes: Vec<String> = d
-                .changed
-                .iter()
-                .map(|(id, what)| format!("{id}: {what}"))
-                .collect();
-            s.push_str(&format!(" ({})", notes.join("; ")));
-        }
         if !d.rewired.is_empty() {
-            s.push_str(&format!(", rewired {}", d.rewired.join(", ")));
+            let ids: Vec<&str> = d.rewired.iter().map(|(id, _)| id.as_str()).collect();
+            s.push_str(&format!(", rewired {}", ids.join(", ")));
         }
         s.push_str(&format!(", {} unchanged", d.unchanged));
         if !self.cut_short.is_empty() {
@@ -102,6 +96,11 @@ impl ReloadReport {
             ));
         }
         s
+    }
+
+    /// One line per node added, removed or changed: `~ faces: topics[0].qos 1 → 2`.
+    pub fn details(&self) -> Vec<String> {
+        self.diff.lines()
     }
 }
 
@@ -161,12 +160,29 @@ pub struct Engine {
     shutdown: CancellationToken,
     next_generation: u64,
     drain_timeout: Duration,
+    state_dir: std::path::PathBuf,
     report: RunReport,
 }
 
 impl Engine {
-    /// Wires and starts every node of `plan`.
+    /// Wires and starts every node of `plan`, with the default state
+    /// directory ([`crate::node::default_state_dir`]).
     pub fn start(plan: Plan, metrics: Metrics, drain_timeout: Duration) -> (Engine, EngineHandle) {
+        Self::start_in(
+            plan,
+            metrics,
+            drain_timeout,
+            crate::node::default_state_dir(),
+        )
+    }
+
+    /// Wires and starts every node of `plan`; nodes keep their state in `state_dir`.
+    pub fn start_in(
+        plan: Plan,
+        metrics: Metrics,
+        drain_timeout: Duration,
+        state_dir: std::path::PathBuf,
+    ) -> (Engine, EngineHandle) {
         let (exits_tx, exits) = mpsc::unbounded_channel();
         let (commands_tx, commands) = mpsc::channel(4);
         let shutdown = CancellationToken::new();
@@ -180,6 +196,7 @@ impl Engine {
             shutdown: shutdown.clone(),
             next_generation: 0,
             drain_timeout,
+            state_dir,
             report: RunReport::default(),
         };
         for node in &plan.nodes {
@@ -388,6 +405,7 @@ impl Engine {
                     .parent()
                     .map(|p| p.to_path_buf())
                     .unwrap_or_default(),
+                state_dir: self.state_dir.clone(),
             },
             on_failure: node.planned.on_failure,
             inbox: node.inbox.clone(),

@@ -36,6 +36,6 @@ pub use message::{
     keys, Frame, Message, MetaValue, Metadata, Payload, PayloadKind, PixelFormat, Rect,
 };
 pub use metrics::{Counter, Counts, Metrics, NodeMetrics};
-pub use node::{BuildContext, Node, NodeContext, NodeError};
+pub use node::{default_state_dir, BuildContext, Node, NodeContext, NodeError};
 pub use plan::Plan;
 pub use validate::{load, validate, Checked};

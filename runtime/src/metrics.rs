@@ -281,11 +281,36 @@ impl Metrics {
             .collect()
     }
 
-    /// The Prometheus text exposition of every counter.
+    /// The Prometheus text exposition of every counter, and of each node's
+    /// state word as `flowrun_node_state_info{node,state} 1` (what an MQTT
+    /// subscriber holds, a link's last failure), for alerts and dashboards.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
+        let states: Vec<String> = self
+            .snapshot()
+            .into_iter()
+            .filter(|(_, (_, state))| !state.is_empty())
+            .map(|(id, (_, state))| {
+                format!(
+                    "flowrun_node_state_info{{node=\"{}\",state=\"{}\"}} 1\n",
+                    escape_label(&id),
+                    escape_label(&state)
+                )
+            })
+            .collect();
+        if !states.is_empty() {
+            let info = format!(
+                "# HELP flowrun_node_state The state a node reports of itself.\n# TYPE flowrun_node_state info\n{}",
+                states.concat()
+            );
+            // Before OpenMetrics' closing `# EOF`, which must stay last.
+            match out.rfind("# EOF") {
+                Some(at) => out.insert_str(at, &info),
+                None => out.push_str(&info),
+            }
+        }
         out
     }
 
@@ -354,6 +379,14 @@ impl Metrics {
     }
 }
 
+/// A label value as the exposition formats quote it.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +412,15 @@ mod tests {
             text.contains("flowrun_node_events_total{node=\"store\",event=\"stored\"} 1"),
             "{text}"
         );
+        node.set_state("subscribed \"a\"/# (qos 1)");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "flowrun_node_state_info{node=\"store\",state=\"subscribed \\\"a\\\"/# (qos 1)\"} 1\n# EOF"
+            ),
+            "{text}"
+        );
+        node.set_state("connected");
         assert_eq!(metrics.status_line(), "store in=1 ack=1 [connected]");
         metrics.remove("store");
         assert!(!metrics.render().contains("store"));

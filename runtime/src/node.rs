@@ -77,6 +77,27 @@ pub struct BuildContext {
     /// The directory of the spec file: relative paths in a config resolve
     /// against it, so a spec runs the same from any working directory.
     pub spec_dir: PathBuf,
+    /// Where node instances keep what must outlive the process (what an MQTT
+    /// client subscribed, per broker and client id): `flowrun run
+    /// --state-dir`, else [`default_state_dir`].
+    pub state_dir: PathBuf,
+}
+
+/// `$FLOWRUN_STATE_DIR`, else `$XDG_STATE_HOME/flowrun`, else
+/// `~/.local/state/flowrun` (the XDG base directory rule for state), else
+/// `.flowrun-state` in the working directory.
+pub fn default_state_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("FLOWRUN_STATE_DIR") {
+        return dir.into();
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("flowrun");
+    }
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/flowrun"),
+        None => PathBuf::from(".flowrun-state"),
+    }
 }
 
 impl BuildContext {

@@ -12,7 +12,7 @@ use crate::diagnostic::Diagnostic;
 use crate::engine::{Engine, EngineHandle, RunReport};
 use crate::metrics::Metrics;
 use crate::reload;
-use crate::validate::load;
+use crate::validate::{load, validate};
 
 /// How `run_file` behaves.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct RunOptions {
     /// How often the status line is printed when stderr is not a terminal
     /// (on a terminal it is a live line, refreshed every second).
     pub status_interval: Duration,
+    /// Where nodes keep state across runs; `None`: the default
+    /// ([`crate::node::default_state_dir`]).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -35,6 +38,7 @@ impl Default for RunOptions {
             metrics_addr: None,
             drain_timeout: Duration::from_secs(10),
             status_interval: Duration::from_secs(10),
+            state_dir: None,
         }
     }
 }
@@ -65,7 +69,13 @@ pub async fn run_file(
     catalogue: Arc<Catalogue>,
     options: RunOptions,
 ) -> Result<RunReport, RunError> {
-    let checked = load(path, &catalogue);
+    // The content the graph starts from: a later save that leaves it as it
+    // is changes nothing.
+    let mut file = reload::SpecFile::new(path);
+    let checked = match file.reread() {
+        reload::Reread::Changed(text) => validate(path, &text, &catalogue, &env),
+        _ => load(path, &catalogue),
+    };
     for warning in checked.warnings() {
         eprintln!("{warning}");
     }
@@ -85,16 +95,25 @@ pub async fn run_file(
         None => None,
     };
     tracing::info!(spec = %path.display(), nodes = plan.nodes.len(), "running {}", plan.name);
-    let (engine, handle) = Engine::start(plan, metrics.clone(), options.drain_timeout);
+    let state_dir = options
+        .state_dir
+        .clone()
+        .unwrap_or_else(crate::node::default_state_dir);
+    let (engine, handle) =
+        Engine::start_in(plan, metrics.clone(), options.drain_timeout, state_dir);
     let _watch = if options.watch {
         let (watcher, changes) = reload::watch(path)?;
+        tracing::info!(
+            "watching {} for changes (--no-watch turns this off)",
+            path.display()
+        );
         let task = tokio::spawn(reload_on_change(
-            path.to_path_buf(),
+            file,
             catalogue.clone(),
             handle.clone(),
-            changes,
+            (watcher, changes),
         ));
-        Some((watcher, AbortOnDrop(task)))
+        Some(AbortOnDrop(task))
     } else {
         None
     };
@@ -151,35 +170,76 @@ async fn wait_for_signal() {
     }
 }
 
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Applies each change of the spec's content: reads it (only when the
+/// watch saw something that may have changed it), checks it, and hands a
+/// valid plan to the engine. Saves that leave the content as it was, and
+/// the moments a save is half-done (the file gone or empty), change nothing
+/// and print nothing above DEBUG.
 async fn reload_on_change(
-    path: PathBuf,
+    mut file: reload::SpecFile,
     catalogue: Arc<Catalogue>,
     handle: EngineHandle,
-    mut changes: tokio::sync::mpsc::Receiver<()>,
+    (mut watcher, mut changes): (reload::SpecWatcher, tokio::sync::mpsc::Receiver<()>),
 ) {
-    let file = path
+    let path = file.path().to_path_buf();
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut missing = false;
     while changes.recv().await.is_some() {
         let started = Instant::now();
-        let checked = load(&path, &catalogue);
+        if let Err(error) = watcher.refresh() {
+            tracing::warn!("{error}: edits to {name} may go unseen");
+        }
+        let text = match file.reread() {
+            reload::Reread::Changed(text) => text,
+            reload::Reread::Same => {
+                tracing::debug!("{name}: content unchanged");
+                continue;
+            }
+            reload::Reread::Empty => {
+                tracing::debug!("{name} is empty: waiting for the rest of the save");
+                continue;
+            }
+            reload::Reread::Missing => {
+                if !std::mem::replace(&mut missing, true) {
+                    tracing::warn!("{name} is gone: the running graph is unchanged, and reloads when the file is back");
+                }
+                continue;
+            }
+            reload::Reread::Unreadable(why) => {
+                tracing::warn!("cannot read {name} ({why}): the running graph is unchanged");
+                continue;
+            }
+        };
+        missing = false;
+        let checked = validate(&path, &text, &catalogue, &env);
         for d in &checked.diagnostics {
             eprintln!("{d}");
         }
         let Some(plan) = checked.plan else {
-            tracing::warn!("reload of {file} refused: the running graph is unchanged");
+            tracing::warn!("reload of {name} refused: the running graph is unchanged");
             continue;
         };
         match handle.reload(plan).await {
             Some(report) if report.diff.is_empty() => {
-                tracing::info!("{file} saved, nothing to change")
+                tracing::info!("{name} saved, nothing to change")
             }
-            Some(report) => tracing::info!(
-                "reloaded {file} in {:.1} ms: {}",
-                started.elapsed().as_secs_f64() * 1000.0,
-                report.summary()
-            ),
+            Some(report) => {
+                tracing::info!(
+                    "reloaded {name} in {:.1} ms: {}",
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    report.summary()
+                );
+                for line in report.details() {
+                    tracing::info!("  {line}");
+                }
+            }
             None => return,
         }
     }

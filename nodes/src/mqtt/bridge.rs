@@ -34,11 +34,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::client::{AckToken, Event, Options, Publish, Subscribing, Will};
-use super::connection::{BrokerConfig, Protocol};
+use super::connection::{BrokerConfig, BrokerUrl, Protocol};
 use super::echoes::Echoes;
 use super::link::{Link, LinkEvent, EVENTS};
 use super::outstanding::{Outstanding, Settled};
 use super::subscribe::check_filter;
+use super::subscriptions::{send_requests, Subscriptions};
 use super::topic::matches;
 use super::unheard::{self, Unheard};
 use super::Qos;
@@ -256,6 +257,7 @@ impl NodeConfig for MqttBridgeConfig {
             config: self.clone(),
             options: [local, remote],
             status,
+            state_dir: ctx.state_dir.clone(),
         }))
     }
 }
@@ -264,6 +266,8 @@ struct MqttBridge {
     config: MqttBridgeConfig,
     options: [Options; 2],
     status: String,
+    /// Where each side records what it subscribed.
+    state_dir: std::path::PathBuf,
 }
 
 /// Room for publishes and acks on their way to a connection task; they are
@@ -284,7 +288,8 @@ struct Side {
     outstanding: Outstanding<Forwarded>,
     /// Messages this broker matched to no subscriber, to publish again.
     unheard: Unheard<Forwarded>,
-    filters: Vec<(String, Qos)>,
+    /// What this side subscribes to, kept in line with the spec.
+    subscriptions: Subscriptions,
 }
 
 impl Side {
@@ -335,6 +340,22 @@ impl MqttBridge {
             .filter(|t| t.direction.from(side))
             .map(|t| (t.filter(side), t.qos))
             .collect();
+        let name = format!(
+            "{}-{}",
+            ctx.id,
+            if side == LOCAL { "local" } else { "remote" }
+        );
+        let subscriptions = match BrokerUrl::parse(&broker.url) {
+            Ok(url) => Subscriptions::new(
+                filters,
+                Some(&self.state_dir),
+                (&url.host, url.port),
+                &broker.client_id(&name),
+                &ctx.id,
+            ),
+            // Not reached: the URL was parsed when the node was built.
+            Err(_) => Subscriptions::new(filters, None, ("", 0), &name, &ctx.id),
+        };
         Side {
             echoes_back: broker.protocol != Protocol::V5,
             link: Link::start(
@@ -349,7 +370,7 @@ impl MqttBridge {
             connection: 0,
             outstanding: Outstanding::default(),
             unheard: Unheard::new(broker, ctx.metrics.event(unheard::EVENT), &ctx.id),
-            filters,
+            subscriptions,
         }
     }
 
@@ -429,15 +450,10 @@ impl Node for MqttBridge {
                 match event {
                     None => return Err("an MQTT connection task ended".into()),
                     Some(LinkEvent::Connected { session_present }) => {
-                        sides[from].connection += 1;
-                        if !session_present && !sides[from].filters.is_empty() {
-                            let filters = sides[from].filters.clone();
-                            sides[from]
-                                .link
-                                .client
-                                .try_subscribe(&filters, Subscribing::AsBridge)
-                                .map_err(|e| format!("cannot subscribe: {e}"))?;
-                        }
+                        let side = &mut sides[from];
+                        side.connection += 1;
+                        let requests = side.subscriptions.on_connect(session_present);
+                        send_requests(&side.link, &requests, Subscribing::AsBridge, &ctx.id)?;
                         if from == REMOTE {
                             self.status(&mut sides, true)?;
                         }
@@ -516,6 +532,15 @@ impl Node for MqttBridge {
                             require_subscribers,
                         };
                         Self::publish(&mut sides[to], forwarded)?;
+                    }
+                    Some(LinkEvent::Packet(Event::Subscribed(codes))) => {
+                        let subscriptions = &mut sides[from].subscriptions;
+                        for (filter, reason) in subscriptions.on_suback(&codes) {
+                            ctx.metrics.errors.inc();
+                            tracing::error!(node = %ctx.id, %filter, "the broker refused the subscription: {reason}");
+                        }
+                        let side = if from == LOCAL { "local" } else { "remote" };
+                        tracing::info!(node = %ctx.id, side, "{}", subscriptions.state());
                     }
                     Some(LinkEvent::Packet(event)) => {
                         let side = &mut sides[from];

@@ -346,6 +346,13 @@ impl BrokerConfig {
         issues
     }
 
+    /// The client id: `client_id`, else `flowrun-<default>`.
+    pub fn client_id(&self, default: &str) -> String {
+        self.client_id
+            .clone()
+            .unwrap_or_else(|| format!("flowrun-{default}"))
+    }
+
     /// rumqttc options; relative TLS paths resolve with `resolve`.
     pub fn options(
         &self,
@@ -356,10 +363,7 @@ impl BrokerConfig {
             url: self.url.clone(),
             reason,
         })?;
-        let client_id = self
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("flowrun-{default_client_id}"));
+        let client_id = self.client_id(default_client_id);
         let mut settings = Settings {
             client_id,
             host: url.host,

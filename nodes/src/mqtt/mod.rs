@@ -12,7 +12,8 @@
 //! made from it; [`client`] is one client for MQTT 3.1.1 and 5, so that the
 //! nodes are written once; [`link`] runs a connection (reconnects with
 //! backoff, the link state); [`unheard`] holds publishes that reached no
-//! subscriber (`require_subscribers`).
+//! subscriber (`require_subscribers`); [`subscriptions`] keeps what a
+//! persistent session subscribed in line with the spec.
 
 pub mod bridge;
 pub mod broker;
@@ -25,6 +26,7 @@ pub mod publish;
 pub mod spool;
 mod spooled;
 pub mod subscribe;
+mod subscriptions;
 pub mod topic;
 mod unheard;
 

@@ -38,6 +38,7 @@ use serde::Deserialize;
 use super::client::{AckToken, Event, Options, Received, Subscribing};
 use super::connection::BrokerConfig;
 use super::link::{Link, LinkEvent};
+use super::subscriptions::{send_requests, Subscriptions};
 use super::topic::add_topic_meta;
 use super::{keys, Qos};
 
@@ -97,27 +98,25 @@ impl NodeConfig for MqttSubConfig {
                 super::connection::MQTT_MAX_PACKET,
                 self.broker.max_packet_bytes,
             );
+        let url = super::connection::BrokerUrl::parse(&self.broker.url)
+            .map_err(|reason| format!("bad broker URL `{}`: {reason}", self.broker.url))?;
+        let wanted = self
+            .topics
+            .iter()
+            .map(|t| (t.filter.clone(), t.qos))
+            .collect();
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
+            subscriptions: Subscriptions::new(
+                wanted,
+                Some(&ctx.state_dir),
+                (&url.host, url.port),
+                &self.broker.client_id(&ctx.id),
+                &ctx.id,
+            ),
         }))
     }
-}
-
-/// What to subscribe to on connecting. A kept session keeps its
-/// subscriptions, and subscribing again would make the broker resend
-/// retained messages; but mosquitto (2.0.11 at least) does not restore
-/// shared subscriptions from its persistence file after a restart, while
-/// still reporting the session as present: without subscribing again, every
-/// message published after the restart would be dropped for want of a
-/// subscriber. Shared subscriptions never get retained messages (MQTT 5
-/// §4.8.2), so subscribing them again costs nothing.
-fn to_subscribe(filters: &[(String, Qos)], session_present: bool) -> Vec<(String, Qos)> {
-    filters
-        .iter()
-        .filter(|(filter, _)| !session_present || filter.starts_with("$share/"))
-        .cloned()
-        .collect()
 }
 
 /// MQTT's rules for a filter: `#` only last and alone in its level, `+` alone in its level.
@@ -149,6 +148,7 @@ pub fn check_filter(filter: &str) -> Result<(), String> {
 struct MqttSub {
     config: MqttSubConfig,
     options: Options,
+    subscriptions: Subscriptions,
 }
 
 /// Room for acknowledgements on their way to the connection task. It only
@@ -194,7 +194,7 @@ impl MqttSub {
 }
 
 impl Node for MqttSub {
-    fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
+    fn run(mut self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
         Box::pin(async move {
             let mut link = Link::start(
                 self.options.clone(),
@@ -204,17 +204,10 @@ impl Node for MqttSub {
                 ACK_QUEUE,
                 RECEIVED,
             );
-            let filters: Vec<(String, Qos)> = self
-                .config
-                .topics
-                .iter()
-                .map(|t| (t.filter.clone(), t.qos))
-                .collect();
             let mut acks: OrderedAcks<Held> = OrderedAcks::new();
             let mut connection = 0u64;
             let mut seq = 0u64;
             let mut redelivered = 0u64;
-            let mut subscribing = Vec::new();
             let mut stopping = false;
             while !(stopping && acks.is_empty()) {
                 tokio::select! {
@@ -222,11 +215,10 @@ impl Node for MqttSub {
                     event = link.events.recv() => match event {
                         Some(LinkEvent::Connected { session_present }) => {
                             connection += 1;
-                            subscribing = to_subscribe(&filters, session_present);
-                            if !subscribing.is_empty() {
-                                link.client
-                                    .try_subscribe(&subscribing, Subscribing::Plainly)
-                                    .map_err(|e| format!("cannot subscribe: {e}"))?;
+                            let requests = self.subscriptions.on_connect(session_present);
+                            send_requests(&link, &requests, Subscribing::Plainly, &ctx.id)?;
+                            if !self.subscriptions.is_pending() {
+                                ctx.metrics.set_state(self.subscriptions.state());
                             }
                         }
                         Some(LinkEvent::Disconnected) => connection += 1,
@@ -245,18 +237,16 @@ impl Node for MqttSub {
                             ctx.output.send(message).await;
                         }
                         Some(LinkEvent::Packet(Event::Subscribed(codes))) => {
-                            let mut refused = Vec::new();
-                            for ((filter, _), code) in subscribing.iter().zip(&codes) {
-                                if let Err(reason) = code {
-                                    ctx.metrics.errors.inc();
-                                    tracing::error!(node = %ctx.id, filter = %filter, "the broker refused the subscription: {reason}");
-                                    refused.push(format!("`{filter}`"));
-                                }
+                            let refused = self.subscriptions.on_suback(&codes);
+                            for (filter, reason) in &refused {
+                                ctx.metrics.errors.inc();
+                                tracing::error!(node = %ctx.id, filter = %filter, "the broker refused the subscription: {reason}");
                             }
                             ctx.metrics.set_state(if refused.is_empty() {
-                                format!("subscribed ({} filters)", subscribing.len())
+                                self.subscriptions.state()
                             } else {
-                                format!("subscription refused: {}", refused.join(", "))
+                                let names: Vec<String> = refused.iter().map(|(f, _)| format!("`{f}`")).collect();
+                                format!("subscription refused: {}", names.join(", "))
                             });
                         }
                         Some(LinkEvent::Packet(_)) => {}
@@ -304,21 +294,5 @@ mod tests {
         assert!(check_filter("faces/a+").is_err());
         assert!(check_filter("$share//x").is_err());
         assert!(check_filter("").is_err());
-    }
-
-    #[test]
-    fn a_kept_session_subscribes_its_shared_filters_again() {
-        let filters = [
-            ("$share/g/faces/#".to_owned(), Qos::AtLeastOnce),
-            ("status/#".to_owned(), Qos::AtLeastOnce),
-        ];
-        let paths = |session_present| -> Vec<String> {
-            to_subscribe(&filters, session_present)
-                .into_iter()
-                .map(|(filter, _)| filter)
-                .collect()
-        };
-        assert_eq!(paths(false), ["$share/g/faces/#", "status/#"]);
-        assert_eq!(paths(true), ["$share/g/faces/#"]);
     }
 }

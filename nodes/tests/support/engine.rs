@@ -3,18 +3,45 @@
 use std::path::Path;
 use std::time::Duration;
 
-use flowrun_runtime::{Counts, Engine, Metrics, RunReport};
+use flowrun_runtime::{Counts, Engine, EngineHandle, Metrics, Plan, RunReport};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub struct Running {
     pub metrics: Metrics,
+    pub handle: EngineHandle,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<RunReport>,
 }
 
+/// The state directory of this test process's engines: one per process,
+/// so that a test restarting a graph finds what the first run recorded,
+/// and nothing is written to the developer's home.
+pub fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("flowrun-test-state-{}", std::process::id()))
+}
+
 /// Validates `yaml` (every `${VAR}` from `env`) and starts it.
 pub fn start(yaml: &str, env: &[(&str, &str)]) -> Running {
+    let plan = plan(yaml, env);
+    let metrics = Metrics::new();
+    let (engine, handle) =
+        Engine::start_in(plan, metrics.clone(), Duration::from_secs(10), state_dir());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        metrics,
+        handle,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// Validates `yaml` (every `${VAR}` from `env`) into a plan; panics with the
+/// diagnostics if it is invalid.
+pub fn plan(yaml: &str, env: &[(&str, &str)]) -> Plan {
     super::logs::init();
     let env: Vec<(String, String)> = env
         .iter()
@@ -27,21 +54,10 @@ pub fn start(yaml: &str, env: &[(&str, &str)]) -> Running {
         &flowrun_nodes::catalogue(),
         &lookup,
     );
-    let plan = checked.plan.unwrap_or_else(|| {
+    checked.plan.unwrap_or_else(|| {
         let text: Vec<String> = checked.diagnostics.iter().map(|d| d.to_string()).collect();
         panic!("invalid spec:\n{}", text.join("\n"))
-    });
-    let metrics = Metrics::new();
-    let (engine, _handle) = Engine::start(plan, metrics.clone(), Duration::from_secs(10));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(engine.run(async {
-        let _ = stopped.await;
-    }));
-    Running {
-        metrics,
-        stop: Some(stop),
-        task,
-    }
+    })
 }
 
 impl Running {

@@ -271,6 +271,21 @@ impl Client {
         }
     }
 
+    /// Unsubscribes from each filter (one UNSUBSCRIBE each, as rumqttc sends them).
+    pub fn try_unsubscribe(&self, filters: &[String]) -> Result<(), ClientError> {
+        for filter in filters {
+            match self {
+                Client::V3(c) => c
+                    .try_unsubscribe(filter.clone())
+                    .map_err(|e| ClientError(e.to_string()))?,
+                Client::V5(c) => c
+                    .try_unsubscribe(filter.clone())
+                    .map_err(|e| ClientError(e.to_string()))?,
+            }
+        }
+        Ok(())
+    }
+
     /// Queues the acknowledgement of a received message (with manual acks).
     pub fn try_ack(&self, token: AckToken) -> Result<(), ClientError> {
         match self {

@@ -1,0 +1,407 @@
+//! Subscriptions that follow the spec, on a connection with a persistent
+//! session.
+//!
+//! A broker keeps a persistent session's subscriptions: after a restart or
+//! a reload with the same client id it reports `session_present` and goes
+//! on delivering what the *earlier* spec subscribed. So a filter removed
+//! from the spec would still be delivered, and one added would never be
+//! subscribed if flowrun trusted the kept session. flowrun therefore keeps
+//! a record of what each client id subscribed on each broker, in its state
+//! directory, and on every connect works out what to do:
+//!
+//! - no session kept: subscribe every filter of the spec;
+//! - session kept, record found: unsubscribe the filters the record has
+//!   and the spec no longer has; subscribe the filters that are new or
+//!   whose QoS changed, and every shared one (mosquitto 2.0.11 does not
+//!   restore shared subscriptions from its persistence file while still
+//!   reporting the session as present). Filters kept as they were are not
+//!   subscribed again: that would make the broker resend their retained
+//!   messages;
+//! - session kept, no record (the first run after an upgrade, a lost state
+//!   directory): subscribe every filter, and say once that filters an
+//!   earlier spec subscribed may still be delivered, and how to drop them.
+//!
+//! The record is written as "unconfirmed" (the union of old and new)
+//! before the requests go out, and as what the broker granted once its
+//! SUBACK is back, so a connection lost half-way is reconciled again on
+//! the next connect. The broker handles an UNSUBSCRIBE before the SUBSCRIBE
+//! sent after it, so one SUBACK confirms both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::client::Subscribing;
+use super::link::Link;
+use super::Qos;
+
+/// What to send on connecting.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Requests {
+    pub unsubscribe: Vec<String>,
+    pub subscribe: Vec<(String, Qos)>,
+}
+
+/// One connection's subscriptions: what the spec wants, what the broker
+/// holds as far as flowrun knows.
+#[derive(Debug)]
+pub struct Subscriptions {
+    wanted: Vec<(String, Qos)>,
+    /// Where the record lives; `None` when there is no state directory.
+    file: Option<PathBuf>,
+    /// Filter → (asked, granted) as last confirmed by the broker.
+    held: BTreeMap<String, (Qos, Qos)>,
+    /// What the SUBSCRIBE in flight asked for, in order.
+    pending: Vec<(String, Qos)>,
+    /// The kept-session warning was given.
+    warned: bool,
+    node: String,
+    client_id: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Record {
+    /// The broker confirmed `filters` (a SUBACK came back for them).
+    confirmed: bool,
+    filters: Vec<Recorded>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Recorded {
+    filter: String,
+    qos: u8,
+    granted: u8,
+}
+
+impl Subscriptions {
+    /// `wanted` for client `client_id` on `host:port`; the record goes under
+    /// `state_dir` (none: reconcile as if nothing were recorded).
+    pub fn new(
+        wanted: Vec<(String, Qos)>,
+        state_dir: Option<&Path>,
+        broker: (&str, u16),
+        client_id: &str,
+        node: &str,
+    ) -> Subscriptions {
+        let file = state_dir.map(|dir| {
+            dir.join("mqtt-subscriptions")
+                .join(safe(&format!("{}_{}", broker.0, broker.1)))
+                .join(format!("{}.json", safe(client_id)))
+        });
+        Subscriptions {
+            wanted,
+            file,
+            held: BTreeMap::new(),
+            pending: Vec::new(),
+            warned: false,
+            node: node.to_owned(),
+            client_id: client_id.to_owned(),
+        }
+    }
+
+    /// What to unsubscribe and subscribe on a new connection.
+    pub fn on_connect(&mut self, session_present: bool) -> Requests {
+        let record = if session_present { self.read() } else { None };
+        let requests = match &record {
+            None => {
+                if session_present && !self.warned {
+                    self.warned = true;
+                    tracing::warn!(
+                        node = %self.node,
+                        client_id = %self.client_id,
+                        "the broker kept a session for client id `{}` that flowrun has no record of: \
+                         filters an earlier spec subscribed may still be delivered here. Every filter \
+                         of the spec is subscribed now; to drop the others, run once with \
+                         `clean_session: true` (which also drops what the broker queued for this \
+                         client) or clear the session on the broker",
+                        self.client_id
+                    );
+                }
+                Requests {
+                    unsubscribe: Vec::new(),
+                    subscribe: self.wanted.clone(),
+                }
+            }
+            Some(record) => self.reconcile(record),
+        };
+        self.held = match record {
+            Some(record) if record.confirmed => record
+                .filters
+                .iter()
+                .filter(|r| !requests.unsubscribe.contains(&r.filter))
+                .filter_map(|r| {
+                    Some((
+                        r.filter.clone(),
+                        (Qos::try_from(r.qos).ok()?, Qos::try_from(r.granted).ok()?),
+                    ))
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        if !requests.subscribe.is_empty() || !requests.unsubscribe.is_empty() {
+            // Until the SUBACK: everything the broker may hold.
+            let mut unsure: Vec<(String, Qos)> = requests
+                .unsubscribe
+                .iter()
+                .map(|f| (f.clone(), Qos::AtMostOnce))
+                .collect();
+            unsure.extend(self.wanted.iter().cloned());
+            self.write(false, unsure.iter().map(|(f, q)| (f.as_str(), *q, *q)));
+        }
+        self.pending = requests.subscribe.clone();
+        requests
+    }
+
+    fn reconcile(&self, record: &Record) -> Requests {
+        let unsubscribe = record
+            .filters
+            .iter()
+            .filter(|r| !self.wanted.iter().any(|(f, _)| *f == r.filter))
+            .map(|r| r.filter.clone())
+            .collect();
+        let subscribe = self
+            .wanted
+            .iter()
+            .filter(|(filter, qos)| {
+                !record.confirmed
+                    || filter.starts_with("$share/")
+                    || !record
+                        .filters
+                        .iter()
+                        .any(|r| r.filter == *filter && r.qos == u8::from(*qos))
+            })
+            .cloned()
+            .collect();
+        Requests {
+            unsubscribe,
+            subscribe,
+        }
+    }
+
+    /// The broker's answer to the SUBSCRIBE sent on connecting: per filter,
+    /// the QoS granted or why not. Returns the refused filters with their
+    /// reasons, and records what is now held.
+    pub fn on_suback(&mut self, codes: &[Result<Qos, String>]) -> Vec<(String, String)> {
+        let mut refused = Vec::new();
+        for ((filter, asked), code) in self.pending.drain(..).zip(codes) {
+            match code {
+                Ok(granted) => {
+                    if u8::from(*granted) < u8::from(asked) {
+                        tracing::warn!(
+                            node = %self.node,
+                            %filter,
+                            "the broker granted QoS {} where the spec asks for {}: messages on it \
+                             are delivered at QoS {} at most",
+                            u8::from(*granted),
+                            u8::from(asked),
+                            u8::from(*granted)
+                        );
+                    }
+                    self.held.insert(filter, (asked, *granted));
+                }
+                Err(reason) => {
+                    self.held.remove(&filter);
+                    refused.push((filter, reason.clone()));
+                }
+            }
+        }
+        let held: Vec<(String, Qos, Qos)> = self
+            .held
+            .iter()
+            .map(|(f, (asked, granted))| (f.clone(), *asked, *granted))
+            .collect();
+        self.write(true, held.iter().map(|(f, a, g)| (f.as_str(), *a, *g)));
+        refused
+    }
+
+    /// Whether a SUBACK is awaited.
+    pub fn is_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// `subscribed faces/# (qos 1), status/# (qos 0)`: the filters held, with
+    /// the QoS the broker granted.
+    pub fn state(&self) -> String {
+        let held: Vec<String> = self
+            .held
+            .iter()
+            .map(|(filter, (_, granted))| format!("{filter} (qos {})", u8::from(*granted)))
+            .collect();
+        if held.is_empty() {
+            "subscribed to nothing".to_owned()
+        } else {
+            format!("subscribed {}", held.join(", "))
+        }
+    }
+
+    fn read(&self) -> Option<Record> {
+        let file = self.file.as_ref()?;
+        let text = std::fs::read_to_string(file).ok()?;
+        match serde_json::from_str(&text) {
+            Ok(record) => Some(record),
+            Err(error) => {
+                tracing::warn!(node = %self.node, file = %file.display(), "ignoring an unreadable subscription record: {error}");
+                None
+            }
+        }
+    }
+
+    fn write<'a>(&self, confirmed: bool, filters: impl Iterator<Item = (&'a str, Qos, Qos)>) {
+        let Some(file) = &self.file else { return };
+        let record = Record {
+            confirmed,
+            filters: filters
+                .map(|(filter, qos, granted)| Recorded {
+                    filter: filter.to_owned(),
+                    qos: qos.into(),
+                    granted: granted.into(),
+                })
+                .collect(),
+        };
+        if let Err(error) = write_atomically(file, &record) {
+            tracing::warn!(
+                node = %self.node,
+                file = %file.display(),
+                "cannot record the subscriptions ({error}): after a restart, filters removed from \
+                 the spec may still be delivered (set --state-dir or FLOWRUN_STATE_DIR to a \
+                 writable directory)"
+            );
+        }
+    }
+}
+
+/// Sends what reconciling the subscriptions on a new connection asked for:
+/// UNSUBSCRIBEs first, then one SUBSCRIBE (the broker handles them in
+/// order, so the SUBACK confirms both).
+pub fn send_requests(
+    link: &Link,
+    requests: &Requests,
+    how: Subscribing,
+    node: &str,
+) -> Result<(), flowrun_runtime::NodeError> {
+    if !requests.unsubscribe.is_empty() {
+        tracing::info!(node = %node, filters = ?requests.unsubscribe, "unsubscribing from filters the spec no longer has");
+        link.client
+            .try_unsubscribe(&requests.unsubscribe)
+            .map_err(|e| format!("cannot unsubscribe: {e}"))?;
+    }
+    if !requests.subscribe.is_empty() {
+        link.client
+            .try_subscribe(&requests.subscribe, how)
+            .map_err(|e| format!("cannot subscribe: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Written aside and renamed, so a crash never leaves half a record.
+fn write_atomically(file: &Path, record: &Record) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let aside = file.with_extension("json.new");
+    let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    std::fs::write(&aside, text)?;
+    std::fs::rename(&aside, file)
+}
+
+/// A file name from a client id or host: what is not a letter, digit, `.`,
+/// `-` or `_` becomes `_` (client ids may hold `/`).
+fn safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: Qos = Qos::AtLeastOnce;
+    const TWO: Qos = Qos::ExactlyOnce;
+
+    fn subs(dir: &Path, wanted: &[(&str, Qos)]) -> Subscriptions {
+        Subscriptions::new(
+            wanted.iter().map(|(f, q)| (f.to_string(), *q)).collect(),
+            Some(dir),
+            ("127.0.0.1", 1883),
+            "flowrun-sub",
+            "sub",
+        )
+    }
+
+    fn subscribe(requests: &Requests) -> Vec<&str> {
+        requests.subscribe.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn a_kept_session_is_reconciled_with_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = subs(dir.path(), &[("alpha/#", ONE), ("$share/g/faces/#", ONE)]);
+        let requests = first.on_connect(false);
+        assert_eq!(subscribe(&requests), ["alpha/#", "$share/g/faces/#"]);
+        assert!(first.on_suback(&[Ok(ONE), Ok(ONE)]).is_empty());
+        assert_eq!(
+            first.state(),
+            "subscribed $share/g/faces/# (qos 1), alpha/# (qos 1)"
+        );
+
+        // The same spec again: only the shared filter is subscribed again.
+        let mut same = subs(dir.path(), &[("alpha/#", ONE), ("$share/g/faces/#", ONE)]);
+        let requests = same.on_connect(true);
+        assert!(requests.unsubscribe.is_empty());
+        assert_eq!(subscribe(&requests), ["$share/g/faces/#"]);
+        same.on_suback(&[Ok(ONE)]);
+
+        // An edited spec: alpha removed, beta added, the shared one at QoS 2.
+        let mut edited = subs(dir.path(), &[("beta/#", ONE), ("$share/g/faces/#", TWO)]);
+        let requests = edited.on_connect(true);
+        assert_eq!(requests.unsubscribe, ["alpha/#"]);
+        assert_eq!(subscribe(&requests), ["beta/#", "$share/g/faces/#"]);
+        // The broker grants 1 for 2 (RabbitMQ does).
+        edited.on_suback(&[Ok(ONE), Ok(ONE)]);
+        assert_eq!(
+            edited.state(),
+            "subscribed $share/g/faces/# (qos 1), beta/# (qos 1)"
+        );
+    }
+
+    #[test]
+    fn a_connection_lost_before_the_suback_is_reconciled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = subs(dir.path(), &[("alpha/#", ONE)]);
+        first.on_connect(false);
+        first.on_suback(&[Ok(ONE)]);
+        let mut edited = subs(dir.path(), &[("beta/#", ONE)]);
+        edited.on_connect(true);
+        // No SUBACK: the next connect unsubscribes and subscribes again.
+        let mut again = subs(dir.path(), &[("beta/#", ONE)]);
+        let requests = again.on_connect(true);
+        assert_eq!(requests.unsubscribe, ["alpha/#"]);
+        assert_eq!(subscribe(&requests), ["beta/#"]);
+    }
+
+    #[test]
+    fn without_a_record_every_filter_is_subscribed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut subs = subs(dir.path(), &[("a/#", ONE), ("b/#", ONE)]);
+        let requests = subs.on_connect(true);
+        assert!(requests.unsubscribe.is_empty());
+        assert_eq!(subscribe(&requests), ["a/#", "b/#"]);
+        let refused = subs.on_suback(&[Ok(ONE), Err("not authorized".into())]);
+        assert_eq!(refused, [("b/#".to_owned(), "not authorized".to_owned())]);
+        assert_eq!(subs.state(), "subscribed a/# (qos 1)");
+    }
+
+    #[test]
+    fn client_ids_become_safe_file_names() {
+        assert_eq!(safe("edge/1 a"), "edge_1_a");
+        assert_eq!(safe("cloud-cos-1"), "cloud-cos-1");
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything flowrun's build, demo and tests need, idempotently:
-# Debian packages (OpenCV 4.6 and its sample data, mosquitto, s3fs, chromium)
+# Debian packages (OpenCV 4.6 and its sample data, mosquitto, s3fs, chromium,
+# promtool)
 # and the S3 test server. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ packages=(
   python3-boto3                                    # bench/storage: the original's S3 writer
   chromium                                         # the preview page test (headless)
   docker-compose                                   # validates docker/ compose files
+  prometheus                                       # promtool: checks the /metrics format
   curl ca-certificates
 )
 
@@ -29,9 +31,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The broker must not run as a system service: tests start their own on free ports.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl stop mosquitto || true
-fi
+# Nor Prometheus: only its promtool is used.
+for service in mosquitto prometheus prometheus-node-exporter; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2

@@ -5,7 +5,7 @@ mod nodes_doc;
 mod publish;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flowrun_runtime::runner::{plural, run_file, RunError, RunOptions};
 use flowrun_runtime::spec::interpolate::referenced_variables;
-use flowrun_runtime::{load, Catalogue};
+use flowrun_runtime::{load, load_shape, Catalogue};
 
 /// The version, and whether this build has the vision node types (OpenCV):
 /// the cloud image's does not.
@@ -136,6 +136,9 @@ enum GraphFormat {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = mistyped_command() {
+        return code;
+    }
     let cli = Cli::parse();
     let catalogue = flowrun_nodes::catalogue();
     let result = match cli.command {
@@ -155,6 +158,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `flowrun chek spec.yaml` would otherwise be read as `flowrun run chek`
+/// with a stray argument, and clap would answer about `<SPEC>`. A first word
+/// that is no command, no option and no file is a mistyped command: say so,
+/// with the nearest command.
+fn mistyped_command() -> Option<ExitCode> {
+    use clap::CommandFactory;
+    let word = std::env::args().nth(1)?;
+    if word.starts_with('-') || word.contains(['/', '.']) || Path::new(&word).exists() {
+        return None;
+    }
+    let command = Cli::command();
+    let names: Vec<&str> = command
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .chain(["help"])
+        .collect();
+    if names.contains(&word.as_str()) {
+        return None;
+    }
+    let hint = match flowrun_runtime::diagnostic::closest(&word, names.iter().copied()) {
+        Some(best) => format!("did you mean `flowrun {best}`?"),
+        None => format!("the commands are {}", names.join(", ")),
+    };
+    eprintln!(
+        "flowrun: `{word}` is neither a command nor a spec file\n  hint: {hint} (`flowrun --help` says more)"
+    );
+    Some(ExitCode::from(2))
 }
 
 fn init_logs(format: LogFormat) {
@@ -224,11 +256,19 @@ fn check(specs: &[PathBuf], catalogue: &Catalogue) -> ExitCode {
         match &checked.plan {
             Some(plan) => {
                 let edges: usize = plan.nodes.iter().map(|n| n.inputs.len()).sum();
-                let variables = std::fs::read_to_string(path)
+                let mut variables = std::fs::read_to_string(path)
                     .ok()
                     .and_then(|text| flowrun_runtime::spec::yaml::parse(&text).ok())
                     .map(|root| referenced_variables(&root))
                     .unwrap_or_default();
+                // And what nodes read by themselves (S3 keys by name).
+                for node in &plan.nodes {
+                    for var in node.built.environment() {
+                        if !variables.contains(&var.name) {
+                            variables.push(var.name);
+                        }
+                    }
+                }
                 let mut line = format!(
                     "{}: ok: `{}`, {}, {}",
                     path.display(),
@@ -272,7 +312,7 @@ fn diff(
 ) -> anyhow::Result<ExitCode> {
     let mut plans = Vec::new();
     for path in [old, new] {
-        let checked = load(path, catalogue);
+        let checked = load_shape(path, catalogue);
         for d in checked.errors() {
             eprintln!("{d}");
         }
@@ -308,7 +348,7 @@ fn graph(
     format: GraphFormat,
     catalogue: &Catalogue,
 ) -> anyhow::Result<ExitCode> {
-    let checked = load(spec, catalogue);
+    let checked = load_shape(spec, catalogue);
     for d in &checked.diagnostics {
         eprintln!("{d}");
     }

@@ -44,13 +44,29 @@ fn bad_dir() -> PathBuf {
 
 /// `flowrun check FILES...` run from `dir`.
 fn check(dir: &Path, files: &[String]) -> Output {
+    check_with(dir, files, &[])
+}
+
+/// `flowrun check FILES...` run from `dir` with the variables `env`.
+fn check_with(dir: &Path, files: &[String], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(FLOWRUN);
     command.arg("check").args(files).current_dir(dir);
-    for name in UNSET {
+    for name in UNSET.iter().chain(&[
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]) {
         command.env_remove(name);
     }
+    command.envs(env.iter().copied());
     command.output().expect("flowrun runs")
 }
+
+/// The S3 keys `cos_put` reads by name, as a deployment exports them.
+const S3_KEYS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "id"),
+    ("AWS_SECRET_ACCESS_KEY", "secret"),
+];
 
 /// Both output streams, as one text to search.
 fn text(output: &Output) -> String {
@@ -365,7 +381,7 @@ fn every_good_spec_checks_clean_with_a_one_line_summary() {
         "specs/hello.yaml is missing"
     );
     files.extend(specs_in("tests/specs/good"));
-    let output = check(repo(), &files);
+    let output = check_with(repo(), &files, S3_KEYS);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -397,5 +413,39 @@ fn the_summary_names_nodes_edges_and_variables() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "specs/hello.yaml: ok: `hello`, 3 nodes, 2 edges; reads COUNT\n"
+    );
+}
+
+/// A spec that cannot run for want of the S3 keys `cos_put` reads by name
+/// is refused by `check`, located at the `s3` block, naming both; with them
+/// the summary lists them among what the spec reads.
+#[test]
+fn check_refuses_a_spec_whose_node_needs_keys_that_are_not_set() {
+    let output = check(repo(), &["specs/cloud-cos.yaml".into()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("specs/cloud-cos.yaml:")
+                    && l.contains(": error: `backend.s3.")
+                    && l.contains(&format!(
+                        "from the environment variable `{key}`, which is not set"
+                    ))),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("hint: export AWS_ACCESS_KEY_ID before running flowrun"),
+        "{stderr}"
+    );
+
+    let output = check_with(repo(), &["specs/cloud-cos.yaml".into()], S3_KEYS);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN"),
+        "{stdout}"
     );
 }

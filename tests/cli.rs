@@ -505,19 +505,26 @@ fn free_port() -> u16 {
     listener.local_addr().expect("the probe's address").port()
 }
 
-/// `GET path` over plain HTTP/1.1, or `None` while nothing answers.
+/// `GET path` over plain HTTP/1.1: the status line and the body, or `None`
+/// while nothing answers.
 fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let (head, body) = http_exchange(port, path, "")?;
+    Some((head.lines().next()?.to_owned(), body))
+}
+
+/// `GET path` with `headers` (each ending in CRLF): the whole head and the body.
+fn http_exchange(port: u16, path: &str, headers: &str) -> Option<(String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    Some((head.lines().next()?.to_owned(), body.to_owned()))
+    Some((head.to_owned(), body.to_owned()))
 }
 
 /// The value of the sample `name{node="id"}` in Prometheus text.
@@ -606,4 +613,189 @@ fn log_format_json_writes_json_lines_on_stderr() {
         5,
         "stdout still has the messages"
     );
+}
+
+/// `flowrun diff OLD NEW`: what a reload would change, key by key, with
+/// both values in full and secrets masked; nothing runs.
+#[test]
+fn diff_prints_the_reload_plan_without_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yaml");
+    let new = dir.path().join("new.yaml");
+    let spec = |filter: &str, qos: u8, password: &str| {
+        format!(
+            "version: 1\nnodes:\n  faces:\n    type: mqtt_sub\n    broker: {{url: \"mqtt://127.0.0.1:1\", username: u, password: {password}}}\n    topics: [{{filter: \"{filter}\", qos: {qos}}}]\n  out:\n    type: print\n    inputs: [faces]\n"
+        )
+    };
+    std::fs::write(&old, spec("$share/cloud-fs/faces/#", 1, "one-secret")).unwrap();
+    std::fs::write(&new, spec("$share/cloud-fs/walkfaces/#", 2, "two-secret")).unwrap();
+    let output = flowrun().arg("diff").arg(&old).arg(&new).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout,
+        "+0 −0 ~1, 1 unchanged\n  ~ faces: broker.password changed; \
+         topics[0].filter $share/cloud-fs/faces/# → $share/cloud-fs/walkfaces/#; topics[0].qos 1 → 2\n"
+    );
+    assert!(!stdout.contains("secret"));
+
+    let same = flowrun().arg("diff").arg(&old).arg(&old).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&same.stdout), "nothing to change\n");
+
+    std::fs::write(&new, "version: 1\nnodes:\n  faces: {type: mqtt_sup}\n").unwrap();
+    let invalid = flowrun().arg("diff").arg(&old).arg(&new).output().unwrap();
+    assert_eq!(invalid.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(stderr.contains("new.yaml:3:"), "{stderr}");
+    assert!(
+        stderr.contains("a reload to it would be refused"),
+        "{stderr}"
+    );
+}
+
+/// A mistyped command is named as such, with the nearest command, instead
+/// of clap's words about `<SPEC>`.
+#[test]
+fn a_mistyped_command_gets_the_nearest_command() {
+    for (typed, meant) in [("chek", "check"), ("grph", "graph"), ("nodse", "nodes")] {
+        let output = flowrun()
+            .args([typed, "specs/hello.yaml"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("`{typed}` is neither a command nor a spec file"))
+                && stderr.contains(&format!("did you mean `flowrun {meant}`?")),
+            "{stderr}"
+        );
+    }
+    // A spec file still runs as `flowrun SPEC`.
+    let output = flowrun()
+        .args(["specs/hello.yaml", "--no-watch"])
+        .env("COUNT", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+}
+
+/// `/healthz` tells the truth: 200 while the subscriber's broker is up,
+/// 503 naming the node and why once it is gone, and `flowrun_node_up` says
+/// the same for alerts.
+#[test]
+fn healthz_turns_503_naming_the_node_when_its_broker_dies() {
+    let broker_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {broker_port} 127.0.0.1\nallow_anonymous true\nuser root\n"),
+    )
+    .unwrap();
+    let mut broker = Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto starts");
+    let spec = format!(
+        "version: 1\nnodes:\n  sub:\n    type: mqtt_sub\n    broker: {{url: \"mqtt://127.0.0.1:{broker_port}\", reconnect_max_ms: 500}}\n    topics: [{{filter: \"a/#\"}}]\n  out: {{type: print, inputs: [sub]}}\n"
+    );
+    let (_spec_dir, path) = spec_file(&spec);
+    let port = free_port();
+    let mut running = Running::start(
+        flowrun()
+            .arg("run")
+            .arg(&path)
+            .args(["--no-watch", "--metrics", &format!("127.0.0.1:{port}")])
+            .env("FLOWRUN_STATE_DIR", dir.path()),
+    );
+    running.wait_for("/healthz 200", |_| {
+        http_get(port, "/healthz").is_some_and(|(status, _)| status.contains(" 200 "))
+    });
+    let _ = broker.kill();
+    let _ = broker.wait();
+    running.wait_for("/healthz 503 naming the node", |_| {
+        http_get(port, "/healthz").is_some_and(|(status, body)| {
+            status.contains(" 503 ")
+                && body.contains(&format!(
+                    "down: sub: disconnected from mqtt://127.0.0.1:{broker_port}"
+                ))
+        })
+    });
+    let (_, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(
+        sample(&metrics, "flowrun_node_up", "sub"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "flowrun_node_up", "out"),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+/// `/metrics` serves what its Content-Type declares: Prometheus text 0.0.4
+/// by default, which Debian's `promtool check metrics` accepts, and
+/// OpenMetrics (ending in `# EOF`) to a client that asks for it.
+#[test]
+fn metrics_are_in_the_format_their_content_type_declares() {
+    let (_dir, path) = spec_file(FOREVER);
+    let port = free_port();
+    let mut running = Running::start(flowrun().arg("run").arg(&path).args([
+        "--no-watch",
+        "--metrics",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    running.wait_for("a message counted", |_| {
+        http_get(port, "/metrics")
+            .and_then(|(_, body)| sample(&body, "flowrun_node_sent_total", "gen"))
+            .is_some_and(|sent| sent > 0.0)
+    });
+    let (head, text) = http_exchange(port, "/metrics", "").expect("/metrics answers");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(
+        text.contains("# TYPE flowrun_node_sent_total counter"),
+        "{text}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) runs");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let (head, open) = http_exchange(
+        port,
+        "/metrics",
+        "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\n",
+    )
+    .expect("/metrics answers");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(open.ends_with("# EOF\n"), "{open}");
 }

@@ -121,9 +121,22 @@ pub trait NodeConfig: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// The overflow policy of edges leaving this node unless an input says
     /// otherwise: live sources drop old data rather than build a backlog.
     const OUTPUT_OVERFLOW: Overflow = Overflow::Block;
+    /// Whether an instance says when its config has taken effect
+    /// ([`crate::NodeContext::ready`]): an MQTT subscriber once the broker
+    /// confirmed its subscriptions. A reload is reported once every node it
+    /// started is ready (bounded); other types are ready when started.
+    const REPORTS_READY: bool = false;
 
     /// Checks the types cannot express; every issue found, not just the first.
     fn check(&self) -> Vec<ConfigIssue> {
+        Vec::new()
+    }
+
+    /// Environment variables an instance reads by itself, by name (an S3
+    /// key named by `access_key_id_env`), beside the spec's own `${VAR}`s:
+    /// `flowrun check` lists them and refuses a spec whose required ones
+    /// are not set, so that it does not fail only once running.
+    fn environment(&self) -> Vec<EnvVar> {
         Vec::new()
     }
 
@@ -131,15 +144,33 @@ pub trait NodeConfig: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError>;
 }
 
+/// An environment variable a node reads by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The config key that names it (`backend.s3.access_key_id_env`), for
+    /// the error's location.
+    pub field: String,
+    pub name: String,
+    /// What it holds: "the S3 access key id".
+    pub what: String,
+    /// Whether the node cannot run without it.
+    pub required: bool,
+}
+
 /// A config that has been parsed and checked, ready to build instances.
 pub trait BuiltConfig: Send + Sync {
     fn check(&self) -> Vec<ConfigIssue>;
+    fn environment(&self) -> Vec<EnvVar>;
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError>;
 }
 
 impl<C: NodeConfig> BuiltConfig for C {
     fn check(&self) -> Vec<ConfigIssue> {
         NodeConfig::check(self)
+    }
+
+    fn environment(&self) -> Vec<EnvVar> {
+        NodeConfig::environment(self)
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
@@ -164,6 +195,8 @@ pub struct NodeType {
     pub inputs: Inputs,
     pub output: OutputKind,
     pub output_overflow: Overflow,
+    /// See [`NodeConfig::REPORTS_READY`].
+    pub reports_ready: bool,
     /// The JSON Schema of the config, with every subschema inlined.
     pub schema: serde_json::Value,
     parse: ParseFn,
@@ -263,6 +296,7 @@ impl Catalogue {
                 inputs: C::INPUTS,
                 output: C::OUTPUT,
                 output_overflow: C::OUTPUT_OVERFLOW,
+                reports_ready: C::REPORTS_READY,
                 schema: inline_schema::<C>(),
                 parse: parse_config::<C>,
             },

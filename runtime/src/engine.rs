@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -65,6 +65,9 @@ pub struct ReloadReport {
     pub cut_short: Vec<String>,
     /// Messages failed because they were queued for a removed node.
     pub failed_messages: usize,
+    /// The nodes the reload started, and whether each says its config took
+    /// effect yet ([`ReloadReport::ready`]).
+    pub starting: Vec<(String, watch::Receiver<bool>)>,
 }
 
 impl ReloadReport {
@@ -96,6 +99,21 @@ impl ReloadReport {
             ));
         }
         s
+    }
+
+    /// Waits, at most `limit`, until every node the reload started says its
+    /// config took effect (an MQTT subscriber: the broker confirmed the
+    /// edited subscriptions); returns those that did not.
+    pub async fn ready(&mut self, limit: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut late = Vec::new();
+        for (id, ready) in &mut self.starting {
+            let waited = tokio::time::timeout_at(deadline, ready.wait_for(|r| *r)).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                late.push(id.clone());
+            }
+        }
+        late
     }
 
     /// One line per node added, removed or changed: `~ faces: topics[0].qos 1 → 2`.
@@ -147,6 +165,8 @@ struct RunningNode {
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
     generation: u64,
+    /// Whether the current instance said its config took effect.
+    ready: watch::Receiver<bool>,
 }
 
 /// A graph being run.
@@ -335,6 +355,7 @@ impl Engine {
             stop: CancellationToken::new(),
             task: None,
             generation: 0,
+            ready: watch::channel(false).1,
             planned,
         };
         self.nodes.insert(node.planned.id.clone(), node);
@@ -394,6 +415,8 @@ impl Engine {
         };
         node.generation = generation;
         node.stop = CancellationToken::new();
+        let (ready, ready_rx) = watch::channel(!node.planned.node_type.reports_ready);
+        node.ready = ready_rx;
         let supervisor = Supervisor {
             id: id.to_owned(),
             built: node.planned.built.clone(),
@@ -412,6 +435,7 @@ impl Engine {
             output: node.output.clone(),
             metrics: node.metrics.clone(),
             stop: node.stop.clone(),
+            ready: Arc::new(ready),
         };
         let exits = self.exits_tx.clone();
         let id = id.to_owned();
@@ -467,6 +491,9 @@ impl Engine {
             .chain(diff.changed.iter().map(|(id, _)| id))
         {
             self.spawn(id);
+            if let Some(node) = self.nodes.get(id) {
+                report.starting.push((id.clone(), node.ready.clone()));
+            }
         }
         report.took = started.elapsed();
         report.diff = diff;
@@ -505,6 +532,9 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The part of a node's health that is its own run (beside its broker links).
+const RUN_PART: &str = "run";
+
 /// Runs one node: builds an instance, runs it, and on failure restarts it
 /// with backoff or gives up, as its policy says.
 struct Supervisor {
@@ -516,6 +546,7 @@ struct Supervisor {
     output: Output,
     metrics: Arc<NodeMetrics>,
     stop: CancellationToken,
+    ready: Arc<watch::Sender<bool>>,
 }
 
 impl Supervisor {
@@ -537,6 +568,8 @@ impl Supervisor {
             }
             tracing::error!(node = %self.id, %error, retry_in = ?backoff, "node failed; restarting");
             self.metrics.set_state(format!("restarting: {error}"));
+            self.metrics
+                .set_down(RUN_PART, format!("failed, restarting: {error}"));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.stop.cancelled() => return Err(error),
@@ -548,12 +581,14 @@ impl Supervisor {
 
     async fn run_once(&self) -> Result<(), String> {
         let node = self.built.build(&self.build).map_err(|e| e.to_string())?;
+        self.metrics.set_up(RUN_PART);
         let ctx = NodeContext::new(
             self.id.clone(),
             Input::new(self.inbox.clone(), self.stop.clone(), self.metrics.clone()),
             self.output.clone(),
             self.metrics.clone(),
             self.stop.clone(),
+            self.ready.clone(),
         );
         match AssertUnwindSafe(node.run(ctx)).catch_unwind().await {
             Ok(result) => result.map_err(|e| e.to_string()),

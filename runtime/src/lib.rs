@@ -28,7 +28,7 @@ pub mod spec;
 pub mod validate;
 
 pub use ack::{Ack, AckReceiver, AckStatus, OrderedAcks, Outcome};
-pub use catalogue::{Catalogue, ConfigIssue, Inputs, NodeConfig, NodeType, OutputKind};
+pub use catalogue::{Catalogue, ConfigIssue, EnvVar, Inputs, NodeConfig, NodeType, OutputKind};
 pub use diagnostic::{Diagnostic, Severity};
 pub use edge::{Input, Output, Overflow};
 pub use engine::{Engine, EngineHandle, ReloadReport, RunReport};
@@ -38,4 +38,4 @@ pub use message::{
 pub use metrics::{Counter, Counts, Metrics, NodeMetrics};
 pub use node::{default_state_dir, BuildContext, Node, NodeContext, NodeError};
 pub use plan::Plan;
-pub use validate::{load, validate, Checked};
+pub use validate::{load, load_shape, validate, Checked};

@@ -44,6 +44,9 @@ pub struct NodeMetrics {
     /// A short word a node sets about its own state ("connected",
     /// "reconnecting", "end of file"), shown in the status line.
     state: Mutex<String>,
+    /// What of this node is down, and why: a broker link, the node itself
+    /// while it restarts after a failure. Empty when all is well.
+    down: Mutex<BTreeMap<String, String>>,
     id: String,
     events: Family<EventLabel, Counter>,
     event_names: Mutex<Vec<String>>,
@@ -90,6 +93,29 @@ impl NodeMetrics {
 
     pub fn state(&self) -> String {
         self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Marks `part` of the node (a broker link, the node's run) as down,
+    /// saying why: `/healthz` answers 503 and names it until [`Self::set_up`].
+    pub fn set_down(&self, part: &str, why: impl Into<String>) {
+        if let Ok(mut down) = self.down.lock() {
+            down.insert(part.to_owned(), why.into());
+        }
+    }
+
+    /// Marks `part` as working again (or gone).
+    pub fn set_up(&self, part: &str) {
+        if let Ok(mut down) = self.down.lock() {
+            down.remove(part);
+        }
+    }
+
+    /// Why the node is down, one reason per part that is; empty when up.
+    pub fn down(&self) -> Vec<String> {
+        self.down
+            .lock()
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A snapshot, for tests and the status line.
@@ -239,6 +265,7 @@ impl Metrics {
                     restarts: f.restarts.get_or_create(&label).clone(),
                     queue_depth: f.queue_depth.get_or_create(&label).clone(),
                     state: Mutex::new(String::new()),
+                    down: Mutex::default(),
                     id: id.to_owned(),
                     events: f.events.clone(),
                     event_names: Mutex::default(),
@@ -288,22 +315,32 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
-        let states: Vec<String> = self
-            .snapshot()
-            .into_iter()
+        let snapshot = self.snapshot();
+        let states: Vec<String> = snapshot
+            .iter()
             .filter(|(_, (_, state))| !state.is_empty())
             .map(|(id, (_, state))| {
                 format!(
                     "flowrun_node_state_info{{node=\"{}\",state=\"{}\"}} 1\n",
-                    escape_label(&id),
-                    escape_label(&state)
+                    escape_label(id),
+                    escape_label(state)
                 )
             })
             .collect();
-        if !states.is_empty() {
+        let down = self.down();
+        let up: Vec<String> = snapshot
+            .keys()
+            .map(|id| {
+                let up = u8::from(!down.iter().any(|(node, _)| node == id));
+                format!("flowrun_node_up{{node=\"{}\"}} {up}\n", escape_label(id))
+            })
+            .collect();
+        if !up.is_empty() {
             let info = format!(
-                "# HELP flowrun_node_state The state a node reports of itself.\n# TYPE flowrun_node_state info\n{}",
-                states.concat()
+                "# HELP flowrun_node_state The state a node reports of itself.\n# TYPE flowrun_node_state info\n{}\
+                 # HELP flowrun_node_up 1 while every part of the node works (its broker links, its run), else 0.\n# TYPE flowrun_node_up gauge\n{}",
+                states.concat(),
+                up.concat()
             );
             // Before OpenMetrics' closing `# EOF`, which must stay last.
             match out.rfind("# EOF") {
@@ -312,6 +349,15 @@ impl Metrics {
             }
         }
         out
+    }
+
+    /// Every node that is down, with why: `(node, reason)`, one per part down.
+    pub fn down(&self) -> Vec<(String, String)> {
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        nodes
+            .iter()
+            .flat_map(|(id, m)| m.down().into_iter().map(move |why| (id.clone(), why)))
+            .collect()
     }
 
     /// One compact line: each node's id with its non-zero counters.
@@ -354,20 +400,16 @@ impl Metrics {
     ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
         use axum::routing::get;
         let metrics = self.clone();
+        let health = self.clone();
         let app = axum::Router::new()
             .route(
                 "/metrics",
-                get(move || {
+                get(move |headers: axum::http::HeaderMap| {
                     let body = metrics.render();
-                    async move {
-                        (
-                            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                            body,
-                        )
-                    }
+                    async move { exposition(&headers, body) }
                 }),
             )
-            .route("/healthz", get(|| async { "ok\n" }));
+            .route("/healthz", get(move || async move { health.health() }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -377,6 +419,89 @@ impl Metrics {
         });
         Ok((bound, task))
     }
+}
+
+impl Metrics {
+    /// `/healthz`: 200 `ok` while every node is up; 503 naming each node
+    /// down and why (a broker link lost, a node restarting after a failure).
+    fn health(&self) -> (axum::http::StatusCode, String) {
+        let down = self.down();
+        if down.is_empty() {
+            return (axum::http::StatusCode::OK, "ok\n".to_owned());
+        }
+        let lines: Vec<String> = down
+            .iter()
+            .map(|(node, why)| format!("down: {node}: {why}\n"))
+            .collect();
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, lines.concat())
+    }
+}
+
+/// What `/metrics` serves: OpenMetrics to a client that asks for it in
+/// `Accept` (Prometheus does, first), else the Prometheus text format 0.0.4
+/// that its `Content-Type` then declares — each body in its own format.
+fn exposition(
+    headers: &axum::http::HeaderMap,
+    openmetrics: String,
+) -> ([(&'static str, &'static str); 1], String) {
+    let wants_openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            openmetrics,
+        )
+    } else {
+        (
+            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+            prometheus_text(&openmetrics),
+        )
+    }
+}
+
+/// OpenMetrics text as Prometheus text 0.0.4: a counter family is named
+/// as its samples are (`x_total`), an info family becomes a gauge named
+/// `x_info`, and `# UNIT` and `# EOF` go.
+fn prometheus_text(openmetrics: &str) -> String {
+    let mut suffix: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            match rest.split_once(' ') {
+                Some((name, "counter")) => suffix.insert(name, ("_total", "counter")),
+                Some((name, "info")) => suffix.insert(name, ("_info", "gauge")),
+                _ => None,
+            };
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                match suffix.get(name) {
+                    Some((end, kind)) if prefix == "# TYPE " => {
+                        out.push_str(&format!("# TYPE {name}{end} {kind}\n"))
+                    }
+                    Some((end, _)) => out.push_str(&format!("{prefix}{name}{end} {tail}\n")),
+                    None => out.push_str(&format!("{line}\n")),
+                }
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    out
 }
 
 /// A label value as the exposition formats quote it.
@@ -420,6 +545,16 @@ mod tests {
             ),
             "{text}"
         );
+        let prometheus = prometheus_text(&text);
+        assert!(
+            prometheus.contains("# TYPE flowrun_node_received_total counter\n"),
+            "{prometheus}"
+        );
+        assert!(
+            prometheus.contains("# TYPE flowrun_node_state_info gauge\n"),
+            "{prometheus}"
+        );
+        assert!(!prometheus.contains("# EOF"));
         node.set_state("connected");
         assert_eq!(metrics.status_line(), "store in=1 ack=1 [connected]");
         metrics.remove("store");

@@ -32,6 +32,7 @@ pub struct NodeContext {
     pub output: Output,
     pub metrics: Arc<NodeMetrics>,
     stop: CancellationToken,
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl NodeContext {
@@ -41,6 +42,7 @@ impl NodeContext {
         output: Output,
         metrics: Arc<NodeMetrics>,
         stop: CancellationToken,
+        ready: Arc<tokio::sync::watch::Sender<bool>>,
     ) -> Self {
         NodeContext {
             id,
@@ -48,7 +50,15 @@ impl NodeContext {
             output,
             metrics,
             stop,
+            ready,
         }
+    }
+
+    /// Says that this instance's config has taken effect (for node types
+    /// with [`crate::NodeConfig::REPORTS_READY`]): a reload that started it
+    /// is reported as applied from then on.
+    pub fn ready(&self) {
+        self.ready.send_replace(true);
     }
 
     /// Whether this instance has been asked to stop.

@@ -170,6 +170,10 @@ async fn wait_for_signal() {
     }
 }
 
+/// How long a reload waits for the nodes it started to say their config
+/// took effect before it is reported anyway.
+const READY_LIMIT: Duration = Duration::from_secs(5);
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -230,11 +234,21 @@ async fn reload_on_change(
             Some(report) if report.diff.is_empty() => {
                 tracing::info!("{name} saved, nothing to change")
             }
-            Some(report) => {
+            Some(mut report) => {
+                // Reported once what the edit asked for is in effect, e.g.
+                // the broker confirmed a subscriber's new filters.
+                let late = report.ready(READY_LIMIT).await;
+                let mut summary = report.summary();
+                if !late.is_empty() {
+                    summary.push_str(&format!(
+                        "; not ready after {} s: {} (see their state)",
+                        READY_LIMIT.as_secs(),
+                        late.join(", ")
+                    ));
+                }
                 tracing::info!(
-                    "reloaded {name} in {:.1} ms: {}",
+                    "reloaded {name} in {:.1} ms: {summary}",
                     started.elapsed().as_secs_f64() * 1000.0,
-                    report.summary()
                 );
                 for line in report.details() {
                     tracing::info!("  {line}");

@@ -52,7 +52,7 @@ pub fn spec_schema(catalogue: &Catalogue) -> Value {
             schema
         })
         .collect();
-    json!({
+    let mut schema = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://flowrun.dev/schemas/flowrun.schema.json",
         "title": "flowrun spec",
@@ -71,5 +71,92 @@ pub fn spec_schema(catalogue: &Catalogue) -> Value {
                 "additionalProperties": {"oneOf": branches},
             }
         }
+    });
+    allow_placeholders(&mut schema);
+    schema
+}
+
+/// A `${VAR}` placeholder as an editor sees it before flowrun fills it in:
+/// a string, where the schema may want a number or a boolean.
+fn placeholder() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "\\$\\{[^}]+\\}",
+        "description": "A ${VAR} or ${VAR:-default} that flowrun fills in from the environment."
     })
+}
+
+/// Lets every number, integer, boolean or non-text enum in `schema` also be
+/// a `${VAR}` placeholder, so that the editor schema accepts specs as they
+/// are written (`count: ${COUNT:-5}`) and still checks typed values.
+/// Strings need nothing: a placeholder is one.
+fn allow_placeholders(schema: &mut Value) {
+    match schema {
+        Value::Array(items) => items.iter_mut().for_each(allow_placeholders),
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                // Literal values (`const`, `enum`, `default`, examples) are not schemas.
+                if !matches!(key.as_str(), "const" | "enum" | "default" | "examples") {
+                    allow_placeholders(value);
+                }
+            }
+            if takes_no_text(object) {
+                let mut wrapper = serde_json::Map::new();
+                for key in ["description", "default", "title"] {
+                    if let Some(value) = object.remove(key) {
+                        wrapper.insert(key.into(), value);
+                    }
+                }
+                let original = Value::Object(std::mem::take(object));
+                wrapper.insert("anyOf".into(), json!([original, placeholder()]));
+                *object = wrapper;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a (sub)schema accepts only non-string values: typed as number,
+/// integer or boolean, or an enum or const with a value that is not text.
+fn takes_no_text(object: &serde_json::Map<String, Value>) -> bool {
+    let scalar = |t: &Value| matches!(t.as_str(), Some("integer" | "number" | "boolean"));
+    let typed = match object.get("type") {
+        Some(Value::Array(types)) => {
+            !types.is_empty() && types.iter().all(|t| scalar(t) || t == "null")
+        }
+        Some(t) => scalar(t),
+        None => false,
+    };
+    let literal = |v: &Value| !v.is_string();
+    let enumerated = object
+        .get("enum")
+        .and_then(Value::as_array)
+        .is_some_and(|values| values.iter().all(literal))
+        || object.get("const").is_some_and(literal);
+    typed || enumerated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_booleans_also_take_a_placeholder() {
+        let mut schema = json!({
+            "properties": {
+                "count": {"type": "integer", "minimum": 0, "description": "How many."},
+                "text": {"type": "string"},
+                "qos": {"enum": [0, 1, 2], "default": 1},
+                "opt": {"type": ["integer", "null"]}
+            }
+        });
+        allow_placeholders(&mut schema);
+        let count = &schema["properties"]["count"];
+        assert_eq!(count["description"], "How many.");
+        assert_eq!(count["anyOf"][0], json!({"type": "integer", "minimum": 0}));
+        assert_eq!(count["anyOf"][1]["type"], "string");
+        assert_eq!(schema["properties"]["text"], json!({"type": "string"}));
+        assert_eq!(schema["properties"]["qos"]["default"], 1);
+        assert!(schema["properties"]["opt"]["anyOf"].is_array());
+    }
 }

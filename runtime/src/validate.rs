@@ -13,7 +13,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
 use petgraph::visit::{Dfs, Reversed};
 
-use crate::catalogue::{Catalogue, NodeType, OutputKind};
+use crate::catalogue::{Catalogue, ConfigIssue, NodeType, OutputKind};
 use crate::diagnostic::{closest, suggest, Diagnostic};
 use crate::edge::Overflow;
 use crate::message::PayloadKind;
@@ -59,6 +59,23 @@ pub fn load(path: &Path, catalogue: &Catalogue) -> Checked {
     }
 }
 
+/// Reads and checks the spec at `path` as [`load`] does, except that the
+/// variables nodes read by themselves (S3 keys) need not be set: for
+/// looking at a spec (`flowrun graph`, `flowrun diff`) on a machine that
+/// does not run it.
+pub fn load_shape(path: &Path, catalogue: &Catalogue) -> Checked {
+    match std::fs::read_to_string(path) {
+        Ok(text) => check(
+            path,
+            &text,
+            catalogue,
+            &|name| std::env::var(name).ok(),
+            false,
+        ),
+        Err(_) => load(path, catalogue),
+    }
+}
+
 /// Checks spec `text` (from `path`, for messages and relative paths).
 pub fn validate(
     path: &Path,
@@ -66,9 +83,21 @@ pub fn validate(
     catalogue: &Catalogue,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Checked {
+    check(path, text, catalogue, env, true)
+}
+
+fn check(
+    path: &Path,
+    text: &str,
+    catalogue: &Catalogue,
+    env: &dyn Fn(&str) -> Option<String>,
+    node_env: bool,
+) -> Checked {
     let mut v = Validator {
         file: path.display().to_string(),
         catalogue,
+        env,
+        node_env,
         diagnostics: Vec::new(),
         broken: Vec::new(),
     };
@@ -83,6 +112,11 @@ pub fn validate(
 struct Validator<'a> {
     file: String,
     catalogue: &'a Catalogue,
+    /// The environment the spec will run in: for `${VAR}`s, and for the
+    /// variables nodes read by themselves.
+    env: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether the variables nodes read by themselves must be set.
+    node_env: bool,
     diagnostics: Vec<Diagnostic>,
     /// Values whose `${...}` could not be filled in, already reported.
     broken: Vec<Pos>,
@@ -398,7 +432,24 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let issues = built.check();
+        let mut issues = built.check();
+        for var in built.environment() {
+            if self.node_env && var.required && (self.env)(&var.name).is_none_or(|v| v.is_empty()) {
+                issues.push(
+                    ConfigIssue::new(
+                        var.field,
+                        format!(
+                            "reads {} from the environment variable `{}`, which is not set",
+                            var.what, var.name
+                        ),
+                    )
+                    .hint(format!(
+                        "export {} before running flowrun (secrets never go in the spec)",
+                        var.name
+                    )),
+                );
+            }
+        }
         if !issues.is_empty() {
             for issue in issues {
                 let pos = body.locate(&issue.path()).pos;

@@ -276,3 +276,54 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
         "a reload made a face be stored twice"
     );
 }
+
+/// Editor autosave while faces flow: the spec saved 50 times in 5 s, the
+/// content changing every 5th save (10 distinct contents). Each distinct
+/// content is applied at most once, the unchanged saves not at all, the
+/// last one is what runs, and every face is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_autosave_50_saves_in_5s_mid_stream_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let rig = Rig::start(Link::Bridge, false).await;
+    let spec = rig.cloud_spec_copy();
+    std::fs::write(&spec, edited_cloud_spec(0)).unwrap();
+    let cloud = rig.start_cloud(&spec, true).await;
+    let producer = rig.produce(crops().await);
+    rig.stored_at_least(SENT / 10).await;
+
+    for save in 1..=50u32 {
+        let saved = spec.with_extension("yaml.swp");
+        std::fs::write(&saved, edited_cloud_spec(save.div_ceil(5))).unwrap();
+        std::fs::rename(&saved, &spec).unwrap();
+        // The autosave's pace, not a wait for anything.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fault_end = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cloud.lines_with("→ edit 10") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the last save was not applied:\n{}",
+            cloud.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reloads = cloud.lines_with("reloaded cloud-cos.yaml");
+    assert!(
+        (1..=10).contains(&reloads),
+        "{reloads} reloads for 10 distinct contents"
+    );
+    assert_eq!(cloud.lines_with("nothing to change"), 0);
+    let recovery = rig.recovery(fault_end).await;
+
+    let sent = producer.await.unwrap();
+    let (end, clean) = cloud.stop().await;
+    assert!(clean, "the cloud did not exit cleanly");
+    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
+    outcome.report("6-autosave-50x-in-5s", rig.link, &recovery);
+    assert_eq!(
+        outcome.redelivered(),
+        0,
+        "a reload made a face be stored twice"
+    );
+}

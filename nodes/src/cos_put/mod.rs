@@ -41,7 +41,7 @@ pub mod s3;
 use std::sync::Arc;
 
 use flowrun_runtime::{
-    BuildContext, ConfigIssue, Inputs, Node, NodeConfig, NodeError, OutputKind, PayloadKind,
+    BuildContext, ConfigIssue, EnvVar, Inputs, Node, NodeConfig, NodeError, OutputKind, PayloadKind,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -154,6 +154,38 @@ impl NodeConfig for CosPutConfig {
         "Stores each message as an object (S3 API or a mounted bucket); acks once stored";
     const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Bytes]);
     const OUTPUT: OutputKind = OutputKind::None;
+
+    fn environment(&self) -> Vec<EnvVar> {
+        let Backend::S3(s3) = &self.backend else {
+            return Vec::new();
+        };
+        let var = |key: &str, name: &str, what: &str, required: bool| EnvVar {
+            field: format!("backend.s3.{key}"),
+            name: name.to_owned(),
+            what: what.to_owned(),
+            required,
+        };
+        vec![
+            var(
+                "access_key_id_env",
+                &s3.access_key_id_env,
+                "the S3 access key id",
+                true,
+            ),
+            var(
+                "secret_access_key_env",
+                &s3.secret_access_key_env,
+                "the S3 secret access key",
+                true,
+            ),
+            var(
+                "session_token_env",
+                &s3.session_token_env,
+                "an S3 session token",
+                false,
+            ),
+        ]
+    }
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();

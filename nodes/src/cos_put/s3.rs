@@ -248,12 +248,49 @@ impl S3Store {
                     None => format!("{code} (HTTP {status}){hint}"),
                 }
             }
-            other => DisplayErrorContext(other).to_string(),
+            SdkError::TimeoutError(_) => {
+                "no answer in time (see `connect_timeout_ms`, `timeout_ms`)".to_owned()
+            }
+            other => {
+                // The SDK's own text is a chain of wrappers and debug dumps,
+                // repeated in every retry line: one cause here, the rest at DEBUG.
+                tracing::debug!("S3 request failed: {}", DisplayErrorContext(other));
+                root_cause(other)
+            }
         };
         PutError::new(
             failure,
             format!("{what} {target} at {}: {detail}", self.endpoint),
         )
+    }
+}
+
+/// The innermost cause of a failed request, in words: a refused or reset
+/// connection, a DNS failure, a TLS problem, else the deepest error's text.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    let mut io = None;
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<std::io::Error>() {
+            io = Some(found);
+        }
+        deepest = e;
+        current = e.source();
+    }
+    let text = deepest.to_string();
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::ConnectionRefused) => {
+            "connection refused (is the S3 endpoint up, and is `endpoint` right?)".to_owned()
+        }
+        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) => {
+            "the connection was reset by the endpoint".to_owned()
+        }
+        Some(std::io::ErrorKind::TimedOut) => "the connection timed out".to_owned(),
+        _ if text.contains("dns error") || text.contains("failed to lookup") => {
+            format!("cannot resolve the endpoint's host name ({text})")
+        }
+        _ => text,
     }
 }
 

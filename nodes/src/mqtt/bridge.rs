@@ -176,6 +176,8 @@ impl NodeConfig for MqttBridgeConfig {
         "Bridges topics between a local and a remote MQTT broker (mosquitto's bridge semantics)";
     const INPUTS: Inputs = Inputs::None;
     const OUTPUT: OutputKind = OutputKind::None;
+    // Ready once both brokers confirmed the subscriptions of the spec.
+    const REPORTS_READY: bool = true;
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = self.local.check("local");
@@ -290,6 +292,8 @@ struct Side {
     unheard: Unheard<Forwarded>,
     /// What this side subscribes to, kept in line with the spec.
     subscriptions: Subscriptions,
+    /// The broker confirmed them (once is enough to call the node ready).
+    subscribed: bool,
 }
 
 impl Side {
@@ -371,6 +375,7 @@ impl MqttBridge {
             outstanding: Outstanding::default(),
             unheard: Unheard::new(broker, ctx.metrics.event(unheard::EVENT), &ctx.id),
             subscriptions,
+            subscribed: false,
         }
     }
 
@@ -454,6 +459,12 @@ impl Node for MqttBridge {
                         side.connection += 1;
                         let requests = side.subscriptions.on_connect(session_present);
                         send_requests(&side.link, &requests, Subscribing::AsBridge, &ctx.id)?;
+                        if !side.subscriptions.is_pending() {
+                            side.subscribed = true;
+                        }
+                        if sides.iter().all(|s| s.subscribed) {
+                            ctx.ready();
+                        }
                         if from == REMOTE {
                             self.status(&mut sides, true)?;
                         }
@@ -541,6 +552,10 @@ impl Node for MqttBridge {
                         }
                         let side = if from == LOCAL { "local" } else { "remote" };
                         tracing::info!(node = %ctx.id, side, "{}", subscriptions.state());
+                        sides[from].subscribed = true;
+                        if sides.iter().all(|s| s.subscribed) {
+                            ctx.ready();
+                        }
                     }
                     Some(LinkEvent::Packet(event)) => {
                         let side = &mut sides[from];

@@ -62,7 +62,15 @@ impl Link {
         let (tx, events) = mpsc::channel(events.max(1));
         let reconnect = Arc::new(Notify::new());
         let stop = CancellationToken::new();
+        // Each link is its own part of the node's health: a bridge has two.
+        static LINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let part = format!(
+            "mqtt link {} to {}",
+            LINKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            config.url
+        );
         let task = Poller {
+            part,
             eventloop,
             tx,
             metrics,
@@ -90,6 +98,8 @@ impl Link {
 }
 
 struct Poller {
+    /// This link's key in the node's health.
+    part: String,
     eventloop: EventLoop,
     tx: mpsc::Sender<LinkEvent>,
     metrics: Arc<NodeMetrics>,
@@ -103,15 +113,23 @@ struct Poller {
 
 impl Poller {
     async fn run(mut self) {
+        let connecting = format!("connecting to {}", self.url);
+        self.metrics.set_state(&connecting);
+        self.metrics.set_down(&self.part, connecting);
+        self.connect_and_poll().await;
+        // Stopped (the node stops, or is reloaded): no longer part of its health.
+        self.metrics.set_up(&self.part);
+    }
+
+    async fn connect_and_poll(&mut self) {
         let mut backoff = self.min;
         let mut connected = false;
-        self.metrics
-            .set_state(format!("connecting to {}", self.url));
         loop {
             let polled = tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = self.reconnect.notified() => {
                     self.eventloop.clean();
+                    self.metrics.set_down(&self.part, format!("reconnecting to {}", self.url));
                     if connected {
                         connected = false;
                         if self.tx.send(LinkEvent::Disconnected).await.is_err() {
@@ -128,6 +146,7 @@ impl Poller {
                     backoff = self.min;
                     tracing::info!(node = %self.node, url = %self.url, session_present, "connected to the broker");
                     self.metrics.set_state("connected");
+                    self.metrics.set_up(&self.part);
                     LinkEvent::Connected { session_present }
                 }
                 Ok(Polled::Event(event)) => LinkEvent::Packet(event),
@@ -154,6 +173,10 @@ impl Poller {
                         "disconnected ({reason}), retry in {:.1}s",
                         wait.as_secs_f64()
                     ));
+                    self.metrics.set_down(
+                        &self.part,
+                        format!("disconnected from {} ({reason})", self.url),
+                    );
                     tokio::select! {
                         _ = self.stop.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}

@@ -72,6 +72,8 @@ impl NodeConfig for MqttSubConfig {
         "Receives messages from MQTT topic filters; acknowledges them once every sink stored them";
     const INPUTS: Inputs = Inputs::None;
     const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Bytes);
+    // Ready once the broker confirmed the spec's subscriptions.
+    const REPORTS_READY: bool = true;
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = self.broker.check("broker");
@@ -219,6 +221,7 @@ impl Node for MqttSub {
                             send_requests(&link, &requests, Subscribing::Plainly, &ctx.id)?;
                             if !self.subscriptions.is_pending() {
                                 ctx.metrics.set_state(self.subscriptions.state());
+                                ctx.ready();
                             }
                         }
                         Some(LinkEvent::Disconnected) => connection += 1,
@@ -248,6 +251,7 @@ impl Node for MqttSub {
                                 let names: Vec<String> = refused.iter().map(|(f, _)| format!("`{f}`")).collect();
                                 format!("subscription refused: {}", names.join(", "))
                             });
+                            ctx.ready();
                         }
                         Some(LinkEvent::Packet(_)) => {}
                         None => return Err("the MQTT connection task ended".into()),

@@ -102,7 +102,13 @@ async fn a_filter_renamed_in_the_spec_stops_being_delivered_live_and_after_a_res
         &forwarder(&url, client, &[("kept/#", 1), ("beta/#", 1)]),
         &[],
     );
-    let report = running.handle.reload(edited).await.expect("engine running");
+    let mut report = running.handle.reload(edited).await.expect("engine running");
+    // The reload is applied once the broker confirmed the new filters.
+    assert!(report.ready(LIMIT).await.is_empty(), "never ready");
+    assert_eq!(
+        running.state("sub"),
+        "subscribed beta/# (qos 1), kept/# (qos 1)"
+    );
     assert!(
         report
             .details()

@@ -65,9 +65,12 @@ enum Command {
         /// The spec as edited.
         new: PathBuf,
     },
-    /// Print a spec's graph (Mermaid by default, or Graphviz dot).
+    /// Print the graph of one spec, or of several drawn as one system
+    /// (Mermaid by default, or Graphviz dot): brokers and buckets are drawn
+    /// with the topics and QoS on the links to them.
     Graph {
-        spec: PathBuf,
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
@@ -146,7 +149,7 @@ fn main() -> ExitCode {
         Some(Command::Run { run: args, log }) => run(args, log, catalogue),
         Some(Command::Check { specs }) => Ok(check(&specs, &catalogue)),
         Some(Command::Diff { old, new }) => diff(&old, &new, &catalogue),
-        Some(Command::Graph { spec, format }) => graph(&spec, format, &catalogue),
+        Some(Command::Graph { specs, format }) => graph(&specs, format, &catalogue),
         Some(Command::Nodes { node_type }) => nodes_doc::print(&catalogue, node_type.as_deref()),
         Some(Command::Schema) => schema(&catalogue),
         Some(Command::Publish(args)) => publish::run(args),
@@ -344,20 +347,24 @@ fn diff(
 }
 
 fn graph(
-    spec: &std::path::Path,
+    specs: &[PathBuf],
     format: GraphFormat,
     catalogue: &Catalogue,
 ) -> anyhow::Result<ExitCode> {
-    let checked = load_shape(spec, catalogue);
-    for d in &checked.diagnostics {
-        eprintln!("{d}");
+    let mut plans = Vec::new();
+    for spec in specs {
+        let checked = load_shape(spec, catalogue);
+        for d in &checked.diagnostics {
+            eprintln!("{d}");
+        }
+        match checked.plan {
+            Some(plan) => plans.push(plan),
+            None => return Ok(ExitCode::FAILURE),
+        }
     }
-    let Some(plan) = checked.plan else {
-        return Ok(ExitCode::FAILURE);
-    };
     match format {
-        GraphFormat::Mermaid => print!("{}", plan.to_mermaid()),
-        GraphFormat::Dot => print!("{}", plan.to_dot()),
+        GraphFormat::Mermaid => print!("{}", flowrun_runtime::graph::mermaid(&plans)),
+        GraphFormat::Dot => print!("{}", flowrun_runtime::graph::dot(&plans)),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,47 +36,84 @@ pub fn describe(t: &NodeType) -> String {
         "{} — {}\n  input: {}    output: {}\n",
         t.name, t.description, t.inputs, t.output
     );
-    let required: Vec<&str> = t
-        .schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let Some(properties) = t.schema.get("properties").and_then(Value::as_object) else {
-        out.push_str("  config: none\n");
-        return out;
-    };
-    if properties.is_empty() {
+    let lines = keys(&t.schema, 4);
+    if lines.is_empty() {
         out.push_str("  config: none\n");
         return out;
     }
     out.push_str("  config:\n");
-    for (key, schema) in properties {
-        let mut facts = vec![type_name(schema)];
+    out.push_str(&lines);
+    out
+}
+
+/// One line per key of an object schema, then, indented under it, the keys
+/// of what it holds: a nested object (`broker:`), the items of a list
+/// (`topics[]:`), or each variant of a choice (`backend:` → `s3:` / `fs:`).
+fn keys(schema: &Value, indent: usize) -> String {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return String::new();
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (key, property) in properties {
+        let mut facts = vec![type_name(property)];
         if required.contains(&key.as_str()) {
             facts.push("required".into());
-        } else if let Some(default) = schema.get("default").filter(|d| !d.is_null()) {
+        } else if let Some(default) = property.get("default").filter(|d| !d.is_null()) {
             facts.push(format!("default {default}"));
         }
-        let description = schema
+        let description = property
             .get("description")
             .and_then(Value::as_str)
             .unwrap_or("")
             .replace('\n', " ");
+        let items = property
+            .get("items")
+            .filter(|i| i.get("properties").is_some());
+        let name = if items.is_some() {
+            format!("{key}[]")
+        } else {
+            key.clone()
+        };
         out.push_str(&format!(
-            "    {key} ({}): {description}\n",
+            "{:indent$}{name} ({}): {description}\n",
+            "",
             facts.join(", ")
         ));
+        for inner in std::iter::once(property)
+            .chain(items)
+            .chain(variants(property))
+        {
+            out.push_str(&keys(inner, indent + 2));
+        }
     }
     out
 }
 
+/// The branches of a choice (`oneOf`/`anyOf`), without a `null` one.
+fn variants(schema: &Value) -> impl Iterator<Item = &Value> {
+    schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 fn type_name(schema: &Value) -> String {
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        let names: Vec<String> = values
-            .iter()
-            .map(|v| v.as_str().map_or(v.to_string(), str::to_owned))
-            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for value in values {
+            // `"5"` and `5` are one choice to a reader.
+            let name = value.as_str().map_or(value.to_string(), str::to_owned);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
         return names.join("|");
     }
     if let Some(options) = schema

@@ -199,7 +199,7 @@ fn graph_draws_the_nodes_and_edges_in_mermaid_by_default() {
             "no node `{node}` in:\n{text}"
         );
     }
-    for edge in ["ticks -->|bytes| relay", "relay -->|bytes| out"] {
+    for edge in ["ticks -->|\"bytes\"| relay", "relay -->|\"bytes\"| out"] {
         assert!(text.contains(edge), "no edge `{edge}` in:\n{text}");
     }
 }
@@ -272,7 +272,10 @@ fn nodes_of_one_type_shows_every_config_key_with_its_default() {
         for key in t.config_keys() {
             let line = text
                 .lines()
-                .find(|l| l.starts_with(&format!("    {key} (")))
+                .find(|l| {
+                    l.starts_with(&format!("    {key} ("))
+                        || l.starts_with(&format!("    {key}[] ("))
+                })
                 .unwrap_or_else(|| panic!("`{}` does not show key `{key}`:\n{text}", t.name));
             let default = t
                 .schema
@@ -396,7 +399,7 @@ fn help_texts_are_complete() {
         &["check"],
         &["<SPECS>...", "file:line:column", "exit 1 on any error"],
     );
-    assert_help_mentions(&["graph"], &["<SPEC>", "--format", "mermaid", "dot"]);
+    assert_help_mentions(&["graph"], &["<SPECS>...", "--format", "mermaid", "dot"]);
     assert_help_mentions(&["nodes"], &["[NODE_TYPE]", "config keys"]);
     assert_help_mentions(&["schema"], &["JSON Schema"]);
 }
@@ -798,4 +801,64 @@ fn metrics_are_in_the_format_their_content_type_declares() {
         "{head}"
     );
     assert!(open.ends_with("# EOF\n"), "{open}");
+}
+
+/// `flowrun nodes TYPE` documents nested keys too, from the same schema:
+/// what `broker`, each `topics[]` entry and each `backend` variant hold,
+/// with defaults.
+#[test]
+fn nodes_documents_nested_keys_with_their_defaults() {
+    let text = |args: &[&str]| {
+        let output = flowrun().args(args).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let sub = text(&["nodes", "mqtt_sub"]);
+    for line in [
+        "    broker (object, required): ",
+        "      url (string, required): ",
+        "      keepalive_secs (integer, default 30): ",
+        "    topics[] (array, required): ",
+        "      filter (string, required): ",
+    ] {
+        assert!(sub.contains(line), "no `{line}` in:\n{sub}");
+    }
+    let put = text(&["nodes", "cos_put"]);
+    for line in [
+        "      s3 (object, required): ",
+        "        bucket (string, required): ",
+    ] {
+        assert!(put.contains(line), "no `{line}` in:\n{put}");
+    }
+    let broker = text(&["nodes", "mqtt_broker"]);
+    assert!(!broker.contains("5|5"), "{broker}");
+}
+
+/// An edge spec and a cloud spec drawn as one system: each in its own box,
+/// meeting at the cloud broker they share, with the topics and QoS on the
+/// links; the bridge is connected, not left alone.
+#[test]
+fn graph_draws_edge_and_cloud_specs_as_one_system_through_their_brokers() {
+    let out = output(flowrun().args(["graph", "specs/edge-bridge.yaml", "specs/cloud-cos.yaml"]));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(text.contains("subgraph s0[\"edge-bridge\"]"), "{text}");
+    assert!(text.contains("subgraph s1[\"cloud-cos\"]"), "{text}");
+    let system = |url: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("[(\"{url}\")]")))
+            .and_then(|l| l.trim().split('[').next())
+            .unwrap_or_else(|| panic!("no system {url} in:\n{text}"))
+            .to_owned()
+    };
+    let edge = system("mqtt://127.0.0.1:1883");
+    let cloud = system("mqtt://127.0.0.1:1884");
+    for link in [
+        format!("s0_publish ==>|\"faces/edge-1/{{source}}/{{timestamp_ms}}-{{frame}}-{{face}} (qos 1)\"| {edge}"),
+        format!("{edge} ==>|\"faces/edge-1/#35; (qos 1)\"| s0_bridge"),
+        format!("s0_bridge ==>|\"faces/edge-1/#35; (qos 1)\"| {cloud}"),
+        format!("{cloud} ==>|\"$share/cloud-cos/faces/#35; (qos 1)\"| s1_faces"),
+    ] {
+        assert!(text.contains(&link), "no `{link}` in:\n{text}");
+    }
 }

@@ -140,8 +140,27 @@ pub trait NodeConfig: DeserializeOwned + JsonSchema + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The systems outside the graph this node exchanges data with (a
+    /// broker and its topics, a bucket), for `flowrun graph`: links between
+    /// specs run as separate processes show through them.
+    fn links(&self) -> Vec<ExternalLink> {
+        Vec::new()
+    }
+
     /// Builds a node instance. Called again for every restart.
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError>;
+}
+
+/// Data crossing the graph's edge: to or from a system outside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLink {
+    /// The system, as its address (`mqtt://127.0.0.1:1883`, `s3://faces`):
+    /// specs that name the same one are drawn meeting there.
+    pub system: String,
+    /// Data flows from the system into the node.
+    pub inbound: bool,
+    /// What flows: `faces/# (qos 1)`.
+    pub label: String,
 }
 
 /// An environment variable a node reads by itself.
@@ -161,6 +180,7 @@ pub struct EnvVar {
 pub trait BuiltConfig: Send + Sync {
     fn check(&self) -> Vec<ConfigIssue>;
     fn environment(&self) -> Vec<EnvVar>;
+    fn links(&self) -> Vec<ExternalLink>;
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError>;
 }
 
@@ -171,6 +191,10 @@ impl<C: NodeConfig> BuiltConfig for C {
 
     fn environment(&self) -> Vec<EnvVar> {
         NodeConfig::environment(self)
+    }
+
+    fn links(&self) -> Vec<ExternalLink> {
+        NodeConfig::links(self)
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {

@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod edge;
 pub mod engine;
+pub mod graph;
 pub mod message;
 pub mod metrics;
 pub mod node;
@@ -28,7 +29,9 @@ pub mod spec;
 pub mod validate;
 
 pub use ack::{Ack, AckReceiver, AckStatus, OrderedAcks, Outcome};
-pub use catalogue::{Catalogue, ConfigIssue, EnvVar, Inputs, NodeConfig, NodeType, OutputKind};
+pub use catalogue::{
+    Catalogue, ConfigIssue, EnvVar, ExternalLink, Inputs, NodeConfig, NodeType, OutputKind,
+};
 pub use diagnostic::{Diagnostic, Severity};
 pub use edge::{Input, Output, Overflow};
 pub use engine::{Engine, EngineHandle, ReloadReport, RunReport};

@@ -541,10 +541,24 @@ mod tests {
         let text = metrics.render();
         assert!(
             text.contains(
-                "flowrun_node_state_info{node=\"store\",state=\"subscribed \\\"a\\\"/# (qos 1)\"} 1\n# EOF"
+                "flowrun_node_state_info{node=\"store\",state=\"subscribed \\\"a\\\"/# (qos 1)\"} 1\n"
             ),
             "{text}"
         );
+        assert!(
+            text.contains("flowrun_node_up{node=\"store\"} 1\n"),
+            "{text}"
+        );
+        node.set_down("link", "disconnected");
+        assert!(metrics
+            .render()
+            .contains("flowrun_node_up{node=\"store\"} 0\n"));
+        assert_eq!(
+            metrics.down(),
+            [("store".to_owned(), "disconnected".to_owned())]
+        );
+        node.set_up("link");
+        assert!(text.ends_with("# EOF\n"), "{text}");
         let prometheus = prometheus_text(&text);
         assert!(
             prometheus.contains("# TYPE flowrun_node_received_total counter\n"),

@@ -3,7 +3,6 @@
 //! every config parsed, every input names a node of a fitting kind, and the
 //! graph has no cycle.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,101 +51,13 @@ impl Plan {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// The graph as a Mermaid flowchart, edges labelled with their payload kind.
+    /// The graph as a Mermaid flowchart ([`crate::graph`]).
     pub fn to_mermaid(&self) -> String {
-        let mut out = String::from("flowchart LR\n");
-        for node in &self.nodes {
-            let (open, close) = match (node.node_type.is_source(), node.node_type.is_sink()) {
-                (true, _) => ("([", "])"),
-                (_, true) => ("[(", ")]"),
-                _ => ("[", "]"),
-            };
-            let _ = writeln!(
-                out,
-                "    {}{open}\"{}<br/><small>{}</small>\"{close}",
-                mermaid_id(&node.id),
-                node.id,
-                node.node_type.name
-            );
-        }
-        for node in &self.nodes {
-            for input in &node.inputs {
-                let kind = self.kind_of(&input.from);
-                let style = if input.overflow == Overflow::DropOldest {
-                    "-.->"
-                } else {
-                    "-->"
-                };
-                let _ = writeln!(
-                    out,
-                    "    {} {style}|{kind}| {}",
-                    mermaid_id(&input.from),
-                    mermaid_id(&node.id)
-                );
-            }
-        }
-        out
+        crate::graph::mermaid(std::slice::from_ref(self))
     }
 
-    /// The graph in Graphviz's dot language.
+    /// The graph in Graphviz's dot language ([`crate::graph`]).
     pub fn to_dot(&self) -> String {
-        let mut out = format!("digraph \"{}\" {{\n    rankdir=LR;\n", escape(&self.name));
-        for node in &self.nodes {
-            let shape = if node.node_type.is_source() {
-                "invhouse"
-            } else if node.node_type.is_sink() {
-                "cylinder"
-            } else {
-                "box"
-            };
-            let _ = writeln!(
-                out,
-                "    \"{}\" [shape={shape}, label=\"{}\\n({})\"];",
-                escape(&node.id),
-                escape(&node.id),
-                node.node_type.name
-            );
-        }
-        for node in &self.nodes {
-            for input in &node.inputs {
-                let style = if input.overflow == Overflow::DropOldest {
-                    ", style=dashed"
-                } else {
-                    ""
-                };
-                let _ = writeln!(
-                    out,
-                    "    \"{}\" -> \"{}\" [label=\"{}\"{style}];",
-                    escape(&input.from),
-                    escape(&node.id),
-                    self.kind_of(&input.from)
-                );
-            }
-        }
-        out.push_str("}\n");
-        out
+        crate::graph::dot(std::slice::from_ref(self))
     }
-
-    fn kind_of(&self, id: &str) -> String {
-        self.node(id)
-            .and_then(|n| n.output_kind)
-            .map(|k| k.to_string())
-            .unwrap_or_default()
-    }
-}
-
-fn mermaid_id(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"")
 }

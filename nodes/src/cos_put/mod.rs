@@ -41,7 +41,8 @@ pub mod s3;
 use std::sync::Arc;
 
 use flowrun_runtime::{
-    BuildContext, ConfigIssue, EnvVar, Inputs, Node, NodeConfig, NodeError, OutputKind, PayloadKind,
+    BuildContext, ConfigIssue, EnvVar, ExternalLink, Inputs, Node, NodeConfig, NodeError,
+    OutputKind, PayloadKind,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -185,6 +186,21 @@ impl NodeConfig for CosPutConfig {
                 false,
             ),
         ]
+    }
+
+    fn links(&self) -> Vec<ExternalLink> {
+        let system = match &self.backend {
+            Backend::S3(s3) => match &s3.endpoint {
+                Some(endpoint) => format!("s3://{} at {endpoint}", s3.bucket),
+                None => format!("s3://{}", s3.bucket),
+            },
+            Backend::Fs(fs) => format!("folder {}", fs.root),
+        };
+        vec![ExternalLink {
+            system,
+            inbound: false,
+            label: self.key.clone(),
+        }]
     }
 
     fn check(&self) -> Vec<ConfigIssue> {

@@ -86,8 +86,10 @@ nodes:
         endpoint: s3.example.com
         bucket: b
 "#;
+    // The keys are set: only the config's own errors are reported.
+    let keys = |name: &str| name.starts_with("AWS_").then(|| "set".to_owned());
     let checked =
-        flowrun_runtime::validate(Path::new("spec.yaml"), yaml, &crate::catalogue(), &|_| None);
+        flowrun_runtime::validate(Path::new("spec.yaml"), yaml, &crate::catalogue(), &keys);
     let errors: Vec<String> = checked.errors().map(ToString::to_string).collect();
     assert!(checked.plan.is_none());
     assert_eq!(errors.len(), 4, "{errors:#?}");

@@ -26,8 +26,8 @@
 use std::sync::Arc;
 
 use flowrun_runtime::{
-    AckStatus, BuildContext, ConfigIssue, Inputs, Message, Metadata, Node, NodeConfig, NodeContext,
-    NodeError, OrderedAcks, OutputKind, Payload,
+    AckStatus, BuildContext, ConfigIssue, ExternalLink, Inputs, Message, Metadata, Node,
+    NodeConfig, NodeContext, NodeError, OrderedAcks, OutputKind, Payload,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
@@ -178,6 +178,37 @@ impl NodeConfig for MqttBridgeConfig {
     const OUTPUT: OutputKind = OutputKind::None;
     // Ready once both brokers confirmed the subscriptions of the spec.
     const REPORTS_READY: bool = true;
+
+    /// Each entry as what it takes from one broker and gives the other.
+    fn links(&self) -> Vec<ExternalLink> {
+        let mut links = Vec::new();
+        for topic in &self.topics {
+            for from in [LOCAL, REMOTE] {
+                if !topic.direction.from(from) {
+                    continue;
+                }
+                let url = |side| {
+                    if side == LOCAL {
+                        &self.local.url
+                    } else {
+                        &self.remote.url
+                    }
+                };
+                let label = |side| format!("{} (qos {})", topic.filter(side), u8::from(topic.qos));
+                links.push(ExternalLink {
+                    system: url(from).clone(),
+                    inbound: true,
+                    label: label(from),
+                });
+                links.push(ExternalLink {
+                    system: url(1 - from).clone(),
+                    inbound: false,
+                    label: label(1 - from),
+                });
+            }
+        }
+        links
+    }
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = self.local.check("local");

@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 
 use flowrun_runtime::{
-    BuildContext, ConfigIssue, Inputs, Node, NodeConfig, NodeContext, NodeError, OutputKind,
+    BuildContext, ConfigIssue, ExternalLink, Inputs, Node, NodeConfig, NodeContext, NodeError,
+    OutputKind,
 };
 use futures::future::BoxFuture;
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -67,6 +68,15 @@ impl NodeConfig for MqttBrokerConfig {
         "Runs an MQTT broker (3.1.1 or 5) inside flowrun (memory only): a demo needs nothing installed";
     const INPUTS: Inputs = Inputs::None;
     const OUTPUT: OutputKind = OutputKind::None;
+
+    /// The broker it is: specs that connect to `mqtt://<listen>` meet it.
+    fn links(&self) -> Vec<ExternalLink> {
+        vec![ExternalLink {
+            system: format!("mqtt://{}", self.listen),
+            inbound: false,
+            label: "serves".into(),
+        }]
+    }
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();

@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use flowrun_runtime::{
-    BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
-    NodeMetrics, OutputKind, Payload, PayloadKind,
+    BuildContext, ConfigIssue, ExternalLink, Inputs, Message, Node, NodeConfig, NodeContext,
+    NodeError, NodeMetrics, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
@@ -86,6 +86,14 @@ impl NodeConfig for MqttPubConfig {
         "Publishes each message to an MQTT broker; acknowledges it once the broker did";
     const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Bytes]);
     const OUTPUT: OutputKind = OutputKind::None;
+
+    fn links(&self) -> Vec<ExternalLink> {
+        vec![ExternalLink {
+            system: self.broker.url.clone(),
+            inbound: false,
+            label: format!("{} (qos {})", self.topic, u8::from(self.qos)),
+        }]
+    }
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = self.broker.check("broker");

@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    AckStatus, BuildContext, ConfigIssue, Inputs, Message, MetaValue, Metadata, Node, NodeConfig,
-    NodeContext, NodeError, OrderedAcks, OutputKind, Payload, PayloadKind,
+    AckStatus, BuildContext, ConfigIssue, ExternalLink, Inputs, Message, MetaValue, Metadata, Node,
+    NodeConfig, NodeContext, NodeError, OrderedAcks, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
@@ -89,6 +89,17 @@ impl NodeConfig for MqttSubConfig {
             }
         }
         issues
+    }
+
+    fn links(&self) -> Vec<ExternalLink> {
+        self.topics
+            .iter()
+            .map(|t| ExternalLink {
+                system: self.broker.url.clone(),
+                inbound: true,
+                label: format!("{} (qos {})", t.filter, u8::from(t.qos)),
+            })
+            .collect()
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {

@@ -77,7 +77,7 @@ fn exits_1_when_no_broker_answers() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr).trim(),
-        "flowrun: nothing listens at the broker address (connection refused)"
+        format!("flowrun: cannot publish to mqtt://127.0.0.1:{port}: connection refused: nothing listens at the broker's address and port (check `url`, and that the broker runs)")
     );
 }
 
@@ -180,6 +180,8 @@ fn user_properties_need_protocol_5() {
     let output = publish(&[
         "--broker",
         "mqtt://127.0.0.1:1",
+        "--protocol",
+        "3.1.1",
         "--topic",
         "t",
         "--user-property",
@@ -190,6 +192,6 @@ fn user_properties_need_protocol_5() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr).trim(),
-        "flowrun: --user-property needs --protocol 5: MQTT 3.1.1 has no user properties"
+        "flowrun: --user-property needs MQTT 5 (--protocol auto or 5): 3.1.1 has no user properties"
     );
 }

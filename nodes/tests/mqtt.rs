@@ -1,4 +1,5 @@
-//! The MQTT nodes against real mosquitto brokers, through the real engine.
+//! The MQTT nodes against real brokers (mosquitto, and RabbitMQ for MQTT
+//! 3.1.1 only), through the real engine.
 
 mod support;
 
@@ -7,6 +8,7 @@ mod mqtt {
     mod bridge;
     mod broker;
     mod forwarder;
+    mod interop;
     mod roundtrip;
     mod sessions;
     mod subscribers;

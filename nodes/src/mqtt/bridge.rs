@@ -200,7 +200,7 @@ impl NodeConfig for MqttBridgeConfig {
                 } else {
                     ("remote", &self.remote)
                 };
-                if broker.protocol != Protocol::V5 {
+                if broker.protocol == Protocol::V311 {
                     issues.push(
                         ConfigIssue::new(
                             format!("topics.{i}.require_subscribers"),
@@ -428,8 +428,23 @@ impl Node for MqttBridge {
                 let to = 1 - from;
                 match event {
                     None => return Err("an MQTT connection task ended".into()),
-                    Some(LinkEvent::Connected { session_present }) => {
+                    Some(LinkEvent::Connected {
+                        session_present,
+                        protocol,
+                    }) => {
                         sides[from].connection += 1;
+                        // Under `auto`, each connection has its own version.
+                        sides[from].echoes_back = protocol != Protocol::V5;
+                        if self
+                            .config
+                            .topics
+                            .iter()
+                            .any(|t| t.require_subscribers && t.targets().contains(&from))
+                        {
+                            sides[from]
+                                .unheard
+                                .connected(protocol, &ctx.metrics, &ctx.id);
+                        }
                         if !session_present && !sides[from].filters.is_empty() {
                             let filters = sides[from].filters.clone();
                             sides[from]

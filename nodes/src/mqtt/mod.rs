@@ -19,6 +19,7 @@ pub mod broker;
 pub mod client;
 pub mod connection;
 mod echoes;
+mod granted;
 pub mod link;
 pub(crate) mod outstanding;
 pub mod publish;

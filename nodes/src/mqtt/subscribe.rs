@@ -215,12 +215,13 @@ impl Node for MqttSub {
             let mut seq = 0u64;
             let mut redelivered = 0u64;
             let mut subscribing = Vec::new();
+            let mut granted = super::granted::Granted::default();
             let mut stopping = false;
             while !(stopping && acks.is_empty()) {
                 tokio::select! {
                     _ = ctx.stopping(), if !stopping => stopping = true,
                     event = link.events.recv() => match event {
-                        Some(LinkEvent::Connected { session_present }) => {
+                        Some(LinkEvent::Connected { session_present, .. }) => {
                             connection += 1;
                             subscribing = to_subscribe(&filters, session_present);
                             if !subscribing.is_empty() {
@@ -253,8 +254,9 @@ impl Node for MqttSub {
                                     refused.push(format!("`{filter}`"));
                                 }
                             }
+                            let lowered = granted.note(&subscribing, &codes, &ctx.id);
                             ctx.metrics.set_state(if refused.is_empty() {
-                                format!("subscribed ({} filters)", subscribing.len())
+                                format!("subscribed ({} filters){lowered}", subscribing.len())
                             } else {
                                 format!("subscription refused: {}", refused.join(", "))
                             });

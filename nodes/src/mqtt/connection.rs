@@ -490,7 +490,9 @@ mod tests {
         assert_eq!(parse("5"), Ok(Protocol::V5));
         assert_eq!(parse("\"5\""), Ok(Protocol::V5));
         assert_eq!(parse("5.0"), Ok(Protocol::V5));
-        assert!(parse("3.1").unwrap_err().contains("use auto (the default), \"3.1.1\""));
+        assert!(parse("3.1")
+            .unwrap_err()
+            .contains("use auto (the default), \"3.1.1\""));
         assert!(parse("\"v6\"").unwrap_err().contains("protocol `v6`"));
     }
 

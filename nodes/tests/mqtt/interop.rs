@@ -231,3 +231,29 @@ async fn connection_refused_is_named() {
     );
     running.stop().await;
 }
+
+/// `require_subscribers` over a connection `auto` fell back to 3.1.1 cannot
+/// work: the spec runs, a WARN and the node's status say what is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_subscribers_over_a_fallback_is_lost_loudly_not_fatally() {
+    let broker = RabbitMq::start();
+    let url = broker.url();
+    let out = collect(broker.port, "collector", "in/#").await;
+    let spec = producer(&url, "", 5).replace(
+        "    topic: \"in/{seq}\"",
+        "    topic: \"in/{seq}\"\n    require_subscribers: true",
+    );
+    assert!(spec.contains("require_subscribers: true"), "{spec}");
+    let running = engine::start(&spec, &[]);
+    eventually(Duration::from_secs(20), "the loss in the status", || {
+        running.state("pub").contains("require_subscribers lost")
+    })
+    .await;
+    let report = running.finished(Duration::from_secs(20)).await;
+    assert!(report.is_success(), "{report:?}");
+    eventually(Duration::from_secs(10), "5 messages", || out.len() >= 5).await;
+    let warned = logs::init()
+        .text()
+        .contains("require_subscribers is lost on this MQTT 3.1.1 connection");
+    assert!(warned);
+}

@@ -7,6 +7,7 @@ mod mqtt {
     mod auth_tls;
     mod bridge;
     mod broker;
+    mod failures;
     mod forwarder;
     mod interop;
     mod roundtrip;

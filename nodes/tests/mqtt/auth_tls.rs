@@ -62,6 +62,9 @@ async fn password_auth_wrong_password_is_clear_and_never_logged() {
         state.contains("not authorized") || state.contains("bad user name or password"),
         "{state}"
     );
+    // mosquitto 2 speaks MQTT 5 (`auto`): its reason code, and what to check.
+    assert!(state.contains("(CONNACK code 0x8"), "{state}");
+    assert!(state.contains("check `username` and `password`"), "{state}");
     eventually(Duration::from_secs(10), "retries", || {
         logs.text().matches("refused the connection").count() >= 3
     })

@@ -107,6 +107,19 @@ pub(super) fn tls(error: &rumqttc::TlsError) -> (String, Cause) {
             "the broker's answer is not TLS (check the port: is it a TLS listener? mqtt:// for a plain one)".to_owned()
         }
         _ => match error {
+            // A plain listener takes the ClientHello for a broken packet
+            // and drops the connection.
+            rumqttc::TlsError::Io(io)
+                if matches!(
+                    io.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::UnexpectedEof
+                        | ErrorKind::BrokenPipe
+                ) =>
+            {
+                format!("the broker closed the connection during the handshake ({io}): check the port: is it a TLS listener? (mqtt:// for a plain one)")
+            }
             rumqttc::TlsError::Io(io) if io.kind() != ErrorKind::InvalidData => {
                 return self::io(io, true, false);
             }

@@ -241,3 +241,25 @@ async fn require_subscribers_over_a_fallback_is_lost_loudly_not_fatally() {
         .contains("require_subscribers is lost on this MQTT 3.1.1 connection");
     assert!(warned);
 }
+
+/// The bridge from mosquitto (MQTT 5) to RabbitMQ (3.1.1, after the
+/// fallback) carries what mosquitto's own bridge carries between two
+/// mosquittos (bridge.rs): each side its own version, the remote dropping
+/// its own echoes itself (no "no local" over 3.1.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_from_mosquitto_to_rabbitmq_carries_what_mosquittos_bridge_carries() {
+    use crate::mqtt::bridge::{exercise, expected, flowrun_spec};
+    let remote = RabbitMq::start();
+    let local = Mosquitto::start();
+    let bridge = engine::start(&flowrun_spec(&local.url(), &remote.url()), &[]);
+    let seen = exercise(local.port, remote.port).await;
+    assert_eq!(seen, expected());
+    assert!(bridge.stop().await.is_success());
+    let log = local.log();
+    assert!(log.contains("(p5"), "the local side speaks 5: {log}");
+    let lines = lines_about(&remote.url());
+    assert!(
+        lines.iter().any(|l| l.contains("speaks MQTT 3.1.1 only")),
+        "{lines:#?}"
+    );
+}

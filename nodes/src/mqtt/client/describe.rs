@@ -89,6 +89,9 @@ pub(super) fn timeout(v5: bool) -> (String, Cause) {
     )
 }
 
+/// No PINGRESP to a keepalive ping: the broker or the way to it went quiet.
+pub(super) const SILENT: &str = "the broker stopped answering: no reply to a keepalive ping within `keepalive_secs` (the network or the broker is down); reconnecting";
+
 /// A TLS handshake that failed, with the certificate's reason where rustls
 /// gives one: its own words ("invalid peer certificate: UnknownIssuer") do
 /// not say which setting to look at.

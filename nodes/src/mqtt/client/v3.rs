@@ -86,6 +86,9 @@ fn describe(error: &ConnectionError, connecting: bool) -> (String, super::Cause)
             format!("the broker answered the CONNECT with {packet:?}, not a CONNACK"),
             super::Cause::ClosedBeforeConnAck,
         ),
+        ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
+            (describe::SILENT.to_owned(), super::Cause::Other)
+        }
         ConnectionError::FlushTimeout => (
             "the broker took no data for a while: writing to it timed out".to_owned(),
             super::Cause::Other,

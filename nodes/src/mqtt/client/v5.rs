@@ -315,8 +315,9 @@ fn describe(error: &ConnectionError, connecting: bool) -> (String, Cause) {
         ConnectionError::ConnectionRefused(code) => return describe::refused_v5(*code),
         ConnectionError::Io(io) => return describe::io(io, connecting, true),
         ConnectionError::Tls(tls) => return describe::tls(tls),
-        // rumqttc's one timeout: the whole connect (TCP, TLS, CONNACK).
-        ConnectionError::Timeout(_) if connecting => return describe::timeout(true),
+        // rumqttc's one timeout: the connect (TCP, TLS, CONNACK).
+        ConnectionError::Timeout(_) => return describe::timeout(true),
+        ConnectionError::MqttState(StateError::AwaitPingResp) => describe::SILENT.to_owned(),
         ConnectionError::NotConnAck(packet) => {
             return (
                 format!("the broker answered the CONNECT with {packet:?}, not a CONNACK"),
@@ -348,9 +349,6 @@ fn describe(error: &ConnectionError, connecting: bool) -> (String, Cause) {
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default()
         ),
-        ConnectionError::Timeout(_) => {
-            "the broker took no data for a while: writing to it timed out".to_owned()
-        }
         other => other.to_string(),
     };
     (text, Cause::Other)

@@ -435,16 +435,13 @@ impl Node for MqttBridge {
                         sides[from].connection += 1;
                         // Under `auto`, each connection has its own version.
                         sides[from].echoes_back = protocol != Protocol::V5;
-                        if self
-                            .config
-                            .topics
+                        let topics = &self.config.topics;
+                        let guarded = topics
                             .iter()
-                            .any(|t| t.require_subscribers && t.targets().contains(&from))
-                        {
-                            sides[from]
-                                .unheard
-                                .connected(protocol, &ctx.metrics, &ctx.id);
-                        }
+                            .any(|t| t.require_subscribers && t.targets().contains(&from));
+                        sides[from]
+                            .unheard
+                            .connected(protocol, guarded, &ctx.metrics, &ctx.id);
                         if !session_present && !sides[from].filters.is_empty() {
                             let filters = sides[from].filters.clone();
                             sides[from]

@@ -282,10 +282,10 @@ impl Node for MqttPub {
                             Some(((message, _), Settled::TooLarge(reason))) => too_large(message, reason, &ctx),
                             None => {}
                         },
-                        Some(LinkEvent::Connected { protocol, .. }) if self.config.require_subscribers => {
-                            unheard.connected(protocol, &ctx.metrics, &ctx.id);
+                        Some(LinkEvent::Connected { protocol, .. }) => {
+                            unheard.connected(protocol, self.config.require_subscribers, &ctx.metrics, &ctx.id);
                         }
-                        Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}
+                        Some(LinkEvent::Disconnected) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },
                     again = unheard.due() => {

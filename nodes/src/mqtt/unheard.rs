@@ -76,8 +76,15 @@ impl<T> Unheard<T> {
     /// found a broker that speaks only that) no broker says that a publish
     /// reached no subscriber: the protection is lost while it lasts, and
     /// the spec runs on; said in the log once and in the node's status.
-    pub fn connected(&mut self, protocol: Protocol, metrics: &NodeMetrics, node: &str) {
-        let unprotected = protocol == Protocol::V311;
+    /// `guarded`: the node publishes here with `require_subscribers`.
+    pub fn connected(
+        &mut self,
+        protocol: Protocol,
+        guarded: bool,
+        metrics: &NodeMetrics,
+        node: &str,
+    ) {
+        let unprotected = guarded && protocol == Protocol::V311;
         if unprotected {
             if !self.unprotected {
                 tracing::warn!(node = %node, "require_subscribers is lost on this MQTT 3.1.1 connection: a message published while no subscriber is subscribed can be dropped by the broker and still be acknowledged");

@@ -229,5 +229,16 @@ async fn client_certificate_accepted_and_a_wrong_ca_refused_clearly() {
     assert!(state.contains("tls.ca_file"), "{state}");
     assert!(state.contains("not signed by a CA we trust"), "{state}");
     running.stop().await;
+
+    // Without the client certificate the broker requires: said so.
+    let tls = format!("      tls: {{ca_file: \"{d}/ca.crt\"}}", d = d.display());
+    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    eventually(Duration::from_secs(10), "a failure in the status", || {
+        running.state("pub").starts_with("disconnected")
+    })
+    .await;
+    let state = running.state("pub");
+    assert!(state.contains("client certificate"), "{state}");
+    running.stop().await;
     assert_eq!(out.len(), 5);
 }

@@ -99,7 +99,12 @@ impl EventLoop {
             Protocol::Auto => self.negotiate().await,
         };
         self.connected = polled.is_ok();
-        polled
+        polled.map_err(|mut failure| {
+            if failure.cause == Cause::ClosedBeforeConnAck {
+                failure.reason.push_str(self.options.tls_hint());
+            }
+            failure
+        })
     }
 
     /// MQTT 5, or 3.1.1 at once when the broker refused 5 the way a

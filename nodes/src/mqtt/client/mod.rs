@@ -123,6 +123,25 @@ impl Options {
         )
     }
 
+    /// Over TLS 1.3 a broker refuses a client certificate (or its absence)
+    /// after the handshake, by closing the connection: what else a
+    /// connection closed before its CONNACK may mean.
+    fn tls_hint(&self) -> &'static str {
+        use rumqttc::{TlsConfiguration, Transport};
+        match self.v3.transport() {
+            Transport::Tls(TlsConfiguration::Simple {
+                client_auth: None, ..
+            })
+            | Transport::Tls(TlsConfiguration::Rustls(_)) => {
+                "; over TLS, also what a broker that requires a client certificate does when none is sent (set `tls.cert_file` and `tls.key_file`)"
+            }
+            Transport::Tls(_) => {
+                "; over TLS, also what a broker does with a client certificate it does not accept (check `tls.cert_file`: signed by the CA the broker trusts)"
+            }
+            _ => "",
+        }
+    }
+
     /// A rumqttc client and event loop of `version` (`V311` or `V5`).
     fn open(&self, version: Protocol, requests: usize) -> (Active, eventloop::Inner) {
         if version == Protocol::V5 {

@@ -21,9 +21,11 @@ pub struct PublishArgs {
     /// Topic to publish on.
     #[arg(long)]
     topic: String,
-    /// MQTT version: 3.1.1 or 5. Over 5 a refusal (e.g. by the broker's ACL)
-    /// fails with its reason, and "no matching subscribers" is warned about.
-    #[arg(long, default_value = "3.1.1")]
+    /// MQTT version: auto, 3.1.1 or 5. auto uses 5 and, when the broker
+    /// refuses it, 3.1.1 (said on stderr). Over 5 a refusal (e.g. by the
+    /// broker's ACL) fails with its reason, and "no matching subscribers"
+    /// is warned about.
+    #[arg(long, default_value = "auto")]
     protocol: Protocol,
     /// 0, 1 or 2. At 1 and 2 the exit code says whether the broker acknowledged.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
@@ -69,7 +71,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<std::process::ExitCode> {
             .await
             .unwrap_or_else(|_| {
                 Err(anyhow::anyhow!(
-                    "the broker did not acknowledge within {}s",
+                    "no answer from the broker at {} within {} s (check --broker: host, port, mqtt:// or mqtts://; and a firewall dropping packets; or raise --timeout)",
+                    args.broker,
                     args.timeout
                 ))
             })
@@ -104,8 +107,8 @@ struct Outcome {
 
 /// Publishes every copy and waits for the broker's acknowledgements.
 async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome> {
-    if !args.user_property.is_empty() && args.protocol != Protocol::V5 {
-        bail!("--user-property needs --protocol 5: MQTT 3.1.1 has no user properties");
+    if !args.user_property.is_empty() && args.protocol == Protocol::V311 {
+        bail!("--user-property needs MQTT 5 (--protocol auto or 5): 3.1.1 has no user properties");
     }
     let mut config = BrokerConfig::new(&args.broker);
     config.protocol = args.protocol;
@@ -154,13 +157,22 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome
                 outcome.acked += 1;
                 outcome.unheard += 1;
             }
+            Ok(Polled::Connected {
+                protocol: Protocol::V311,
+                ..
+            }) if args.protocol == Protocol::Auto => {
+                eprintln!(
+                    "flowrun: the broker at {} speaks MQTT 3.1.1 only: published with 3.1.1 (no refusal reasons, no user properties)",
+                    args.broker
+                );
+            }
             Ok(_) => {}
             // A refusal also ends the connection: its own reason says more.
             Err(failure) => match failure.refused.first() {
                 Some(Event::Refused { reason, .. } | Event::TooLarge { reason }) => {
                     bail!("{reason}")
                 }
-                _ => bail!("{}", failure.reason),
+                _ => bail!("cannot publish to {}: {}", args.broker, failure.reason),
             },
         }
     }

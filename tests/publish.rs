@@ -4,6 +4,9 @@
 #[path = "../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;
+#[path = "../nodes/tests/support/rabbitmq.rs"]
+#[allow(dead_code)]
+mod rabbitmq;
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -77,7 +80,7 @@ fn exits_1_when_no_broker_answers() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr).trim(),
-        "flowrun: nothing listens at the broker address (connection refused)"
+        format!("flowrun: cannot publish to mqtt://127.0.0.1:{port}: connection refused: nothing listens at the broker's address and port (check `url`, and that the broker runs)")
     );
 }
 
@@ -180,6 +183,8 @@ fn user_properties_need_protocol_5() {
     let output = publish(&[
         "--broker",
         "mqtt://127.0.0.1:1",
+        "--protocol",
+        "3.1.1",
         "--topic",
         "t",
         "--user-property",
@@ -190,6 +195,29 @@ fn user_properties_need_protocol_5() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr).trim(),
-        "flowrun: --user-property needs --protocol 5: MQTT 3.1.1 has no user properties"
+        "flowrun: --user-property needs MQTT 5 (--protocol auto or 5): 3.1.1 has no user properties"
     );
+}
+
+/// RabbitMQ 3.10 speaks MQTT 3.1.1 only: the default `auto` publishes with
+/// 3.1.1 and says so; `--protocol 5` exits 1 naming MQTT 5, not "Timeout".
+#[test]
+fn against_a_3_1_1_only_broker_auto_falls_back_and_5_is_named() {
+    let broker = rabbitmq::RabbitMq::start();
+    let url = broker.url();
+    let base = ["--broker", &url, "--topic", "faces/1", "--message", "hi"];
+    let auto = publish(&[&base[..], &["--count", "3"]].concat());
+    let stderr = String::from_utf8_lossy(&auto.stderr);
+    assert!(auto.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&auto.stdout).trim(),
+        "published 3 of 3 on `faces/1`"
+    );
+    assert!(stderr.contains("speaks MQTT 3.1.1 only"), "{stderr}");
+
+    let pinned = publish(&[&base[..], &["--protocol", "5"]].concat());
+    let stderr = String::from_utf8_lossy(&pinned.stderr);
+    assert_eq!(pinned.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not speak MQTT 5"), "{stderr}");
+    assert!(!stderr.contains("Timeout"), "{stderr}");
 }

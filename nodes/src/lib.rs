@@ -76,9 +76,18 @@ mod tests {
     #[test]
     fn listeners_default_to_loopback() {
         let empty = serde_json::json!({});
-        let preview: crate::preview::PreviewConfig = serde_json::from_value(empty.clone()).unwrap();
-        let broker: crate::mqtt::broker::MqttBrokerConfig = serde_json::from_value(empty).unwrap();
-        for address in [preview.address, broker.listen] {
+        let broker: crate::mqtt::broker::MqttBrokerConfig =
+            serde_json::from_value(empty.clone()).unwrap();
+        // The preview is a `vision` node type.
+        #[cfg(feature = "vision")]
+        let preview = Some(
+            serde_json::from_value::<crate::preview::PreviewConfig>(empty)
+                .unwrap()
+                .address,
+        );
+        #[cfg(not(feature = "vision"))]
+        let preview: Option<String> = None;
+        for address in std::iter::once(broker.listen).chain(preview) {
             let address: SocketAddr = address.parse().unwrap();
             assert!(address.ip().is_loopback(), "{address}");
         }

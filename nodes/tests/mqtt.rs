@@ -1,4 +1,5 @@
-//! The MQTT nodes against real mosquitto brokers, through the real engine.
+//! The MQTT nodes against real brokers (mosquitto, and RabbitMQ for MQTT
+//! 3.1.1 only), through the real engine.
 
 mod support;
 
@@ -6,7 +7,9 @@ mod mqtt {
     mod auth_tls;
     mod bridge;
     mod broker;
+    mod failures;
     mod forwarder;
+    mod interop;
     mod resubscribe;
     mod roundtrip;
     mod sessions;

@@ -234,7 +234,7 @@ impl NodeConfig for MqttBridgeConfig {
                 } else {
                     ("remote", &self.remote)
                 };
-                if broker.protocol != Protocol::V5 {
+                if broker.protocol == Protocol::V311 {
                     issues.push(
                         ConfigIssue::new(
                             format!("topics.{i}.require_subscribers"),
@@ -485,9 +485,20 @@ impl Node for MqttBridge {
                 let to = 1 - from;
                 match event {
                     None => return Err("an MQTT connection task ended".into()),
-                    Some(LinkEvent::Connected { session_present }) => {
+                    Some(LinkEvent::Connected {
+                        session_present,
+                        protocol,
+                    }) => {
+                        // Under `auto`, each connection has its own version.
+                        sides[from].echoes_back = protocol != Protocol::V5;
+                        let topics = &self.config.topics;
+                        let guarded = topics
+                            .iter()
+                            .any(|t| t.require_subscribers && t.targets().contains(&from));
                         let side = &mut sides[from];
                         side.connection += 1;
+                        side.unheard
+                            .connected(protocol, guarded, &ctx.metrics, &ctx.id);
                         let requests = side.subscriptions.on_connect(session_present);
                         send_requests(&side.link, &requests, Subscribing::AsBridge, &ctx.id)?;
                         if !side.subscriptions.is_pending() {

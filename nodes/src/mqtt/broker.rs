@@ -35,8 +35,9 @@ pub struct MqttBrokerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// MQTT version the listener speaks: `"3.1.1"` (the default) or `"5"`;
-    /// one, not both. Point the nodes at it with the same `protocol`.
-    #[serde(default)]
+    /// one, not both (not `auto`: a listener speaks one version; clients
+    /// on `protocol: auto` negotiate it).
+    #[serde(default = "default_protocol")]
     pub protocol: Protocol,
     /// Largest payload accepted, in bytes. Default 16 MiB.
     #[serde(default = "default_max_payload")]
@@ -47,6 +48,11 @@ pub struct MqttBrokerConfig {
     /// Clients at once. Default 1000.
     #[serde(default = "default_connections")]
     pub max_connections: usize,
+}
+
+// Clients default to `auto`; a listener has to pick one version.
+fn default_protocol() -> Protocol {
+    Protocol::V311
 }
 
 fn default_listen() -> String {
@@ -80,6 +86,12 @@ impl NodeConfig for MqttBrokerConfig {
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
+        if self.protocol == Protocol::Auto {
+            issues.push(
+                ConfigIssue::new("protocol", "a broker listens with one MQTT version")
+                    .hint("\"3.1.1\" or \"5\""),
+            );
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             issues.push(
                 ConfigIssue::new("listen", format!("`{}` is not an address", self.listen))
@@ -120,7 +132,7 @@ fn running() -> &'static Mutex<HashSet<SocketAddr>> {
 
 fn rumqttd_config(config: &MqttBrokerConfig, listen: SocketAddr) -> Config {
     let name = match config.protocol {
-        Protocol::V311 => "v4",
+        Protocol::V311 | Protocol::Auto => "v4",
         Protocol::V5 => "v5",
     };
     let server = ServerSettings {
@@ -145,7 +157,7 @@ fn rumqttd_config(config: &MqttBrokerConfig, listen: SocketAddr) -> Config {
             max_segment_count: 10,
             ..Default::default()
         },
-        v4: (config.protocol == Protocol::V311).then(|| listener(name, server.clone())),
+        v4: (config.protocol != Protocol::V5).then(|| listener(name, server.clone())),
         v5: (config.protocol == Protocol::V5).then(|| listener(name, server)),
         ..Default::default()
     }

@@ -18,12 +18,16 @@ pub struct BrokerConfig {
     /// `mqtt://host:port` (default port 1883) or `mqtts://host:port` for TLS
     /// (default port 8883).
     pub url: String,
-    /// MQTT version: `"3.1.1"` (the default) or `"5"`. 5 adds refusals
-    /// with reasons (a publish the broker refuses is failed, not
-    /// acknowledged), user properties (`mqtt_pub`'s `user_properties`,
-    /// `mqtt_sub`'s metadata), a receive maximum (`inflight`) and the
-    /// packet limit told to the broker (`max_packet_bytes`; a subscriber
-    /// tells MQTT's own limit, see below).
+    /// MQTT version: `auto` (the default), `"3.1.1"` or `"5"`. `auto`
+    /// connects with 5 and, when the broker refuses it (it speaks 3.1.1
+    /// only: RabbitMQ before 3.13, mosquitto 1.4, …), at once again with
+    /// 3.1.1, logging which broker and what that costs; every new
+    /// connection negotiates afresh. 5 adds refusals with reasons (a
+    /// publish the broker refuses is failed, not acknowledged), user
+    /// properties (`mqtt_pub`'s `user_properties`, `mqtt_sub`'s metadata),
+    /// "no matching subscribers" (`require_subscribers`), a receive maximum
+    /// (`inflight`) and the packet limit told to the broker
+    /// (`max_packet_bytes`; a subscriber tells MQTT's own limit, see below).
     #[serde(default)]
     pub protocol: Protocol,
     /// The client id. Default: `flowrun-<node id>`. Keep it fixed (and unique
@@ -74,12 +78,15 @@ pub struct BrokerConfig {
     pub will: Option<WillConfig>,
 }
 
-/// The MQTT protocol version.
+/// The MQTT protocol version: as configured (any of the three), or as
+/// negotiated with a broker (`V311` or `V5`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "ProtocolName")]
 pub enum Protocol {
-    /// MQTT 3.1.1 (protocol level 4).
+    /// MQTT 5 where the broker speaks it, else 3.1.1.
     #[default]
+    Auto,
+    /// MQTT 3.1.1 (protocol level 4).
     V311,
     /// MQTT 5.
     V5,
@@ -112,10 +119,11 @@ impl std::str::FromStr for Protocol {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
         match text.trim() {
+            "auto" => Ok(Protocol::Auto),
             "3.1.1" | "4" => Ok(Protocol::V311),
             "5" | "5.0" => Ok(Protocol::V5),
             other => Err(format!(
-                "protocol `{other}` is not supported: use \"3.1.1\" (the default) or \"5\""
+                "protocol `{other}` is not supported: use auto (the default), \"3.1.1\" or \"5\""
             )),
         }
     }
@@ -128,8 +136,8 @@ impl JsonSchema for Protocol {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "MQTT version: \"3.1.1\" (default) or \"5\".",
-            "enum": ["3.1.1", "5", 5]
+            "description": "MQTT version: auto (default: 5, or 3.1.1 when the broker speaks only that), \"3.1.1\" or \"5\".",
+            "enum": ["auto", "3.1.1", "5", 5]
         })
     }
 }
@@ -137,6 +145,7 @@ impl JsonSchema for Protocol {
 impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Protocol::Auto => "auto",
             Protocol::V311 => "3.1.1",
             Protocol::V5 => "5",
         })
@@ -413,7 +422,7 @@ impl BrokerConfig {
             };
             settings.transport = Some(transport);
         }
-        Ok(Options::new(settings, self.protocol == Protocol::V5))
+        Ok(Options::new(settings, self.protocol))
     }
 
     /// `Err(why)` when a payload of `len` bytes on `topic`, with these user
@@ -441,7 +450,9 @@ impl BrokerConfig {
     fn max_payload(&self, topic: &str, user_properties: &[(String, String)]) -> usize {
         // Fixed header (≤ 5), topic length prefix (2), packet id (2).
         let mut overhead = topic.len() + 9;
-        if self.protocol == Protocol::V5 {
+        // Under `auto` the connection may be either: count MQTT 5's larger
+        // overhead, which fits both.
+        if self.protocol != Protocol::V311 {
             // Properties length (≤ 4), then per property: id (1) and two
             // length-prefixed strings.
             overhead += 4 + user_properties
@@ -477,12 +488,15 @@ mod tests {
     #[test]
     fn protocol_names() {
         let parse = |json: &str| serde_json::from_str::<Protocol>(json).map_err(|e| e.to_string());
+        assert_eq!(parse("\"auto\""), Ok(Protocol::Auto));
         assert_eq!(parse("\"3.1.1\""), Ok(Protocol::V311));
         assert_eq!(parse("4"), Ok(Protocol::V311));
         assert_eq!(parse("5"), Ok(Protocol::V5));
         assert_eq!(parse("\"5\""), Ok(Protocol::V5));
         assert_eq!(parse("5.0"), Ok(Protocol::V5));
-        assert!(parse("3.1").unwrap_err().contains("use \"3.1.1\""));
+        assert!(parse("3.1")
+            .unwrap_err()
+            .contains("use auto (the default), \"3.1.1\""));
         assert!(parse("\"v6\"").unwrap_err().contains("protocol `v6`"));
     }
 

@@ -14,13 +14,18 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, Event, EventLoop, Options, Polled};
-use super::connection::BrokerConfig;
+use super::connection::{BrokerConfig, Protocol};
 
 /// What the connection task tells its node.
 #[derive(Debug)]
 pub enum LinkEvent {
-    /// Connected (again); `session_present` says whether the broker kept the session.
-    Connected { session_present: bool },
+    /// Connected (again); `session_present` says whether the broker kept
+    /// the session; `protocol` is the version this connection speaks
+    /// (`V311` or `V5`): under `auto` it may change on each connection.
+    Connected {
+        session_present: bool,
+        protocol: Protocol,
+    },
     /// The connection dropped; unacknowledged publishes are resent on the next one.
     Disconnected,
     /// Something a node acts on happened.
@@ -76,6 +81,7 @@ impl Link {
             metrics,
             node: node.to_owned(),
             url: config.url.clone(),
+            auto: config.protocol == Protocol::Auto,
             min: Duration::from_millis(config.reconnect_min_ms.max(1)),
             max: Duration::from_millis(config.reconnect_max_ms.max(1)),
             reconnect: reconnect.clone(),
@@ -97,6 +103,13 @@ impl Link {
     }
 }
 
+/// What `auto` falling back to 3.1.1 costs, said once per connection.
+const FELL_BACK: &str =
+    "the broker speaks MQTT 3.1.1 only (it refused MQTT 5): connected with 3.1.1. \
+This connection has no refusal reasons (a publish the broker drops is not failed), \
+no user properties, no receive maximum, and `require_subscribers` cannot hold \
+a publish that reached no subscriber";
+
 struct Poller {
     /// This link's key in the node's health.
     part: String,
@@ -105,6 +118,8 @@ struct Poller {
     metrics: Arc<NodeMetrics>,
     node: String,
     url: String,
+    /// `protocol: auto`: say so when a connection fell back to 3.1.1.
+    auto: bool,
     min: Duration,
     max: Duration,
     reconnect: Arc<Notify>,
@@ -141,13 +156,25 @@ impl Poller {
                 polled = self.eventloop.poll() => polled,
             };
             let event = match polled {
-                Ok(Polled::Connected { session_present }) => {
+                Ok(Polled::Connected {
+                    session_present,
+                    protocol,
+                }) => {
                     connected = true;
                     backoff = self.min;
-                    tracing::info!(node = %self.node, url = %self.url, session_present, "connected to the broker");
-                    self.metrics.set_state("connected");
+                    tracing::info!(node = %self.node, url = %self.url, session_present, %protocol, "connected to the broker");
+                    if self.auto && protocol == Protocol::V311 {
+                        tracing::warn!(node = %self.node, url = %self.url, "{FELL_BACK}");
+                        self.metrics
+                            .set_state("connected over MQTT 3.1.1 (the broker does not speak 5)");
+                    } else {
+                        self.metrics.set_state("connected");
+                    }
                     self.metrics.set_up(&self.part);
-                    LinkEvent::Connected { session_present }
+                    LinkEvent::Connected {
+                        session_present,
+                        protocol,
+                    }
                 }
                 Ok(Polled::Event(event)) => LinkEvent::Packet(event),
                 Ok(Polled::Nothing) => continue,

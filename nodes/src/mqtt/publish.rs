@@ -61,7 +61,8 @@ pub struct MqttPubConfig {
     pub spool: Option<SpoolConfig>,
     /// Metadata keys sent along as MQTT 5 user properties (name = the key,
     /// value = the metadata value as text), e.g. `[source, frame]`; a key
-    /// the message lacks is left out. Needs `broker.protocol: "5"`.
+    /// the message lacks is left out. Needs MQTT 5 (`broker.protocol` auto,
+    /// the default, or "5"); not sent over a connection that fell back to 3.1.1.
     #[serde(default)]
     pub user_properties: Vec<String>,
     /// Acknowledge a message only once the broker delivered it to at least
@@ -71,7 +72,9 @@ pub struct MqttPubConfig {
     /// (the `reconnect_min_ms`…`reconnect_max_ms` backoff) until one did.
     /// For links into a broker whose consumers may be briefly away, e.g. a
     /// cloud worker subscribing again after a broker restart. Counted as the
-    /// `no_subscribers` event. Needs `broker.protocol: "5"`; not with `spool`.
+    /// `no_subscribers` event. Needs MQTT 5 (`broker.protocol` auto, the
+    /// default, or "5"); over a connection `auto` fell back to 3.1.1 the
+    /// protection is lost (warned, shown in the status). Not with `spool`.
     #[serde(default)]
     pub require_subscribers: bool,
 }
@@ -109,7 +112,7 @@ impl NodeConfig for MqttPubConfig {
         if self.spool.as_ref().is_some_and(|s| s.max_bytes == 0) {
             issues.push(ConfigIssue::new("spool.max_bytes", "at least 1"));
         }
-        if !self.user_properties.is_empty() && self.broker.protocol != Protocol::V5 {
+        if !self.user_properties.is_empty() && self.broker.protocol == Protocol::V311 {
             issues.push(
                 ConfigIssue::new(
                     "user_properties",
@@ -118,10 +121,10 @@ impl NodeConfig for MqttPubConfig {
                         self.broker.protocol
                     ),
                 )
-                .hint("set `broker.protocol: \"5\"`, or drop `user_properties`"),
+                .hint("set `broker.protocol: auto` or \"5\", or drop `user_properties`"),
             );
         }
-        if self.require_subscribers && self.broker.protocol != Protocol::V5 {
+        if self.require_subscribers && self.broker.protocol == Protocol::V311 {
             issues.push(
                 ConfigIssue::new(
                     "require_subscribers",
@@ -130,7 +133,7 @@ impl NodeConfig for MqttPubConfig {
                         self.broker.protocol
                     ),
                 )
-                .hint("set `broker.protocol: \"5\"`, or drop `require_subscribers`"),
+                .hint("set `broker.protocol: auto` or \"5\", or drop `require_subscribers`"),
             );
         }
         if self.require_subscribers && self.spool.is_some() {
@@ -287,7 +290,10 @@ impl Node for MqttPub {
                             Some(((message, _), Settled::TooLarge(reason))) => too_large(message, reason, &ctx),
                             None => {}
                         },
-                        Some(LinkEvent::Connected { .. } | LinkEvent::Disconnected) => {}
+                        Some(LinkEvent::Connected { protocol, .. }) => {
+                            unheard.connected(protocol, self.config.require_subscribers, &ctx.metrics, &ctx.id);
+                        }
+                        Some(LinkEvent::Disconnected) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },
                     again = unheard.due() => {

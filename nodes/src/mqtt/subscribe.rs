@@ -226,7 +226,7 @@ impl Node for MqttSub {
                 tokio::select! {
                     _ = ctx.stopping(), if !stopping => stopping = true,
                     event = link.events.recv() => match event {
-                        Some(LinkEvent::Connected { session_present }) => {
+                        Some(LinkEvent::Connected { session_present, .. }) => {
                             connection += 1;
                             let requests = self.subscriptions.on_connect(session_present);
                             send_requests(&link, &requests, Subscribing::Plainly, &ctx.id)?;

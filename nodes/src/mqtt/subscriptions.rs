@@ -56,6 +56,9 @@ pub struct Subscriptions {
     pending: Vec<(String, Qos)>,
     /// The kept-session warning was given.
     warned: bool,
+    /// Filters already warned about a lower QoS granted, so that a
+    /// reconnect does not repeat it.
+    lowered: std::collections::HashSet<String>,
     node: String,
     client_id: String,
 }
@@ -95,6 +98,7 @@ impl Subscriptions {
             held: BTreeMap::new(),
             pending: Vec::new(),
             warned: false,
+            lowered: Default::default(),
             node: node.to_owned(),
             client_id: client_id.to_owned(),
         }
@@ -187,7 +191,7 @@ impl Subscriptions {
         for ((filter, asked), code) in self.pending.drain(..).zip(codes) {
             match code {
                 Ok(granted) => {
-                    if u8::from(*granted) < u8::from(asked) {
+                    if u8::from(*granted) < u8::from(asked) && self.lowered.insert(filter.clone()) {
                         tracing::warn!(
                             node = %self.node,
                             %filter,
@@ -220,13 +224,21 @@ impl Subscriptions {
         !self.pending.is_empty()
     }
 
-    /// `subscribed faces/# (qos 1), status/# (qos 0)`: the filters held, with
-    /// the QoS the broker granted.
+    /// `subscribed faces/# (qos 1), in/# (qos 1, 2 asked)`: the filters
+    /// held, with the QoS the broker granted (and the one asked, where the
+    /// broker granted less: RabbitMQ grants 1 for 2).
     pub fn state(&self) -> String {
         let held: Vec<String> = self
             .held
             .iter()
-            .map(|(filter, (_, granted))| format!("{filter} (qos {})", u8::from(*granted)))
+            .map(|(filter, (asked, granted))| {
+                let (asked, granted) = (u8::from(*asked), u8::from(*granted));
+                if granted < asked {
+                    format!("{filter} (qos {granted}, {asked} asked)")
+                } else {
+                    format!("{filter} (qos {granted})")
+                }
+            })
             .collect();
         if held.is_empty() {
             "subscribed to nothing".to_owned()
@@ -368,7 +380,7 @@ mod tests {
         edited.on_suback(&[Ok(ONE), Ok(ONE)]);
         assert_eq!(
             edited.state(),
-            "subscribed $share/g/faces/# (qos 1), beta/# (qos 1)"
+            "subscribed $share/g/faces/# (qos 1, 2 asked), beta/# (qos 1)"
         );
     }
 

@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use flowrun_runtime::metrics::Counter;
+use flowrun_runtime::NodeMetrics;
 use tokio::time::Instant;
 
-use super::connection::BrokerConfig;
+use super::connection::{BrokerConfig, Protocol};
 use super::link::jitter;
 
 /// The counter of publishes that reached no subscriber, per node.
@@ -27,6 +28,9 @@ pub struct Unheard<T> {
     /// Whether the last word from the broker was "no subscribers": logged
     /// when it changes, not per message.
     absent: bool,
+    /// Whether the connection speaks 3.1.1 (`auto` fell back): warned
+    /// when it changes, not per connection.
+    unprotected: bool,
     counter: Counter,
     node: String,
 }
@@ -41,6 +45,7 @@ impl<T> Unheard<T> {
             min,
             max: Duration::from_millis(broker.reconnect_max_ms.max(1)),
             absent: false,
+            unprotected: false,
             counter,
             node: node.to_owned(),
         }
@@ -65,6 +70,30 @@ impl<T> Unheard<T> {
         if self.retry_at.is_none() {
             self.retry_at = Some(Instant::now() + jitter(self.backoff));
         }
+    }
+
+    /// A connection speaking `protocol` is up. Over 3.1.1 (where `auto`
+    /// found a broker that speaks only that) no broker says that a publish
+    /// reached no subscriber: the protection is lost while it lasts, and
+    /// the spec runs on; said in the log once and in the node's status.
+    /// `guarded`: the node publishes here with `require_subscribers`.
+    pub fn connected(
+        &mut self,
+        protocol: Protocol,
+        guarded: bool,
+        metrics: &NodeMetrics,
+        node: &str,
+    ) {
+        let unprotected = guarded && protocol == Protocol::V311;
+        if unprotected {
+            if !self.unprotected {
+                tracing::warn!(node = %node, "require_subscribers is lost on this MQTT 3.1.1 connection: a message published while no subscriber is subscribed can be dropped by the broker and still be acknowledged");
+            }
+            metrics.set_state(
+                "connected over MQTT 3.1.1: require_subscribers lost (a message published while no subscriber is subscribed can be dropped)",
+            );
+        }
+        self.unprotected = unprotected;
     }
 
     /// A publish reached a subscriber: retries start from the shortest wait again.

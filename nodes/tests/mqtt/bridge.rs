@@ -15,7 +15,7 @@ const MOSQUITTO_TOPICS: &str = "topic sensors/# out 1 edge/ cloud/\n\
                                 topic cmd/# in 1 local/ remote/\n\
                                 topic chat/# both 1\n";
 
-fn flowrun_spec(local: &str, remote: &str) -> String {
+pub fn flowrun_spec(local: &str, remote: &str) -> String {
     format!(
         r#"
 version: 1
@@ -51,9 +51,10 @@ fn seen(collected: &Collected) -> Seen {
 
 /// Waits until the bridge carries each direction, then sends the traffic and
 /// returns what each broker saw: (local, remote).
-async fn exercise(local: &Mosquitto, remote: &Mosquitto) -> (Seen, Seen) {
-    let at_local = collect(local.port, "local-collector", "#").await;
-    let at_remote = collect(remote.port, "remote-collector", "#").await;
+/// `local` and `remote` are the brokers' ports.
+pub async fn exercise(local: u16, remote: u16) -> (Seen, Seen) {
+    let at_local = collect(local, "local-collector", "#").await;
+    let at_remote = collect(remote, "remote-collector", "#").await;
     let ready = || {
         let (l, r) = (at_local.messages(), at_remote.messages());
         let has = |m: &[(String, Vec<u8>)], t: &str| m.iter().any(|(topic, _)| topic == t);
@@ -71,10 +72,10 @@ async fn exercise(local: &Mosquitto, remote: &Mosquitto) -> (Seen, Seen) {
             "the bridge never carried the probes"
         );
         for (port, topic) in [
-            (local.port, "edge/sensors/probe"),
-            (remote.port, "remote/cmd/probe"),
-            (local.port, "chat/probe-l"),
-            (remote.port, "chat/probe-r"),
+            (local, "edge/sensors/probe"),
+            (remote, "remote/cmd/probe"),
+            (local, "chat/probe-l"),
+            (remote, "chat/probe-r"),
         ] {
             publish_all(port, topic, QoS::AtLeastOnce, vec![b"p".to_vec()]).await;
         }
@@ -100,7 +101,7 @@ async fn exercise(local: &Mosquitto, remote: &Mosquitto) -> (Seen, Seen) {
     ];
     for (topic, payload) in traffic_local {
         publish_all(
-            local.port,
+            local,
             topic,
             QoS::AtLeastOnce,
             vec![payload.as_bytes().to_vec()],
@@ -109,7 +110,7 @@ async fn exercise(local: &Mosquitto, remote: &Mosquitto) -> (Seen, Seen) {
     }
     for (topic, payload) in traffic_remote {
         publish_all(
-            remote.port,
+            remote,
             topic,
             QoS::AtLeastOnce,
             vec![payload.as_bytes().to_vec()],
@@ -125,7 +126,7 @@ async fn exercise(local: &Mosquitto, remote: &Mosquitto) -> (Seen, Seen) {
     (seen(&at_local), seen(&at_remote))
 }
 
-fn expected() -> (Seen, Seen) {
+pub fn expected() -> (Seen, Seen) {
     let pairs = |list: &[(&str, &str)]| {
         let mut v: Vec<(String, String)> = list
             .iter()
@@ -166,13 +167,13 @@ async fn flowrun_bridge_carries_what_mosquittos_bridge_carries() {
         ),
         ..Options::default()
     });
-    let by_mosquitto = exercise(&local, &remote).await;
+    let by_mosquitto = exercise(local.port, remote.port).await;
     drop((local, remote));
 
     let remote = Mosquitto::start();
     let local = Mosquitto::start();
     let bridge = engine::start(&flowrun_spec(&local.url(), &remote.url()), &[]);
-    let by_flowrun = exercise(&local, &remote).await;
+    let by_flowrun = exercise(local.port, remote.port).await;
 
     assert_eq!(by_mosquitto, expected());
     assert_eq!(by_flowrun, by_mosquitto);

@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod logs;
 pub mod mosquitto;
+pub mod rabbitmq;
 pub mod s3;
 pub mod s3fs;
 pub mod storage;

@@ -5,16 +5,27 @@
 //! - [`Options`]: connection options made from a `broker:` config;
 //! - [`Client`]: publish, subscribe, acknowledge a received message;
 //! - [`EventLoop`]: yields [`Polled`] items (connected, [`Event`]s) or a
-//!   [`Failure`] that ends the connection.
+//!   [`Failure`] that ends the connection. Under `protocol: auto` it
+//!   negotiates the version on every new connection ([`eventloop`]), and
+//!   the [`Client`] handle follows it.
 
+mod describe;
+mod eventloop;
+mod switch;
 mod v3;
 mod v5;
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use bytes::Bytes;
 
+pub use eventloop::EventLoop;
+
+use super::connection::Protocol;
 use super::Qos;
 
 /// Everything a connection needs, whatever the protocol version.
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub client_id: String,
     pub host: String,
@@ -37,44 +48,39 @@ pub struct Will {
     pub retain: bool,
 }
 
-/// Connection options for either protocol version.
+/// Connection options for both protocol versions: under `auto` the event
+/// loop may need either, on any connection.
 #[derive(Clone)]
-pub enum Options {
-    V3(Box<rumqttc::MqttOptions>),
-    V5(Box<rumqttc::v5::MqttOptions>),
+pub struct Options {
+    protocol: Protocol,
+    v3: Box<rumqttc::MqttOptions>,
+    v5: Box<rumqttc::v5::MqttOptions>,
 }
 
 impl Options {
-    pub(crate) fn new(settings: Settings, v5: bool) -> Options {
-        if v5 {
-            Options::V5(Box::new(v5::options(settings)))
-        } else {
-            Options::V3(Box::new(v3::options(settings)))
+    pub(crate) fn new(settings: Settings, protocol: Protocol) -> Options {
+        Options {
+            protocol,
+            v3: Box::new(v3::options(settings.clone())),
+            v5: Box::new(v5::options(settings)),
         }
+    }
+
+    /// The configured version (`Auto` included).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// Received QoS 1/2 messages are acknowledged only by [`Client::try_ack`].
     pub fn set_manual_acks(&mut self, manual: bool) -> &mut Self {
-        match self {
-            Options::V3(o) => {
-                o.set_manual_acks(manual);
-            }
-            Options::V5(o) => {
-                o.set_manual_acks(manual);
-            }
-        }
+        self.v3.set_manual_acks(manual);
+        self.v5.set_manual_acks(manual);
         self
     }
 
     pub fn set_last_will(&mut self, will: Will) -> &mut Self {
-        match self {
-            Options::V3(o) => {
-                o.set_last_will(v3::will(will));
-            }
-            Options::V5(o) => {
-                o.set_last_will(v5::will(will));
-            }
-        }
+        self.v3.set_last_will(v3::will(will.clone()));
+        self.v5.set_last_will(v5::will(will));
         self
     }
 
@@ -82,38 +88,74 @@ impl Options {
     /// client acknowledged them. 3.1.1 has no such setting (the broker's
     /// own `max_inflight_messages` applies).
     pub fn set_receive_maximum(&mut self, most: u16) -> &mut Self {
-        if let Options::V5(o) = self {
-            o.set_receive_maximum(Some(most.max(1)));
-        }
+        self.v5.set_receive_maximum(Some(most.max(1)));
         self
     }
 
     /// The largest packet taken from the broker, beside `outgoing` for the
     /// largest sent (over MQTT 5 the first is also told to the broker).
     pub fn set_max_packet_sizes(&mut self, incoming: usize, outgoing: usize) -> &mut Self {
-        match self {
-            Options::V3(o) => {
-                o.set_max_packet_size(incoming, outgoing);
-            }
-            Options::V5(o) => {
-                o.set_max_packet_size(Some(u32::try_from(incoming).unwrap_or(u32::MAX)));
-            }
-        }
+        self.v3.set_max_packet_size(incoming, outgoing);
+        self.v5
+            .set_max_packet_size(Some(u32::try_from(incoming).unwrap_or(u32::MAX)));
         self
     }
 
     /// A client and the event loop that must be polled for it to work;
     /// `requests` bounds the requests waiting for the event loop.
     pub fn start(self, requests: usize) -> (Client, EventLoop) {
-        match self {
-            Options::V3(o) => {
-                let (client, eventloop) = rumqttc::AsyncClient::new(*o, requests);
-                (Client::V3(client), EventLoop::V3(Box::new(eventloop)))
+        // `auto` starts as 5: the first connection tries it first.
+        let first = if self.protocol == Protocol::V311 {
+            Protocol::V311
+        } else {
+            Protocol::V5
+        };
+        let (active, inner) = self.open(first, requests);
+        let client = Client {
+            shared: Arc::new(RwLock::new(Shared {
+                generation: 0,
+                active,
+            })),
+        };
+        (
+            client.clone(),
+            EventLoop::new(self, requests, inner, client),
+        )
+    }
+
+    /// Over TLS 1.3 a broker refuses a client certificate (or its absence)
+    /// after the handshake, by closing the connection: what else a
+    /// connection closed before its CONNACK may mean.
+    fn tls_hint(&self) -> &'static str {
+        use rumqttc::{TlsConfiguration, Transport};
+        match self.v3.transport() {
+            Transport::Tls(TlsConfiguration::Simple {
+                client_auth: None, ..
+            })
+            | Transport::Tls(TlsConfiguration::Rustls(_)) => {
+                "; over TLS, also what a broker that requires a client certificate does when none is sent (set `tls.cert_file` and `tls.key_file`)"
             }
-            Options::V5(o) => {
-                let (client, eventloop) = rumqttc::v5::AsyncClient::new(*o, requests);
-                (Client::V5(client), EventLoop::V5(v5::Loop::new(eventloop)))
+            Transport::Tls(_) => {
+                "; over TLS, also what a broker does with a client certificate it does not accept (check `tls.cert_file`: signed by the CA the broker trusts)"
             }
+            _ => "",
+        }
+    }
+
+    /// A rumqttc client and event loop of `version` (`V311` or `V5`).
+    fn open(&self, version: Protocol, requests: usize) -> (Active, eventloop::Inner) {
+        if version == Protocol::V5 {
+            let (client, eventloop) = rumqttc::v5::AsyncClient::new((*self.v5).clone(), requests);
+            (
+                Active::V5(client),
+                eventloop::Inner::V5(v5::Loop::new(eventloop)),
+            )
+        } else {
+            let (client, eventloop) = rumqttc::AsyncClient::new((*self.v3).clone(), requests);
+            (
+                Active::V3(client),
+                eventloop::Inner::V3(Box::new(eventloop)),
+            )
         }
     }
 }
@@ -181,6 +223,8 @@ pub enum Event {
 pub enum Polled {
     Connected {
         session_present: bool,
+        /// The version this connection speaks (`V311` or `V5`).
+        protocol: Protocol,
     },
     Event(Event),
     /// Pings, acknowledgements sent: nothing a node acts on.
@@ -194,6 +238,34 @@ pub enum Polled {
 pub struct Failure {
     pub reason: String,
     pub refused: Vec<Event>,
+    /// What kind of failure, for `auto` to decide whether to try 3.1.1.
+    pub(crate) cause: Cause,
+}
+
+/// Failures that, on an MQTT 5 CONNECT, may mean "the broker speaks 3.1.1
+/// only", and the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// CONNACK "unacceptable / unsupported protocol version" (0x01, 0x84).
+    VersionRefused,
+    /// The broker closed the connection, or answered something that is no
+    /// CONNACK of this version, before any CONNACK: what a 3.1.1-only broker
+    /// does with a CONNECT it cannot parse.
+    ClosedBeforeConnAck,
+    /// No CONNACK within the connect timeout.
+    Timeout,
+    /// Anything else: not a matter of version.
+    Other,
+}
+
+impl Failure {
+    fn new(reason: String, cause: Cause) -> Failure {
+        Failure {
+            reason,
+            refused: Vec::new(),
+            cause,
+        }
+    }
 }
 
 /// A request the client could not queue (the event loop is gone or full).
@@ -201,9 +273,23 @@ pub struct Failure {
 #[error("the MQTT client cannot take the request: {0}")]
 pub struct ClientError(String);
 
-/// A handle to send requests with; cheap to clone.
+/// A handle to send requests with; cheap to clone. It stays valid when
+/// `auto` moves the connection to the other protocol version: the event
+/// loop then swaps the rumqttc client inside ([`EventLoop`]).
 #[derive(Clone)]
-pub enum Client {
+pub struct Client {
+    shared: Arc<RwLock<Shared>>,
+}
+
+/// The rumqttc client of the version the connection speaks now, and how
+/// many times it was swapped (a request that raced a swap is sent again).
+struct Shared {
+    generation: u64,
+    active: Active,
+}
+
+#[derive(Clone)]
+enum Active {
     V3(rumqttc::AsyncClient),
     V5(rumqttc::v5::AsyncClient),
 }
@@ -222,34 +308,47 @@ pub enum Subscribing {
 }
 
 impl Client {
+    /// The active client and its generation. A lock is held only to copy
+    /// them, never across an await: the event loop takes it to swap.
+    fn current(&self) -> (u64, Active) {
+        let shared = self.shared.read().unwrap_or_else(PoisonError::into_inner);
+        (shared.generation, shared.active.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.current().0
+    }
+
+    /// Makes `active` the client requests go to from now on.
+    fn replace(&self, active: Active) {
+        let mut shared = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        shared.generation += 1;
+        shared.active = active;
+    }
+
+    /// Runs a request that does not wait under the lock, so that no swap
+    /// happens half-way: it lands in the old client before the swap (whose
+    /// requests the swap carries over) or in the new one after.
+    fn now<T>(&self, request: impl FnOnce(&Active) -> T) -> T {
+        let shared = self.shared.read().unwrap_or_else(PoisonError::into_inner);
+        request(&shared.active)
+    }
+
     /// Queues a publish without waiting.
     pub fn try_publish(&self, publish: Publish) -> Result<(), ClientError> {
-        match self {
-            Client::V3(c) => c
-                .try_publish(
-                    publish.topic,
-                    publish.qos.into(),
-                    publish.retain,
-                    publish.payload,
-                )
-                .map_err(|e| ClientError(e.to_string())),
-            Client::V5(c) => v5::try_publish(c, publish),
-        }
+        self.now(|active| active.try_publish(publish))
     }
 
     /// Queues a publish, waiting for room.
     pub async fn publish(&self, publish: Publish) -> Result<(), ClientError> {
-        match self {
-            Client::V3(c) => c
-                .publish(
-                    publish.topic,
-                    publish.qos.into(),
-                    publish.retain,
-                    publish.payload,
-                )
-                .await
-                .map_err(|e| ClientError(e.to_string())),
-            Client::V5(c) => v5::publish(c, publish).await,
+        loop {
+            let (generation, active) = self.current();
+            match active.publish(publish.clone()).await {
+                // The client was swapped while this waited and its event
+                // loop is gone: send it through the new one.
+                Err(_) if self.generation() != generation => continue,
+                result => return result,
+            }
         }
     }
 
@@ -259,26 +358,84 @@ impl Client {
         filters: &[(String, Qos)],
         how: Subscribing,
     ) -> Result<(), ClientError> {
+        self.now(|active| active.try_subscribe(filters, how))
+    }
+
+    /// Unsubscribes from each filter.
+    pub fn try_unsubscribe(&self, filters: &[String]) -> Result<(), ClientError> {
+        self.now(|active| active.try_unsubscribe(filters))
+    }
+
+    /// Queues the acknowledgement of a received message (with manual acks).
+    pub fn try_ack(&self, token: AckToken) -> Result<(), ClientError> {
+        self.now(|active| active.try_ack(token))
+    }
+
+    /// Asks for a clean DISCONNECT.
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        let (_, active) = self.current();
+        match active {
+            Active::V3(c) => c.disconnect().await.map_err(|e| ClientError(e.to_string())),
+            Active::V5(c) => c.disconnect().await.map_err(|e| ClientError(e.to_string())),
+        }
+    }
+}
+
+impl Active {
+    fn try_publish(&self, publish: Publish) -> Result<(), ClientError> {
         match self {
-            Client::V3(c) => c
+            Active::V3(c) => c
+                .try_publish(
+                    publish.topic,
+                    publish.qos.into(),
+                    publish.retain,
+                    publish.payload,
+                )
+                .map_err(|e| ClientError(e.to_string())),
+            Active::V5(c) => v5::try_publish(c, publish),
+        }
+    }
+
+    async fn publish(&self, publish: Publish) -> Result<(), ClientError> {
+        match self {
+            Active::V3(c) => c
+                .publish(
+                    publish.topic,
+                    publish.qos.into(),
+                    publish.retain,
+                    publish.payload,
+                )
+                .await
+                .map_err(|e| ClientError(e.to_string())),
+            Active::V5(c) => v5::publish(c, publish).await,
+        }
+    }
+
+    fn try_subscribe(
+        &self,
+        filters: &[(String, Qos)],
+        how: Subscribing,
+    ) -> Result<(), ClientError> {
+        match self {
+            Active::V3(c) => c
                 .try_subscribe_many(
                     filters
                         .iter()
                         .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), (*q).into())),
                 )
                 .map_err(|e| ClientError(e.to_string())),
-            Client::V5(c) => v5::try_subscribe(c, filters, how),
+            Active::V5(c) => v5::try_subscribe(c, filters, how),
         }
     }
 
     /// Unsubscribes from each filter (one UNSUBSCRIBE each, as rumqttc sends them).
-    pub fn try_unsubscribe(&self, filters: &[String]) -> Result<(), ClientError> {
+    fn try_unsubscribe(&self, filters: &[String]) -> Result<(), ClientError> {
         for filter in filters {
             match self {
-                Client::V3(c) => c
+                Active::V3(c) => c
                     .try_unsubscribe(filter.clone())
                     .map_err(|e| ClientError(e.to_string()))?,
-                Client::V5(c) => c
+                Active::V5(c) => c
                     .try_unsubscribe(filter.clone())
                     .map_err(|e| ClientError(e.to_string()))?,
             }
@@ -286,79 +443,21 @@ impl Client {
         Ok(())
     }
 
-    /// Queues the acknowledgement of a received message (with manual acks).
-    pub fn try_ack(&self, token: AckToken) -> Result<(), ClientError> {
+    fn try_ack(&self, token: AckToken) -> Result<(), ClientError> {
         match self {
-            Client::V3(c) => {
+            Active::V3(c) => {
                 let mut publish = rumqttc::Publish::new("", token.qos.into(), Vec::new());
                 publish.pkid = token.pkid;
                 c.try_ack(&publish).map_err(|e| ClientError(e.to_string()))
             }
-            Client::V5(c) => v5::try_ack(c, token),
+            Active::V5(c) => v5::try_ack(c, token),
         }
     }
-
-    /// Asks for a clean DISCONNECT.
-    pub async fn disconnect(&self) -> Result<(), ClientError> {
-        match self {
-            Client::V3(c) => c.disconnect().await.map_err(|e| ClientError(e.to_string())),
-            Client::V5(c) => c.disconnect().await.map_err(|e| ClientError(e.to_string())),
-        }
-    }
-}
-
-/// The event loop of either version; must be polled continuously.
-pub enum EventLoop {
-    V3(Box<rumqttc::EventLoop>),
-    V5(Box<v5::Loop>),
-}
-
-impl EventLoop {
-    /// The next step; after a [`Failure`], polling again reconnects.
-    pub async fn poll(&mut self) -> Result<Polled, Failure> {
-        match self {
-            EventLoop::V3(l) => v3::poll(l).await,
-            EventLoop::V5(l) => l.poll().await,
-        }
-    }
-
-    /// Drops the network connection; unacknowledged publishes are resent
-    /// on the next connection.
-    pub fn clean(&mut self) {
-        match self {
-            EventLoop::V3(l) => l.clean(),
-            EventLoop::V5(l) => l.clean(),
-        }
-    }
-}
-
-const BAD_PASSWORD: &str = "the broker refused the connection: bad user name or password (check `username` and `password`)";
-const NOT_AUTHORIZED: &str =
-    "the broker refused the connection: not authorized (check `username` and `password`)";
-const BAD_CLIENT_ID: &str =
-    "the broker refused the connection: client id rejected (check `client_id`)";
-
-fn describe_io(io: &std::io::Error) -> String {
-    if io.kind() == std::io::ErrorKind::ConnectionRefused {
-        "nothing listens at the broker address (connection refused)".into()
-    } else {
-        format!("I/O: {io}")
-    }
-}
-
-// rustls' own words ("invalid peer certificate: UnknownIssuer") do not say
-// which setting to look at.
-fn describe_tls(tls: &rumqttc::TlsError) -> String {
-    format!(
-        "TLS handshake failed: {tls} (check `tls.ca_file`: the CA that signed the broker's certificate; and `tls.cert_file`/`key_file` if the broker requires a client certificate)"
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use crate::mqtt::connection::{BrokerConfig, Protocol};
-
-    use super::Options;
 
     #[test]
     fn v5_options_carry_the_connect_properties() {
@@ -369,10 +468,7 @@ mod tests {
             .options("node", |p| std::path::PathBuf::from(p))
             .unwrap();
         options.set_receive_maximum(7);
-        let Options::V5(v5) = options else {
-            panic!("protocol 5 makes v5 options");
-        };
-        let properties = v5.connect_properties().unwrap();
+        let properties = options.v5.connect_properties().unwrap();
         assert_eq!(properties.receive_maximum, Some(7));
         assert_eq!(properties.max_packet_size, Some(65536));
         // A persistent session by default: it must not end with the connection.

@@ -1,11 +1,12 @@
 //! MQTT 3.1.1 through rumqttc's default client.
 
 use rumqttc::{
-    ConnectReturnCode, ConnectionError, Event as RawEvent, Incoming, LastWill, MqttOptions,
-    Outgoing, SubscribeReasonCode,
+    ConnectionError, Event as RawEvent, Incoming, LastWill, MqttOptions, Outgoing,
+    SubscribeReasonCode,
 };
 
-use super::{AckToken, Event, Failure, Polled, Received, Settings, Will};
+use super::{describe, AckToken, Event, Failure, Polled, Received, Settings, Will};
+use crate::mqtt::connection::Protocol;
 
 pub(super) fn options(s: Settings) -> MqttOptions {
     let mut options = MqttOptions::new(s.client_id, s.host, s.port);
@@ -30,14 +31,19 @@ pub(super) fn will(will: Will) -> LastWill {
     LastWill::new(will.topic, will.payload, will.qos.into(), will.retain)
 }
 
-pub(super) async fn poll(eventloop: &mut rumqttc::EventLoop) -> Result<Polled, Failure> {
-    let event = eventloop.poll().await.map_err(|error| Failure {
-        reason: describe(&error),
-        refused: Vec::new(),
+/// The next step; `connecting`: no CONNACK came yet on this connection.
+pub(super) async fn poll(
+    eventloop: &mut rumqttc::EventLoop,
+    connecting: bool,
+) -> Result<Polled, Failure> {
+    let event = eventloop.poll().await.map_err(|error| {
+        let (reason, cause) = describe(&error, connecting);
+        Failure::new(reason, cause)
     })?;
     Ok(match event {
         RawEvent::Incoming(Incoming::ConnAck(ack)) => Polled::Connected {
             session_present: ack.session_present,
+            protocol: Protocol::V311,
         },
         RawEvent::Incoming(Incoming::Publish(p)) => {
             let qos = p.qos.into();
@@ -69,20 +75,24 @@ pub(super) async fn poll(eventloop: &mut rumqttc::EventLoop) -> Result<Polled, F
     })
 }
 
-/// A connection error in words a user can act on.
-pub(crate) fn describe(error: &ConnectionError) -> String {
+/// A connection error in words a user can act on, and its kind.
+fn describe(error: &ConnectionError, connecting: bool) -> (String, super::Cause) {
     match error {
-        ConnectionError::ConnectionRefused(code) => match code {
-            ConnectReturnCode::BadUserNamePassword => super::BAD_PASSWORD.into(),
-            ConnectReturnCode::NotAuthorized => super::NOT_AUTHORIZED.into(),
-            ConnectReturnCode::BadClientId => super::BAD_CLIENT_ID.into(),
-            ConnectReturnCode::RefusedProtocolVersion => {
-                "the broker refused MQTT 3.1.1 (check `protocol`)".into()
-            }
-            other => format!("the broker refused the connection: {other:?}"),
-        },
-        ConnectionError::Io(io) => super::describe_io(io),
-        ConnectionError::Tls(tls) => super::describe_tls(tls),
-        other => other.to_string(),
+        ConnectionError::ConnectionRefused(code) => describe::refused_v3(*code),
+        ConnectionError::Io(io) => describe::io(io, connecting, false),
+        ConnectionError::Tls(tls) => describe::tls(tls),
+        ConnectionError::NetworkTimeout => describe::timeout(false),
+        ConnectionError::NotConnAck(packet) => (
+            format!("the broker answered the CONNECT with {packet:?}, not a CONNACK"),
+            super::Cause::ClosedBeforeConnAck,
+        ),
+        ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
+            (describe::SILENT.to_owned(), super::Cause::Other)
+        }
+        ConnectionError::FlushTimeout => (
+            "the broker took no data for a while: writing to it timed out".to_owned(),
+            super::Cause::Other,
+        ),
+        other => (other.to_string(), super::Cause::Other),
     }
 }

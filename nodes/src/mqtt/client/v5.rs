@@ -13,8 +13,8 @@
 use std::collections::HashSet;
 
 use rumqttc::v5::mqttbytes::v5::{
-    ConnectReturnCode, Filter, LastWill, Packet, PubAckReason, PubRecReason, Publish as RawPublish,
-    PublishProperties, SubscribeReasonCode,
+    Filter, LastWill, Packet, PubAckReason, PubRecReason, Publish as RawPublish, PublishProperties,
+    SubscribeReasonCode,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{
@@ -23,8 +23,10 @@ use rumqttc::v5::{
 use rumqttc::Outgoing;
 
 use super::{
-    AckToken, ClientError, Event, Failure, Polled, Publish, Received, Settings, Subscribing, Will,
+    describe, AckToken, Cause, ClientError, Event, Failure, Polled, Publish, Received, Settings,
+    Subscribing, Will,
 };
+use crate::mqtt::connection::Protocol;
 use crate::mqtt::Qos;
 
 pub(super) fn options(s: Settings) -> MqttOptions {
@@ -174,7 +176,13 @@ impl Loop {
         self.inner.clean();
     }
 
-    pub(super) async fn poll(&mut self) -> Result<Polled, Failure> {
+    /// Requests to send on the next connection (after [`Loop::clean`]).
+    pub(super) fn pending(&mut self) -> &mut std::collections::VecDeque<Request> {
+        &mut self.inner.pending
+    }
+
+    /// The next step; `connecting`: no CONNACK came yet on this connection.
+    pub(super) async fn poll(&mut self, connecting: bool) -> Result<Polled, Failure> {
         match self.inner.poll().await {
             Ok(event) => Ok(self.normalize(event)),
             Err(error) => {
@@ -195,9 +203,11 @@ impl Loop {
                     }],
                     _ => Vec::new(),
                 };
+                let (reason, cause) = describe(&error, connecting);
                 Err(Failure {
-                    reason: describe(&error),
+                    reason,
                     refused,
+                    cause,
                 })
             }
         }
@@ -207,6 +217,7 @@ impl Loop {
         match event {
             RawEvent::Incoming(Packet::ConnAck(ack)) => Polled::Connected {
                 session_present: ack.session_present,
+                protocol: Protocol::V5,
             },
             RawEvent::Incoming(Packet::Publish(p)) => {
                 let qos = from_qos(p.qos);
@@ -298,21 +309,21 @@ impl Loop {
     }
 }
 
-/// A connection error in words a user can act on.
-fn describe(error: &ConnectionError) -> String {
-    match error {
-        ConnectionError::ConnectionRefused(code) => match code {
-            ConnectReturnCode::BadUserNamePassword => super::BAD_PASSWORD.into(),
-            ConnectReturnCode::NotAuthorized => super::NOT_AUTHORIZED.into(),
-            ConnectReturnCode::BadClientId | ConnectReturnCode::ClientIdentifierNotValid => {
-                super::BAD_CLIENT_ID.into()
-            }
-            ConnectReturnCode::RefusedProtocolVersion
-            | ConnectReturnCode::UnsupportedProtocolVersion => {
-                "the broker does not speak MQTT 5 (use `protocol: \"3.1.1\"`)".into()
-            }
-            other => format!("the broker refused the connection: {other:?}"),
-        },
+/// A connection error in words a user can act on, and its kind.
+fn describe(error: &ConnectionError, connecting: bool) -> (String, Cause) {
+    let text = match error {
+        ConnectionError::ConnectionRefused(code) => return describe::refused_v5(*code),
+        ConnectionError::Io(io) => return describe::io(io, connecting, true),
+        ConnectionError::Tls(tls) => return describe::tls(tls),
+        // rumqttc's one timeout: the connect (TCP, TLS, CONNACK).
+        ConnectionError::Timeout(_) => return describe::timeout(true),
+        ConnectionError::MqttState(StateError::AwaitPingResp) => describe::SILENT.to_owned(),
+        ConnectionError::NotConnAck(packet) => {
+            return (
+                format!("the broker answered the CONNECT with {packet:?}, not a CONNACK"),
+                Cause::ClosedBeforeConnAck,
+            )
+        }
         ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
             format!(
                 "the broker refused a publish: {}; reconnecting",
@@ -338,10 +349,9 @@ fn describe(error: &ConnectionError) -> String {
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default()
         ),
-        ConnectionError::Io(io) => super::describe_io(io),
-        ConnectionError::Tls(tls) => super::describe_tls(tls),
         other => other.to_string(),
-    }
+    };
+    (text, Cause::Other)
 }
 
 /// A PUBACK reason code as MQTT 5 names it, with its number, since broker

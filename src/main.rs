@@ -1,8 +1,10 @@
 //! The `flowrun` command: the one place that links the engine
 //! (`flowrun-runtime`) with the node catalogue (`flowrun-nodes`).
 
+mod connect;
 mod nodes_doc;
 mod publish;
+mod subscribe;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,8 @@ enum Command {
     Schema,
     /// Publish a file or a text to an MQTT broker; exit 0 only if the broker acknowledged it.
     Publish(publish::PublishArgs),
+    /// Print what arrives on MQTT topic filters (topic, size, QoS, properties); optionally save payloads.
+    Subscribe(subscribe::SubscribeArgs),
 }
 
 #[derive(Args)]
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
         Some(Command::Nodes { node_type }) => nodes_doc::print(&catalogue, node_type.as_deref()),
         Some(Command::Schema) => schema(&catalogue),
         Some(Command::Publish(args)) => publish::run(args),
+        Some(Command::Subscribe(args)) => subscribe::run(args),
     };
     match result {
         Ok(code) => code,

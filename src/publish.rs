@@ -10,27 +10,25 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use flowrun_nodes::mqtt::client::{Event, Polled, Publish};
-use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
+use flowrun_nodes::mqtt::connection::Protocol;
+
+use crate::connect::{resolve, ConnectArgs};
 use flowrun_nodes::mqtt::Qos;
 
 #[derive(Args)]
 pub struct PublishArgs {
-    /// Broker URL: mqtt://host:port or mqtts://host:port.
-    #[arg(long)]
-    broker: String,
+    /// How to reach the broker. Over MQTT 5 a refusal (e.g. by the broker's
+    /// ACL) fails with its reason, and "no matching subscribers" is warned
+    /// about.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Topic to publish on.
     #[arg(long)]
     topic: String,
-    /// MQTT version: auto, 3.1.1 or 5. auto uses 5 and, when the broker
-    /// refuses it, 3.1.1 (said on stderr). Over 5 a refusal (e.g. by the
-    /// broker's ACL) fails with its reason, and "no matching subscribers"
-    /// is warned about.
-    #[arg(long, default_value = "auto")]
-    protocol: Protocol,
     /// 0, 1 or 2. At 1 and 2 the exit code says whether the broker acknowledged.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
-    /// Publish the contents of this file.
+    /// Publish the contents of this file (`-`: standard input).
     #[arg(long, conflicts_with = "message", required_unless_present = "message")]
     file: Option<PathBuf>,
     /// Publish this text.
@@ -39,25 +37,25 @@ pub struct PublishArgs {
     /// How many copies to publish.
     #[arg(long, default_value_t = 1)]
     count: u64,
+    /// Milliseconds between copies (a steady load); 0 sends them back to back.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    interval: u64,
     /// An MQTT 5 user property to send with the message; repeatable.
     #[arg(long, value_name = "KEY=VALUE", value_parser = user_property)]
     user_property: Vec<(String, String)>,
     /// Ask the broker to retain the message.
     #[arg(long)]
     retain: bool,
-    /// User name; the password is read from the MQTT_PASSWORD environment variable.
-    #[arg(long)]
-    username: Option<String>,
-    /// CA file for mqtts:// brokers with a private certificate authority.
-    #[arg(long)]
-    ca_file: Option<String>,
-    /// Seconds to wait for the broker before giving up.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
 }
 
 pub fn run(args: PublishArgs) -> anyhow::Result<std::process::ExitCode> {
     let payload = match (&args.file, &args.message) {
+        (Some(path), _) if path.as_os_str() == "-" => {
+            let mut payload = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload)
+                .context("cannot read standard input")?;
+            payload
+        }
         (Some(path), _) => {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
         }
@@ -65,17 +63,13 @@ pub fn run(args: PublishArgs) -> anyhow::Result<std::process::ExitCode> {
         (None, None) => bail!("give --file or --message"),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let limit = Duration::from_secs(args.timeout);
+    // The load's own length does not count against the broker's timeout.
+    let pacing = Duration::from_millis(args.interval.saturating_mul(args.count));
+    let limit = Duration::from_secs(args.connect.timeout) + pacing;
     let outcome = runtime.block_on(async {
         tokio::time::timeout(limit, publish(&args, payload))
             .await
-            .unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "no answer from the broker at {} within {} s (check --broker: host, port, mqtt:// or mqtts://; and a firewall dropping packets; or raise --timeout)",
-                    args.broker,
-                    args.timeout
-                ))
-            })
+            .unwrap_or_else(|_| Err(args.connect.no_answer()))
     })?;
     if outcome.unheard > 0 {
         eprintln!(
@@ -107,29 +101,14 @@ struct Outcome {
 
 /// Publishes every copy and waits for the broker's acknowledgements.
 async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome> {
-    if !args.user_property.is_empty() && args.protocol == Protocol::V311 {
+    if !args.user_property.is_empty() && args.connect.protocol == Protocol::V311 {
         bail!("--user-property needs MQTT 5 (--protocol auto or 5): 3.1.1 has no user properties");
     }
-    let mut config = BrokerConfig::new(&args.broker);
-    config.protocol = args.protocol;
-    config.clean_session = true;
-    config.client_id = Some(format!("flowrun-publish-{}", std::process::id()));
-    config.username = args.username.clone();
-    config.password = std::env::var("MQTT_PASSWORD").ok();
-    if let Some(ca) = &args.ca_file {
-        config.tls = Some(flowrun_nodes::mqtt::connection::TlsConfig {
-            ca_file: Some(ca.clone()),
-            cert_file: None,
-            key_file: None,
-        });
-    }
-    if let Some(issue) = config.check("").first() {
-        bail!("{}", issue.message);
-    }
+    let config = args.connect.config("publish")?;
     config
         .check_fits(&args.topic, &args.user_property, payload.len())
         .map_err(anyhow::Error::msg)?;
-    let options = config.options("publish", |p| PathBuf::from(p))?;
+    let options = config.options("publish", resolve)?;
     let (client, mut eventloop) = options.start(100);
     let qos = Qos::try_from(args.qos).map_err(anyhow::Error::msg)?;
     let publish = Publish {
@@ -140,8 +119,12 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome
         user_properties: args.user_property.clone(),
     };
     let count = args.count;
+    let interval = Duration::from_millis(args.interval);
     let sender = tokio::spawn(async move {
-        for _ in 0..count {
+        for copy in 0..count {
+            if copy > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
             client.publish(publish.clone()).await?;
         }
         Ok::<_, flowrun_nodes::mqtt::client::ClientError>(client)
@@ -157,14 +140,9 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome
                 outcome.acked += 1;
                 outcome.unheard += 1;
             }
-            Ok(Polled::Connected {
-                protocol: Protocol::V311,
-                ..
-            }) if args.protocol == Protocol::Auto => {
-                eprintln!(
-                    "flowrun: the broker at {} speaks MQTT 3.1.1 only: published with 3.1.1 (no refusal reasons, no user properties)",
-                    args.broker
-                );
+            Ok(polled @ Polled::Connected { .. }) => {
+                args.connect
+                    .note(&polled, "no refusal reasons, no user properties");
             }
             Ok(_) => {}
             // A refusal also ends the connection: its own reason says more.
@@ -172,7 +150,11 @@ async fn publish(args: &PublishArgs, payload: Vec<u8>) -> anyhow::Result<Outcome
                 Some(Event::Refused { reason, .. } | Event::TooLarge { reason }) => {
                     bail!("{reason}")
                 }
-                _ => bail!("cannot publish to {}: {}", args.broker, failure.reason),
+                _ => bail!(
+                    "cannot publish to {}: {}",
+                    args.connect.broker,
+                    failure.reason
+                ),
             },
         }
     }

@@ -857,7 +857,7 @@ fn graph_draws_edge_and_cloud_specs_as_one_system_through_their_brokers() {
         format!("s0_publish ==>|\"faces/edge-1/{{source}}/{{timestamp_ms}}-{{frame}}-{{face}} (qos 1)\"| {edge}"),
         format!("{edge} ==>|\"faces/edge-1/#35; (qos 1)\"| s0_bridge"),
         format!("s0_bridge ==>|\"faces/edge-1/#35; (qos 1)\"| {cloud}"),
-        format!("{cloud} ==>|\"$share/cloud-cos/faces/#35; (qos 1)\"| s1_faces"),
+        format!("{cloud} ==>|\"faces/#35; (qos 1, shared by cloud-cos)\"| s1_faces"),
     ] {
         assert!(text.contains(&link), "no `{link}` in:\n{text}");
     }

@@ -221,3 +221,58 @@ fn against_a_3_1_1_only_broker_auto_falls_back_and_5_is_named() {
     assert!(stderr.contains("does not speak MQTT 5"), "{stderr}");
     assert!(!stderr.contains("Timeout"), "{stderr}");
 }
+
+/// `flowrun subscribe` prints what arrives and saves the payloads; with
+/// `flowrun publish --file -` (stdin), `--count` and `--interval` it is the
+/// mosquitto_sub / mosquitto_pub pair, on flowrun's own connection code.
+#[test]
+fn subscribe_prints_and_saves_what_publish_sends_from_stdin() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut subscriber = flowrun()
+        .args(["subscribe", "--broker", &broker.url(), "--topic", "sub/#"])
+        .args(["--count", "3", "--save-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Publish only once the subscription is confirmed.
+    let mut stderr = BufReader::new(subscriber.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "flowrun: subscribed sub/# (qos 1)");
+
+    let mut publisher = flowrun()
+        .args(["publish", "--broker", &broker.url(), "--topic", "sub/a/b"])
+        .args(["--count", "3", "--interval", "20", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publisher.stdin.take().unwrap().write_all(b"hello").unwrap();
+    let published = publisher.wait_with_output().unwrap();
+    assert!(published.status.success());
+
+    // `--count 3`: it ends by itself (bounded by the test harness's wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while subscriber.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscribe did not end after 3"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdout = String::new();
+    subscriber
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(stdout, "sub/a/b 5 bytes qos=1\n".repeat(3));
+    assert_eq!(std::fs::read(dir.path().join("sub_a_b")).unwrap(), b"hello");
+}

@@ -81,6 +81,9 @@ pub struct ConfigIssue {
     pub field: String,
     pub message: String,
     pub hint: Option<String>,
+    /// Only a warning: the spec still runs (a setting that works but has a
+    /// better spelling).
+    pub warning: bool,
 }
 
 impl ConfigIssue {
@@ -89,7 +92,14 @@ impl ConfigIssue {
             field: field.into(),
             message: message.into(),
             hint: None,
+            warning: false,
         }
+    }
+
+    /// Makes the issue a warning: reported, but the spec still runs.
+    pub fn warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

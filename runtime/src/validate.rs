@@ -450,8 +450,15 @@ impl Validator<'_> {
                 );
             }
         }
-        if !issues.is_empty() {
-            for issue in issues {
+        let (warnings, errors): (Vec<ConfigIssue>, Vec<ConfigIssue>) =
+            issues.into_iter().partition(|i| i.warning);
+        for issue in warnings {
+            let pos = body.locate(&issue.path()).pos;
+            let message = format!("`{}` of node `{id}`: {}", issue.field, issue.message);
+            self.warning(pos, message, issue.hint);
+        }
+        if !errors.is_empty() {
+            for issue in errors {
                 let pos = body.locate(&issue.path()).pos;
                 self.error(
                     pos,

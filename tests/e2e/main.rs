@@ -10,6 +10,7 @@
 mod faces;
 #[allow(dead_code)]
 mod flowrun;
+mod rabbit;
 
 #[path = "../../nodes/tests/support/logs.rs"]
 #[allow(dead_code)]
@@ -17,6 +18,9 @@ mod logs;
 #[path = "../../nodes/tests/support/mosquitto.rs"]
 #[allow(dead_code)]
 mod mosquitto;
+#[path = "../../nodes/tests/support/rabbitmq.rs"]
+#[allow(dead_code)]
+mod rabbitmq;
 #[path = "../../nodes/tests/support/s3.rs"]
 #[allow(dead_code)]
 mod s3;
@@ -43,18 +47,18 @@ const DELIVERY: Duration = Duration::from_secs(60);
 
 const BUCKET: &str = "faces";
 
-fn edge_env(device: &str, edge: &Mosquitto, cloud: &Mosquitto) -> Vec<(&'static str, String)> {
+fn edge_env(device: &str, edge: &Mosquitto, cloud: &str) -> Vec<(&'static str, String)> {
     vec![
         ("CAMERA", MEGAMIND.into()),
         ("DEVICE_ID", device.into()),
         ("EDGE_BROKER", edge.url()),
-        ("CLOUD_BROKER", cloud.url()),
+        ("CLOUD_BROKER", cloud.to_owned()),
     ]
 }
 
-fn cloud_cos_env(worker: u32, cloud: &Mosquitto, store: &S3Server) -> Vec<(&'static str, String)> {
+fn cloud_cos_env(worker: u32, cloud: &str, store: &S3Server) -> Vec<(&'static str, String)> {
     vec![
-        ("CLOUD_BROKER", cloud.url()),
+        ("CLOUD_BROKER", cloud.to_owned()),
         ("WORKER_ID", worker.to_string()),
         ("S3_ENDPOINT", store.endpoint()),
         ("BUCKET", BUCKET.into()),
@@ -111,13 +115,13 @@ async fn edge_bridge_and_cloud_cos_store_each_face_once_as_a_gray_png() {
     let mut cloud = start_cloud(
         "cloud-cos",
         "cloud-cos.yaml",
-        &cloud_cos_env(1, &cloud_broker, &store),
+        &cloud_cos_env(1, &cloud_broker.url(), &store),
     )
     .await;
     let mut edge = Flowrun::start(
         "edge-bridge",
         "edge-bridge.yaml",
-        &edge_env("door-1", &edge_broker, &cloud_broker),
+        &edge_env("door-1", &edge_broker, &cloud_broker.url()),
     );
     let faces = run_edge(&mut edge).await;
     cloud
@@ -165,7 +169,7 @@ async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_an_s3fs_mount(
     let mut edge = Flowrun::start(
         "edge-forwarder",
         "edge-forwarder.yaml",
-        &edge_env("door-2", &edge_broker, &cloud_broker),
+        &edge_env("door-2", &edge_broker, &cloud_broker.url()),
     );
     let faces = run_edge(&mut edge).await;
     cloud
@@ -202,7 +206,7 @@ async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
             start_cloud(
                 &format!("cloud-cos worker {worker}"),
                 "cloud-cos.yaml",
-                &cloud_cos_env(worker, &cloud_broker, &store),
+                &cloud_cos_env(worker, &cloud_broker.url(), &store),
             )
             .await,
         );
@@ -210,7 +214,7 @@ async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
     let mut edge = Flowrun::start(
         "edge-bridge",
         "edge-bridge.yaml",
-        &edge_env("door-3", &edge_broker, &cloud_broker),
+        &edge_env("door-3", &edge_broker, &cloud_broker.url()),
     );
     let faces = run_edge(&mut edge).await;
     let deadline = Instant::now() + DELIVERY;

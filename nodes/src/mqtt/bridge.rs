@@ -383,13 +383,14 @@ impl MqttBridge {
         let subscriptions = match BrokerUrl::parse(&broker.url) {
             Ok(url) => Subscriptions::new(
                 filters,
+                None,
                 Some(&self.state_dir),
                 (&url.host, url.port),
                 &broker.client_id(&name),
                 &ctx.id,
             ),
             // Not reached: the URL was parsed when the node was built.
-            Err(_) => Subscriptions::new(filters, None, ("", 0), &name, &ctx.id),
+            Err(_) => Subscriptions::new(filters, None, None, ("", 0), &name, &ctx.id),
         };
         Side {
             echoes_back: broker.protocol != Protocol::V5,
@@ -499,7 +500,7 @@ impl Node for MqttBridge {
                         side.connection += 1;
                         side.unheard
                             .connected(protocol, guarded, &ctx.metrics, &ctx.id);
-                        let requests = side.subscriptions.on_connect(session_present);
+                        let requests = side.subscriptions.on_connect(session_present, protocol);
                         send_requests(&side.link, &requests, Subscribing::AsBridge, &ctx.id)?;
                         if !side.subscriptions.is_pending() {
                             side.subscribed = true;

@@ -50,16 +50,26 @@ pub struct MqttSubConfig {
     /// and `client_id` fixed so that what is published while flowrun is down
     /// is delivered when it comes back.
     pub broker: BrokerConfig,
-    /// Topic filters, with wildcards (`faces/+/#`) or shared
-    /// (`$share/workers/image`, to spread messages over several subscribers).
+    /// Topic filters, with wildcards (`faces/+/#`).
     pub topics: Vec<TopicFilter>,
+    /// A shared subscription group: every filter is subscribed as
+    /// `$share/<group>/<filter>`, so that the workers of one group (the same
+    /// `share`, different client ids) split the messages between them
+    /// instead of each receiving all. Over MQTT 5 only: where the broker
+    /// speaks 3.1.1 alone (RabbitMQ before 3.13, mosquitto before 1.6),
+    /// the plain filters are subscribed and a warning says so — every
+    /// worker then receives every message (nothing lost; with identity
+    /// keys, repeats are overwrites).
+    #[serde(default)]
+    pub share: Option<String>,
 }
 
 /// One subscription.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicFilter {
-    /// The filter: `image`, `faces/+/#`, `$share/group/faces/#`.
+    /// The filter: `image`, `faces/+/#`. (A hand-written
+    /// `$share/group/faces/#` works over MQTT 5; `share:` says it better.)
     pub filter: String,
     /// The highest QoS to receive it with. Default 1.
     #[serde(default)]
@@ -84,8 +94,35 @@ impl NodeConfig for MqttSubConfig {
             ));
         }
         for (i, topic) in self.topics.iter().enumerate() {
+            let field = format!("topics.{i}.filter");
             if let Err(reason) = check_filter(&topic.filter) {
-                issues.push(ConfigIssue::new(format!("topics.{i}.filter"), reason));
+                issues.push(ConfigIssue::new(field, reason));
+            } else if let Some(rest) = topic.filter.strip_prefix("$share/") {
+                let (group, plain) = rest.split_once('/').unwrap_or((rest, ""));
+                issues.push(
+                    ConfigIssue::new(
+                        field,
+                        "a hand-written shared subscription: it needs MQTT 5, and a broker that speaks only 3.1.1 takes it as a plain filter that nothing matches",
+                    )
+                    .hint(format!(
+                        "write `filter: \"{plain}\"` and `share: {group}` beside `topics`: flowrun then asks for the shared subscription where the broker can give it, and says so where it cannot"
+                    ))
+                    .warning(),
+                );
+                if self.share.is_some() {
+                    issues.push(ConfigIssue::new(
+                        format!("topics.{i}.filter"),
+                        "is shared already, and `share` would share it again",
+                    ));
+                }
+            }
+        }
+        if let Some(group) = &self.share {
+            if group.is_empty() || group.contains(['/', '+', '#']) {
+                issues.push(ConfigIssue::new(
+                    "share",
+                    "a share group is a name without `/`, `+` or `#`",
+                ));
             }
         }
         issues
@@ -94,10 +131,16 @@ impl NodeConfig for MqttSubConfig {
     fn links(&self) -> Vec<ExternalLink> {
         self.topics
             .iter()
-            .map(|t| ExternalLink {
-                system: self.broker.url.clone(),
-                inbound: true,
-                label: format!("{} (qos {})", t.filter, u8::from(t.qos)),
+            .map(|t| {
+                let shared = match &self.share {
+                    Some(group) => format!(", shared by {group}"),
+                    None => String::new(),
+                };
+                ExternalLink {
+                    system: self.broker.url.clone(),
+                    inbound: true,
+                    label: format!("{} (qos {}{shared})", t.filter, u8::from(t.qos)),
+                }
             })
             .collect()
     }
@@ -123,6 +166,7 @@ impl NodeConfig for MqttSubConfig {
             options,
             subscriptions: Subscriptions::new(
                 wanted,
+                self.share.clone(),
                 Some(&ctx.state_dir),
                 (&url.host, url.port),
                 &self.broker.client_id(&ctx.id),
@@ -226,9 +270,9 @@ impl Node for MqttSub {
                 tokio::select! {
                     _ = ctx.stopping(), if !stopping => stopping = true,
                     event = link.events.recv() => match event {
-                        Some(LinkEvent::Connected { session_present, .. }) => {
+                        Some(LinkEvent::Connected { session_present, protocol }) => {
                             connection += 1;
-                            let requests = self.subscriptions.on_connect(session_present);
+                            let requests = self.subscriptions.on_connect(session_present, protocol);
                             send_requests(&link, &requests, Subscribing::Plainly, &ctx.id)?;
                             if !self.subscriptions.is_pending() {
                                 ctx.metrics.set_state(self.subscriptions.state());
@@ -309,5 +353,31 @@ mod tests {
         assert!(check_filter("faces/a+").is_err());
         assert!(check_filter("$share//x").is_err());
         assert!(check_filter("").is_err());
+    }
+
+    #[test]
+    fn a_hand_written_share_is_a_warning_pointing_at_the_setting() {
+        let config =
+            |json: serde_json::Value| -> MqttSubConfig { serde_json::from_value(json).unwrap() };
+        let issues = config(serde_json::json!({
+            "broker": {"url": "mqtt://x"},
+            "topics": [{"filter": "$share/g/faces/#"}]
+        }))
+        .check();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(issues[0].warning);
+        let hint = issues[0].hint.clone().unwrap();
+        assert!(
+            hint.contains("`filter: \"faces/#\"` and `share: g`"),
+            "{hint}"
+        );
+        let issues = config(serde_json::json!({
+            "broker": {"url": "mqtt://x"},
+            "topics": [{"filter": "faces/#"}],
+            "share": "a/b"
+        }))
+        .check();
+        assert_eq!(issues.len(), 1);
+        assert!(!issues[0].warning);
     }
 }

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::client::Subscribing;
+use super::connection::Protocol;
 use super::link::Link;
 use super::Qos;
 
@@ -47,6 +48,11 @@ pub struct Requests {
 /// holds as far as flowrun knows.
 #[derive(Debug)]
 pub struct Subscriptions {
+    /// The spec's filters, as written.
+    filters: Vec<(String, Qos)>,
+    /// `share:`: subscribed as `$share/<group>/<filter>` over MQTT 5.
+    share: Option<String>,
+    /// What this connection asks for: `filters`, shared where it can be.
     wanted: Vec<(String, Qos)>,
     /// Where the record lives; `None` when there is no state directory.
     file: Option<PathBuf>,
@@ -56,6 +62,8 @@ pub struct Subscriptions {
     pending: Vec<(String, Qos)>,
     /// The kept-session warning was given.
     warned: bool,
+    /// The warning that `share` cannot be had over 3.1.1 was given.
+    warned_share: bool,
     /// Filters already warned about a lower QoS granted, so that a
     /// reconnect does not repeat it.
     lowered: std::collections::HashSet<String>,
@@ -81,7 +89,8 @@ impl Subscriptions {
     /// `wanted` for client `client_id` on `host:port`; the record goes under
     /// `state_dir` (none: reconcile as if nothing were recorded).
     pub fn new(
-        wanted: Vec<(String, Qos)>,
+        filters: Vec<(String, Qos)>,
+        share: Option<String>,
         state_dir: Option<&Path>,
         broker: (&str, u16),
         client_id: &str,
@@ -93,19 +102,24 @@ impl Subscriptions {
                 .join(format!("{}.json", safe(client_id)))
         });
         Subscriptions {
-            wanted,
+            wanted: filters.clone(),
+            filters,
+            share,
             file,
             held: BTreeMap::new(),
             pending: Vec::new(),
             warned: false,
+            warned_share: false,
             lowered: Default::default(),
             node: node.to_owned(),
             client_id: client_id.to_owned(),
         }
     }
 
-    /// What to unsubscribe and subscribe on a new connection.
-    pub fn on_connect(&mut self, session_present: bool) -> Requests {
+    /// What to unsubscribe and subscribe on a new connection, which speaks
+    /// `protocol`.
+    pub fn on_connect(&mut self, session_present: bool, protocol: Protocol) -> Requests {
+        self.wanted = self.shared(protocol);
         let record = if session_present { self.read() } else { None };
         let requests = match &record {
             None => {
@@ -155,6 +169,35 @@ impl Subscriptions {
         }
         self.pending = requests.subscribe.clone();
         requests
+    }
+
+    /// The filters to ask for over `protocol`: `$share/<group>/…` over MQTT
+    /// 5; over 3.1.1 the plain ones, since flowrun cannot know whether a
+    /// 3.1.1 broker honours `$share` (mosquitto does, RabbitMQ 3.10 takes it
+    /// as a filter nothing matches): said once, with what it costs.
+    fn shared(&mut self, protocol: Protocol) -> Vec<(String, Qos)> {
+        let Some(group) = &self.share else {
+            return self.filters.clone();
+        };
+        if protocol == Protocol::V5 {
+            return self
+                .filters
+                .iter()
+                .map(|(f, q)| (format!("$share/{group}/{f}"), *q))
+                .collect();
+        }
+        if !self.warned_share {
+            self.warned_share = true;
+            tracing::warn!(
+                node = %self.node,
+                "the broker speaks MQTT 3.1.1: `share: {group}` cannot be asked for, so the plain \
+                 filters are subscribed. Every worker of the group now receives every message: \
+                 nothing is lost, and with identity keys (`{{topic}}.{{ext}}`) a repeat is an \
+                 overwrite, but the work is done once per worker. Scaling out needs a broker with \
+                 shared subscriptions over MQTT 5 (mosquitto ≥ 1.6, EMQX, HiveMQ, RabbitMQ ≥ 3.13)"
+            );
+        }
+        self.filters.clone()
     }
 
     fn reconcile(&self, record: &Record) -> Requests {
@@ -341,6 +384,7 @@ mod tests {
     fn subs(dir: &Path, wanted: &[(&str, Qos)]) -> Subscriptions {
         Subscriptions::new(
             wanted.iter().map(|(f, q)| (f.to_string(), *q)).collect(),
+            None,
             Some(dir),
             ("127.0.0.1", 1883),
             "flowrun-sub",
@@ -356,7 +400,7 @@ mod tests {
     fn a_kept_session_is_reconciled_with_the_record() {
         let dir = tempfile::tempdir().unwrap();
         let mut first = subs(dir.path(), &[("alpha/#", ONE), ("$share/g/faces/#", ONE)]);
-        let requests = first.on_connect(false);
+        let requests = first.on_connect(false, Protocol::V5);
         assert_eq!(subscribe(&requests), ["alpha/#", "$share/g/faces/#"]);
         assert!(first.on_suback(&[Ok(ONE), Ok(ONE)]).is_empty());
         assert_eq!(
@@ -366,14 +410,14 @@ mod tests {
 
         // The same spec again: only the shared filter is subscribed again.
         let mut same = subs(dir.path(), &[("alpha/#", ONE), ("$share/g/faces/#", ONE)]);
-        let requests = same.on_connect(true);
+        let requests = same.on_connect(true, Protocol::V5);
         assert!(requests.unsubscribe.is_empty());
         assert_eq!(subscribe(&requests), ["$share/g/faces/#"]);
         same.on_suback(&[Ok(ONE)]);
 
         // An edited spec: alpha removed, beta added, the shared one at QoS 2.
         let mut edited = subs(dir.path(), &[("beta/#", ONE), ("$share/g/faces/#", TWO)]);
-        let requests = edited.on_connect(true);
+        let requests = edited.on_connect(true, Protocol::V5);
         assert_eq!(requests.unsubscribe, ["alpha/#"]);
         assert_eq!(subscribe(&requests), ["beta/#", "$share/g/faces/#"]);
         // The broker grants 1 for 2 (RabbitMQ does).
@@ -388,13 +432,13 @@ mod tests {
     fn a_connection_lost_before_the_suback_is_reconciled_again() {
         let dir = tempfile::tempdir().unwrap();
         let mut first = subs(dir.path(), &[("alpha/#", ONE)]);
-        first.on_connect(false);
+        first.on_connect(false, Protocol::V5);
         first.on_suback(&[Ok(ONE)]);
         let mut edited = subs(dir.path(), &[("beta/#", ONE)]);
-        edited.on_connect(true);
+        edited.on_connect(true, Protocol::V5);
         // No SUBACK: the next connect unsubscribes and subscribes again.
         let mut again = subs(dir.path(), &[("beta/#", ONE)]);
-        let requests = again.on_connect(true);
+        let requests = again.on_connect(true, Protocol::V5);
         assert_eq!(requests.unsubscribe, ["alpha/#"]);
         assert_eq!(subscribe(&requests), ["beta/#"]);
     }
@@ -403,12 +447,33 @@ mod tests {
     fn without_a_record_every_filter_is_subscribed() {
         let dir = tempfile::tempdir().unwrap();
         let mut subs = subs(dir.path(), &[("a/#", ONE), ("b/#", ONE)]);
-        let requests = subs.on_connect(true);
+        let requests = subs.on_connect(true, Protocol::V5);
         assert!(requests.unsubscribe.is_empty());
         assert_eq!(subscribe(&requests), ["a/#", "b/#"]);
         let refused = subs.on_suback(&[Ok(ONE), Err("not authorized".into())]);
         assert_eq!(refused, [("b/#".to_owned(), "not authorized".to_owned())]);
         assert_eq!(subs.state(), "subscribed a/# (qos 1)");
+    }
+
+    #[test]
+    fn share_asks_for_shared_subscriptions_over_5_and_plain_ones_over_3_1_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut subs = Subscriptions::new(
+            vec![("faces/#".to_owned(), ONE)],
+            Some("cloud".to_owned()),
+            Some(dir.path()),
+            ("127.0.0.1", 1883),
+            "w1",
+            "sub",
+        );
+        let requests = subs.on_connect(false, Protocol::V5);
+        assert_eq!(subscribe(&requests), ["$share/cloud/faces/#"]);
+        subs.on_suback(&[Ok(ONE)]);
+        // The same broker, now 3.1.1 only, still holding the session: the
+        // shared filter goes, the plain one comes.
+        let requests = subs.on_connect(true, Protocol::V311);
+        assert_eq!(requests.unsubscribe, ["$share/cloud/faces/#"]);
+        assert_eq!(subscribe(&requests), ["faces/#"]);
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! The shipped specs, unchanged, with RabbitMQ 3.10 as the cloud broker: a
+//! broker that speaks MQTT 3.1.1 only and has no shared subscriptions, as
+//! many a user already runs. `protocol: auto` falls back to 3.1.1, `share:`
+//! subscribes the plain filter and says so, and every face is stored.
+
+use crate::faces::assert_one_object_per_face;
+use crate::flowrun::Flowrun;
+use crate::mosquitto::Mosquitto;
+use crate::rabbitmq::RabbitMq;
+use crate::s3::S3Server;
+use crate::{
+    assert_bucket_holds_faces, cloud_cos_env, edge_env, run_edge, start_cloud, BUCKET, DELIVERY,
+    SERIAL,
+};
+
+/// The warning `share:` gives over a 3.1.1 connection.
+const NOT_SHARED: &str = "cannot be asked for, so the plain filters are subscribed";
+/// The warning of a connection that fell back to 3.1.1.
+const FELL_BACK: &str = "speaks MQTT 3.1.1 only";
+
+fn start_rabbit() -> RabbitMq {
+    tokio::task::block_in_place(RabbitMq::start)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_bridge_and_cloud_cos_store_each_face_once_through_rabbitmq() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let cloud_broker = start_rabbit();
+    let store = S3Server::start();
+    store.create_bucket(BUCKET).await;
+
+    let mut cloud = start_cloud(
+        "rabbit-cloud-cos",
+        "cloud-cos.yaml",
+        &cloud_cos_env(1, &cloud_broker.url(), &store),
+    )
+    .await;
+    let mut edge = Flowrun::start(
+        "rabbit-edge-bridge",
+        "edge-bridge.yaml",
+        &edge_env("door-7", &edge_broker, &cloud_broker.url()),
+    );
+    let faces = run_edge(&mut edge).await;
+    cloud
+        .wait_until("stored every face", DELIVERY, |s| {
+            s.state_count("store", "stored") >= faces
+        })
+        .await;
+    assert_bucket_holds_faces(&store, "faces/door-7/camera/", faces).await;
+    // Both said what they negotiated, and what it costs.
+    assert!(cloud.lines_with(FELL_BACK) >= 1, "{}", cloud.log());
+    assert_eq!(cloud.lines_with(NOT_SHARED), 1, "{}", cloud.log());
+    assert!(edge.lines_with(FELL_BACK) >= 1, "{}", edge.log());
+    for process in [&cloud, &edge] {
+        let log = process.log();
+        let timeouts: Vec<&str> = log
+            .lines()
+            .filter(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && l.contains("Timeout"))
+            .collect();
+        assert!(timeouts.is_empty(), "{timeouts:#?}");
+    }
+
+    let (_, clean) = edge.stop().await;
+    assert!(clean, "edge-bridge did not exit cleanly");
+    let (cloud_end, clean) = cloud.stop().await;
+    assert!(clean, "cloud-cos did not exit cleanly");
+    assert_eq!(cloud_end.state_count("store", "stored"), faces);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_rabbitmq() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let cloud_broker = start_rabbit();
+    let bucket = tempfile::tempdir().unwrap();
+
+    let mut cloud = start_cloud(
+        "rabbit-cloud-fs",
+        "cloud-fs.yaml",
+        &[
+            ("CLOUD_BROKER", cloud_broker.url()),
+            ("BUCKET_DIR", bucket.path().display().to_string()),
+            ("WORKER_ID", "1".into()),
+        ],
+    )
+    .await;
+    let mut edge = Flowrun::start(
+        "rabbit-edge-forwarder",
+        "edge-forwarder.yaml",
+        &edge_env("door-8", &edge_broker, &cloud_broker.url()),
+    );
+    let faces = run_edge(&mut edge).await;
+    cloud
+        .wait_until("stored every face", DELIVERY, |s| {
+            s.state_count("store", "stored") >= faces
+        })
+        .await;
+    let mut keys: Vec<String> = std::fs::read_dir(bucket.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    keys.sort();
+    assert_one_object_per_face("faces_door-8_camera_", &keys, faces);
+
+    let (edge_end, clean) = edge.stop().await;
+    assert!(clean, "edge-forwarder did not exit cleanly");
+    assert_eq!(edge_end.count("to_cloud", "ack"), faces);
+    let (cloud_end, clean) = cloud.stop().await;
+    assert!(clean, "cloud-fs did not exit cleanly");
+    assert_eq!(cloud_end.state_count("store", "stored"), faces);
+}
+
+/// Two workers of one group on a broker without shared subscriptions: each
+/// receives every face (both warn), and the identity keys make the second
+/// copy an overwrite — every face in the bucket once, nothing lost, each
+/// face put twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cloud_workers_on_rabbitmq_store_every_face_with_repeats_as_overwrites() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let cloud_broker = start_rabbit();
+    let store = S3Server::start_with_request_log(true);
+    store.create_bucket(BUCKET).await;
+
+    let mut workers = Vec::new();
+    for worker in 1..=2 {
+        workers.push(
+            start_cloud(
+                &format!("rabbit-cloud-cos-{worker}"),
+                "cloud-cos.yaml",
+                &cloud_cos_env(worker, &cloud_broker.url(), &store),
+            )
+            .await,
+        );
+    }
+    let mut edge = Flowrun::start(
+        "rabbit-edge-bridge-2",
+        "edge-bridge.yaml",
+        &edge_env("door-9", &edge_broker, &cloud_broker.url()),
+    );
+    let faces = run_edge(&mut edge).await;
+    for worker in &mut workers {
+        worker
+            .wait_until("stored every face", DELIVERY, |s| {
+                s.state_count("store", "stored") >= faces
+            })
+            .await;
+        assert_eq!(worker.lines_with(NOT_SHARED), 1, "{}", worker.log());
+    }
+    assert_bucket_holds_faces(&store, "faces/door-9/camera/", faces).await;
+    let puts = store.puts(BUCKET);
+    assert_eq!(puts.len() as u64, faces);
+    assert!(
+        puts.values().all(|&n| n == 2),
+        "each face put once per worker: {puts:?}"
+    );
+
+    let (_, clean) = edge.stop().await;
+    assert!(clean, "edge-bridge did not exit cleanly");
+    for worker in workers {
+        let (_, clean) = worker.stop().await;
+        assert!(clean, "a worker did not exit cleanly");
+    }
+}

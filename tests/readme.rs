@@ -53,7 +53,9 @@ fn the_node_catalogue_table_is_what_flowrun_nodes_says() {
     let mut expected = BTreeMap::new();
     let mut lines = listing.lines().peekable();
     while let Some(line) = lines.next() {
-        let Some((name, description)) = line.split_once(" — ") else {
+        // A type's header starts the line; its keys are indented.
+        let header = line.split_once(" — ").filter(|_| !line.starts_with(' '));
+        let Some((name, description)) = header else {
             continue;
         };
         let io = lines.next().unwrap_or_default();

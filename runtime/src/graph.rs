@@ -54,6 +54,54 @@ fn edge_label(plan: &Plan, from: &str, overflow: Overflow) -> String {
     }
 }
 
+/// An arrow of the drawing, between drawn ids.
+struct Arrow {
+    from: String,
+    to: String,
+    label: String,
+    kind: ArrowKind,
+}
+
+enum ArrowKind {
+    /// A queue between two nodes, by its overflow policy.
+    Queue(Overflow),
+    /// Data to or from a system outside the plans.
+    Link,
+}
+
+/// Every arrow of the plans: their queues, then each node's links.
+fn arrows(plans: &[Plan], systems: &BTreeMap<String, String>) -> Vec<Arrow> {
+    let mut arrows = Vec::new();
+    for (index, plan) in plans.iter().enumerate() {
+        for node in &plan.nodes {
+            let id = node_id(plans, index, &node.id);
+            for input in &node.inputs {
+                arrows.push(Arrow {
+                    from: node_id(plans, index, &input.from),
+                    to: id.clone(),
+                    label: edge_label(plan, &input.from, input.overflow),
+                    kind: ArrowKind::Queue(input.overflow),
+                });
+            }
+            for link in node.built.links() {
+                let system = systems[&link.system].clone();
+                let (from, to) = if link.inbound {
+                    (system, id.clone())
+                } else {
+                    (id.clone(), system)
+                };
+                arrows.push(Arrow {
+                    from,
+                    to,
+                    label: link.label,
+                    kind: ArrowKind::Link,
+                });
+            }
+        }
+    }
+    arrows
+}
+
 /// The plans as one Mermaid flowchart.
 pub fn mermaid(plans: &[Plan]) -> String {
     let mut out = String::from("flowchart LR\n");
@@ -90,35 +138,19 @@ pub fn mermaid(plans: &[Plan]) -> String {
             out.push_str("    end\n");
         }
     }
-    for (index, plan) in plans.iter().enumerate() {
-        for node in &plan.nodes {
-            let to = node_id(plans, index, &node.id);
-            for input in &node.inputs {
-                let style = match input.overflow {
-                    Overflow::Block => "-->",
-                    Overflow::DropOldest => "-.->",
-                };
-                let _ = writeln!(
-                    out,
-                    "    {} {style}|\"{}\"| {to}",
-                    node_id(plans, index, &input.from),
-                    edge_label(plan, &input.from, input.overflow)
-                );
-            }
-            for link in node.built.links() {
-                let system = &systems[&link.system];
-                let (from, to) = if link.inbound {
-                    (system.as_str(), to.as_str())
-                } else {
-                    (to.as_str(), system.as_str())
-                };
-                let _ = writeln!(
-                    out,
-                    "    {from} ==>|\"{}\"| {to}",
-                    mermaid_text(&link.label)
-                );
-            }
-        }
+    for arrow in arrows(plans, &systems) {
+        let style = match arrow.kind {
+            ArrowKind::Queue(Overflow::Block) => "-->",
+            ArrowKind::Queue(Overflow::DropOldest) => "-.->",
+            ArrowKind::Link => "==>",
+        };
+        let _ = writeln!(
+            out,
+            "    {} {style}|\"{}\"| {}",
+            arrow.from,
+            mermaid_text(&arrow.label),
+            arrow.to
+        );
     }
     out
 }
@@ -170,35 +202,19 @@ pub fn dot(plans: &[Plan]) -> String {
             out.push_str("    }\n");
         }
     }
-    for (index, plan) in plans.iter().enumerate() {
-        for node in &plan.nodes {
-            let to = node_id(plans, index, &node.id);
-            for input in &node.inputs {
-                let style = match input.overflow {
-                    Overflow::Block => "",
-                    Overflow::DropOldest => ", style=dashed",
-                };
-                let _ = writeln!(
-                    out,
-                    "    \"{}\" -> \"{to}\" [label=\"{}\"{style}];",
-                    node_id(plans, index, &input.from),
-                    escape(&edge_label(plan, &input.from, input.overflow))
-                );
-            }
-            for link in node.built.links() {
-                let system = &systems[&link.system];
-                let (from, to) = if link.inbound {
-                    (system.as_str(), to.as_str())
-                } else {
-                    (to.as_str(), system.as_str())
-                };
-                let _ = writeln!(
-                    out,
-                    "    \"{from}\" -> \"{to}\" [label=\"{}\", style=bold];",
-                    escape(&link.label)
-                );
-            }
-        }
+    for arrow in arrows(plans, &systems) {
+        let style = match arrow.kind {
+            ArrowKind::Queue(Overflow::Block) => "",
+            ArrowKind::Queue(Overflow::DropOldest) => ", style=dashed",
+            ArrowKind::Link => ", style=bold",
+        };
+        let _ = writeln!(
+            out,
+            "    \"{}\" -> \"{}\" [label=\"{}\"{style}];",
+            arrow.from,
+            arrow.to,
+            escape(&arrow.label)
+        );
     }
     out.push_str("}\n");
     out

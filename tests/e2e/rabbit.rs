@@ -163,3 +163,104 @@ async fn two_cloud_workers_on_rabbitmq_store_every_face_with_repeats_as_overwrit
         assert!(clean, "a worker did not exit cleanly");
     }
 }
+
+/// The cloud broker (RabbitMQ) restarted mid-stream, where over MQTT 3.1.1
+/// `require_subscribers` cannot hold a face that reached no worker. The
+/// worker's persistent session is a durable queue in RabbitMQ, which the
+/// restart keeps, and the bridge holds what the broker has not
+/// acknowledged: the figure printed is what was lost (0 when this passes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_broker_restarted_mid_stream_over_3_1_1_loses_no_face() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let mut cloud_broker = start_rabbit();
+    let store = S3Server::start();
+    store.create_bucket(BUCKET).await;
+
+    let mut cloud = start_cloud(
+        "rabbit-restart-cloud-cos",
+        "cloud-cos.yaml",
+        &cloud_cos_env(1, &cloud_broker.url(), &store),
+    )
+    .await;
+    let mut edge = Flowrun::start(
+        "rabbit-restart-edge-bridge",
+        "edge-bridge.yaml",
+        &edge_env("door-6", &edge_broker, &cloud_broker.url()),
+    );
+    cloud
+        .wait_until("some faces stored", crate::VIDEO, |s| {
+            s.state_count("store", "stored") >= 30
+        })
+        .await;
+    tokio::task::block_in_place(|| cloud_broker.restart());
+    let faces = run_edge(&mut edge).await;
+    // Bounded, without failing: the figure is printed either way.
+    let deadline = std::time::Instant::now() + DELIVERY;
+    while cloud.status().state_count("store", "stored") < faces
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stored = cloud.status().state_count("store", "stored");
+    let keys = store.list(BUCKET).await;
+    println!(
+        "RABBITMQ-RESTART faces={faces} stored={stored} objects={} lost={}",
+        keys.len(),
+        faces.saturating_sub(keys.len() as u64)
+    );
+    assert_one_object_per_face("faces/door-6/camera/", &keys, faces);
+
+    let (_, clean) = edge.stop().await;
+    assert!(clean, "edge-bridge did not exit cleanly");
+    let (_, clean) = cloud.stop().await;
+    assert!(clean, "cloud-cos did not exit cleanly");
+}
+
+/// flowrun's own broker (`mqtt_broker`, rumqttd) speaking MQTT 3.1.1 only,
+/// as the cloud broker: the shipped specs fall back to 3.1.1 and store
+/// every face.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_bridge_and_cloud_cos_store_each_face_once_through_flowruns_own_3_1_1_broker() {
+    let _serial = SERIAL.lock().await;
+    let edge_broker = Mosquitto::start();
+    let port = crate::s3::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cloud-broker.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "version: 1\nname: cloud-broker\nnodes:\n  broker:\n    type: mqtt_broker\n    listen: 127.0.0.1:{port}\n    protocol: \"3.1.1\"\n"
+        ),
+    )
+    .unwrap();
+    let _broker = Flowrun::start_file("rumqttd-311", &spec, false, &[]);
+    crate::mosquitto::wait_for_port(port, std::time::Duration::from_secs(30));
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let store = S3Server::start();
+    store.create_bucket(BUCKET).await;
+    let mut cloud = start_cloud(
+        "rumqttd-cloud-cos",
+        "cloud-cos.yaml",
+        &cloud_cos_env(1, &url, &store),
+    )
+    .await;
+    let mut edge = Flowrun::start(
+        "rumqttd-edge-bridge",
+        "edge-bridge.yaml",
+        &edge_env("door-5", &edge_broker, &url),
+    );
+    let faces = run_edge(&mut edge).await;
+    cloud
+        .wait_until("stored every face", DELIVERY, |s| {
+            s.state_count("store", "stored") >= faces
+        })
+        .await;
+    assert_bucket_holds_faces(&store, "faces/door-5/camera/", faces).await;
+    assert!(cloud.lines_with(FELL_BACK) >= 1, "{}", cloud.log());
+    let (_, clean) = edge.stop().await;
+    assert!(clean, "edge-bridge did not exit cleanly");
+    let (cloud_end, clean) = cloud.stop().await;
+    assert!(clean, "cloud-cos did not exit cleanly");
+    assert_eq!(cloud_end.state_count("store", "stored"), faces);
+}

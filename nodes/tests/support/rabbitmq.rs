@@ -25,7 +25,10 @@ pub struct RabbitMq {
     /// The MQTT listener.
     pub port: u16,
     pub dir: tempfile::TempDir,
-    child: Child,
+    /// The AMQP and Erlang distribution ports, kept for a restart.
+    amqp: u16,
+    dist: u16,
+    child: Option<Child>,
 }
 
 impl RabbitMq {
@@ -53,12 +56,33 @@ impl RabbitMq {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(path("server.log")).unwrap();
+        let mut broker = RabbitMq {
+            port,
+            dir,
+            amqp,
+            dist,
+            child: None,
+        };
+        broker.launch();
+        broker
+    }
+
+    /// Starts the server on this instance's ports and data, and waits (bounded) for MQTT.
+    fn launch(&mut self) {
+        let path = |name: &str| self.dir.path().join(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path("server.log"))
+            .unwrap();
         let child = Command::new(SERVER)
-            .env("HOME", dir.path())
-            .env("RABBITMQ_NODENAME", format!("rabbit-{port}@localhost"))
-            .env("RABBITMQ_NODE_PORT", amqp.to_string())
-            .env("RABBITMQ_DIST_PORT", dist.to_string())
+            .env("HOME", self.dir.path())
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("rabbit-{}@localhost", self.port),
+            )
+            .env("RABBITMQ_NODE_PORT", self.amqp.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist.to_string())
             .env("RABBITMQ_MNESIA_BASE", path("mnesia"))
             .env("RABBITMQ_LOG_BASE", path("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins"))
@@ -72,9 +96,52 @@ impl RabbitMq {
             .stderr(log)
             .spawn()
             .expect("rabbitmq-server must be installed (scripts/setup.sh)");
-        let broker = RabbitMq { port, dir, child };
-        wait_for_port(port, START_LIMIT);
-        broker
+        self.child = Some(child);
+        wait_for_port(self.port, START_LIMIT);
+    }
+
+    /// Stops the server as `systemctl restart` would (SIGTERM: it shuts
+    /// down in order) and starts it again on the same ports with the same
+    /// data: its durable sessions and queues survive.
+    pub fn restart(&mut self) {
+        self.signal("-TERM");
+        self.launch();
+    }
+
+    fn kill(&mut self) {
+        self.signal("-KILL");
+    }
+
+    /// Signals the whole process group, waits (bounded) for it to end and
+    /// for the MQTT port to be free.
+    fn signal(&mut self, signal: &str) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // The Erlang VM's own pid: it must be gone before the same node
+        // name can start again.
+        let vm = std::fs::read_to_string(self.path("pid")).unwrap_or_default();
+        let vm = std::path::Path::new("/proc").join(vm.trim());
+        let group = format!("-{}", child.id());
+        let _ = Command::new("kill").args([signal, "--", &group]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (child.try_wait().ok().flatten().is_none()
+            || (vm != std::path::Path::new("/proc") && vm.exists()))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // The VM is a grandchild that no wait covers: until it is gone its
+        // listener still accepts, and a broker started on the same port
+        // after it (a test swapping brokers, a restart) would fail to bind.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn url(&self) -> String {
@@ -88,18 +155,6 @@ impl RabbitMq {
 
 impl Drop for RabbitMq {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The VM is a grandchild that no wait covers: until it is gone its
-        // listener still accepts, and a broker started on the same port
-        // after it (a test swapping brokers) would fail to bind.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.kill();
     }
 }

@@ -294,8 +294,11 @@ fn check(specs: &[PathBuf], catalogue: &Catalogue) -> ExitCode {
             }
             None => {
                 failed = true;
+                // The graph's shape (nodes that reach no sink, nodes fed
+                // by nothing) is judged only once every node makes sense:
+                // "0 warnings" would claim it was.
                 eprintln!(
-                    "{}: {}, {}",
+                    "{}: {}, {}; the graph's shape is checked once the errors are fixed",
                     path.display(),
                     plural(errors, "error"),
                     plural(warnings, "warning")

@@ -449,3 +449,23 @@ fn check_refuses_a_spec_whose_node_needs_keys_that_are_not_set() {
         "{stdout}"
     );
 }
+
+/// A file with errors does not claim "0 warnings" as if its graph had been
+/// judged: the summary says the shape is checked once the errors are fixed.
+#[test]
+fn a_failing_summary_says_the_shape_is_checked_after_the_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "version: 1\nnodes:\n  a: {type: generat}\n  b: {type: print}\n",
+    )
+    .unwrap();
+    let output = check(dir.path(), &["bad.yaml".into()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.ends_with(
+            "bad.yaml: 1 error, 0 warnings; the graph's shape is checked once the errors are fixed\n"
+        ),
+        "{stderr}"
+    );
+}

@@ -104,6 +104,50 @@ async fn assert_bucket_holds_faces(store: &S3Server, prefix: &str, faces: u64) {
     }
 }
 
+/// Each object of `keys` carries where and when its face was captured —
+/// read from its topic by the cloud, not the cloud's own clock — and when
+/// the cloud received it.
+async fn assert_capture_metadata(store: &S3Server, device: &str, keys: &[String]) {
+    for key in keys {
+        // faces/<device>/<camera>/<capture ms>-<frame>-<face>.png
+        let name = key.rsplit('/').next().unwrap().trim_end_matches(".png");
+        let fields: Vec<&str> = name.split('-').collect();
+        let head = store
+            .client()
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let meta = head.metadata().cloned().unwrap_or_default();
+        let get = |name: &str| meta.get(name).cloned().unwrap_or_default();
+        assert_eq!(
+            (
+                get("device"),
+                get("source"),
+                get("timestamp_ms"),
+                get("frame"),
+                get("face")
+            ),
+            (
+                device.to_owned(),
+                "camera".to_owned(),
+                fields[0].to_owned(),
+                fields[1].to_owned(),
+                fields[2].to_owned()
+            ),
+            "{key}: {meta:?}"
+        );
+        let captured: u64 = get("timestamp_ms").parse().unwrap();
+        let received: u64 = get("received_ms").parse().unwrap();
+        assert!(
+            received >= captured,
+            "{key}: received before captured: {meta:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_bridge_and_cloud_cos_store_each_face_once_as_a_gray_png() {
     let _serial = SERIAL.lock().await;
@@ -130,6 +174,17 @@ async fn edge_bridge_and_cloud_cos_store_each_face_once_as_a_gray_png() {
         })
         .await;
     assert_bucket_holds_faces(&store, "faces/door-1/camera/", faces).await;
+    assert_capture_metadata(&store, "door-1", &store.list(BUCKET).await).await;
+    // "Where are my faces?": the status names the last object, with its URL.
+    let state = cloud.status().state("store").to_owned();
+    assert!(
+        state.contains(&format!(" last=s3://{BUCKET}/faces/door-1/camera/"))
+            && state.contains(&format!(
+                "({}/{BUCKET}/faces/door-1/camera/",
+                store.endpoint()
+            )),
+        "{state}"
+    );
 
     let (edge_end, clean) = edge.stop().await;
     assert!(clean, "edge-bridge did not exit cleanly");

@@ -48,6 +48,8 @@ async fn edge_bridge_and_cloud_cos_store_each_face_once_through_rabbitmq() {
         })
         .await;
     assert_bucket_holds_faces(&store, "faces/door-7/camera/", faces).await;
+    // Over 3.1.1 too: read from the topic, not from MQTT 5 properties.
+    crate::assert_capture_metadata(&store, "door-7", &store.list(BUCKET).await).await;
     // Both said what they negotiated, and what it costs.
     assert!(cloud.lines_with(FELL_BACK) >= 1, "{}", cloud.log());
     assert_eq!(cloud.lines_with(NOT_SHARED), 1, "{}", cloud.log());

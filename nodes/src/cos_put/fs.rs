@@ -67,6 +67,11 @@ impl FsStore {
         self.root.display().to_string()
     }
 
+    /// The file an object is written to.
+    pub fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+
     /// Writes `body` as `key` (already sanitised: relative, no `..`).
     pub async fn put(self: &Arc<Self>, key: &str, body: Bytes) -> Result<(), PutError> {
         let store = self.clone();

@@ -40,6 +40,14 @@ impl Store {
         }
     }
 
+    /// Where the object under `key` is, for a person to find it.
+    fn location(&self, key: &str) -> String {
+        match self {
+            Store::S3 { store, .. } => store.location(key),
+            Store::Fs(store) => store.location(key),
+        }
+    }
+
     async fn put(
         &self,
         key: &str,
@@ -100,6 +108,8 @@ struct Shared {
     refused: Vec<(&'static str, Counter)>,
     /// The last transient failure, shown until the next success.
     trouble: Mutex<Option<String>>,
+    /// Where the last object stored is ("where are my faces?").
+    last: Mutex<Option<String>>,
 }
 
 impl Node for CosPut {
@@ -129,6 +139,7 @@ impl Node for CosPut {
                 retried: ctx.metrics.event("retried"),
                 dead_lettered: ctx.metrics.event("dead_lettered"),
                 trouble: Mutex::new(None),
+                last: Mutex::new(None),
             });
             shared.prepare().await?;
             shared.show_state();
@@ -244,6 +255,11 @@ impl Shared {
             {
                 Ok(()) => {
                     self.stored.inc();
+                    let location = self.store.location(&key);
+                    tracing::debug!(%location, "stored");
+                    if let Ok(mut last) = self.last.lock() {
+                        *last = Some(location);
+                    }
                     self.clear_trouble();
                     message.ack();
                     return;
@@ -350,6 +366,10 @@ impl Shared {
             self.retried.get(),
             self.dead_lettered.get(),
         );
+        if let Some(last) = self.last.lock().ok().and_then(|l| l.clone()) {
+            state.push_str(" last=");
+            state.push_str(&last);
+        }
         if let Some(trouble) = self.trouble.lock().ok().and_then(|t| t.clone()) {
             state.push_str("; ");
             state.push_str(&trouble);

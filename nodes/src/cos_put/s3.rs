@@ -143,6 +143,22 @@ impl S3Store {
         format!("s3://{} at {}", self.bucket, self.endpoint)
     }
 
+    /// Where an object is: `s3://bucket/key`, and its URL at the endpoint
+    /// (path style, as third-party stores address it) when there is one.
+    /// The URL needs the store's credentials or a presigned query to read.
+    pub fn location(&self, key: &str) -> String {
+        if self.endpoint.starts_with("http") {
+            format!(
+                "s3://{}/{key} ({}/{}/{key})",
+                self.bucket,
+                self.endpoint.trim_end_matches('/'),
+                self.bucket
+            )
+        } else {
+            format!("s3://{}/{key}", self.bucket)
+        }
+    }
+
     /// Creates the bucket unless it exists already.
     pub async fn create_bucket(&self, region: &str) -> Result<(), PutError> {
         let mut request = self.client.create_bucket().bucket(&self.bucket);

@@ -14,7 +14,9 @@
 //! message's user properties become metadata: a property `source = cam1`
 //! is the key `source` with the text `cam1`. The node's own keys (`topic`,
 //! `qos`, `seq`, …) win over a property of the same name; of repeated
-//! names the last wins.
+//! names the last wins. `timestamp_ms` is the exception: a capture time
+//! sent as a property, or read from the topic (`topic_fields`), is kept,
+//! and the time of receipt is `received_ms`.
 //!
 //! Incoming publishes are taken up to MQTT's own limit whatever
 //! `max_packet_bytes` says: over 3.1.1 the client drops a connection on a
@@ -39,7 +41,7 @@ use super::client::{AckToken, Event, Options, Received, Subscribing};
 use super::connection::BrokerConfig;
 use super::link::{Link, LinkEvent};
 use super::subscriptions::{send_requests, Subscriptions};
-use super::topic::add_topic_meta;
+use super::topic::{add_topic_meta, TopicTemplate};
 use super::{keys, Qos};
 
 /// Emits every message published on its topic filters.
@@ -62,6 +64,15 @@ pub struct MqttSubConfig {
     /// keys, repeats are overwrites).
     #[serde(default)]
     pub share: Option<String>,
+    /// Metadata read from each topic, by a template of the form `mqtt_pub`
+    /// publishes with: `faces/{device}/{source}/{timestamp_ms}-{frame}-{face}`
+    /// gives each face its device, camera, capture time, frame and face
+    /// number (numbers as numbers), whatever the MQTT version. A topic of
+    /// another shape gets none. A `timestamp_ms` so read (or sent as an
+    /// MQTT 5 user property) is kept — the capture time — and the time of
+    /// receipt is `received_ms`.
+    #[serde(default)]
+    pub topic_fields: Option<String>,
 }
 
 /// One subscription.
@@ -117,6 +128,14 @@ impl NodeConfig for MqttSubConfig {
                 }
             }
         }
+        if let Some(template) = &self.topic_fields {
+            if let Err(reason) = TopicTemplate::parse(template) {
+                issues.push(
+                    ConfigIssue::new("topic_fields", format!("not a topic template: {reason}"))
+                        .hint("e.g. `faces/{device}/{source}/{timestamp_ms}-{frame}-{face}`"),
+                );
+            }
+        }
         if let Some(group) = &self.share {
             if group.is_empty() || group.contains(['/', '+', '#']) {
                 issues.push(ConfigIssue::new(
@@ -161,9 +180,14 @@ impl NodeConfig for MqttSubConfig {
             .iter()
             .map(|t| (t.filter.clone(), t.qos))
             .collect();
+        let topic_fields = match &self.topic_fields {
+            Some(template) => Some(TopicTemplate::parse(template)?),
+            None => None,
+        };
         Ok(Box::new(MqttSub {
             config: self.clone(),
             options,
+            topic_fields,
             subscriptions: Subscriptions::new(
                 wanted,
                 self.share.clone(),
@@ -206,6 +230,8 @@ struct MqttSub {
     config: MqttSubConfig,
     options: Options,
     subscriptions: Subscriptions,
+    /// `topic_fields`, parsed.
+    topic_fields: Option<TopicTemplate>,
 }
 
 /// Room for acknowledgements on their way to the connection task. It only
@@ -219,6 +245,10 @@ const ACK_QUEUE: usize = 1 << 16;
 /// 1,024, a slow store under a burst had this hold 1,024 faces more.)
 const RECEIVED: usize = 16;
 
+/// When the message arrived here, in ms since the epoch (`timestamp_ms` is
+/// the capture time where the topic or a property says it).
+pub const RECEIVED_MS: &str = "received_ms";
+
 /// Which connection a held acknowledgement belongs to (packet ids mean
 /// nothing on another one), and the topic for logs.
 type Held = (u64, AckToken, String);
@@ -228,6 +258,13 @@ impl MqttSub {
         let mut meta = Metadata::new();
         for (name, value) in &publish.user_properties {
             meta.insert(name.clone(), value.as_str().into());
+        }
+        let fields = self
+            .topic_fields
+            .as_ref()
+            .and_then(|t| t.capture(&publish.topic));
+        for (name, value) in fields.into_iter().flatten() {
+            meta.insert(name, value);
         }
         add_topic_meta(&mut meta, &publish.topic);
         meta.insert(
@@ -241,10 +278,12 @@ impl MqttSub {
             flowrun_runtime::keys::CONTENT_TYPE.into(),
             crate::util::sniff_content_type(&publish.payload).into(),
         );
-        meta.insert(
-            flowrun_runtime::keys::TIMESTAMP_MS.into(),
-            crate::util::now_ms().into(),
-        );
+        // The capture time, when the topic or a property told it; the
+        // receipt's either way.
+        let now = crate::util::now_ms();
+        meta.insert(RECEIVED_MS.into(), now.into());
+        meta.entry(flowrun_runtime::keys::TIMESTAMP_MS.into())
+            .or_insert_with(|| now.into());
         let payload: Bytes = publish.payload.clone();
         (Payload::Bytes(payload), meta)
     }

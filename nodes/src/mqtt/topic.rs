@@ -82,6 +82,41 @@ impl TopicTemplate {
     }
 }
 
+impl TopicTemplate {
+    /// The metadata a received `topic` carries by this template, read the
+    /// other way: `faces/{device}/{source}/{timestamp_ms}-{frame}-{face}`
+    /// takes `faces/door-1/camera/1764087180123-42-0` apart into `device`,
+    /// `source`, `timestamp_ms`, `frame` and `face` (numbers as numbers).
+    /// A field ends where the text after it begins and never spans a `/`.
+    /// `None` when the topic does not have the template's shape.
+    pub fn capture(&self, topic: &str) -> Option<Vec<(String, MetaValue)>> {
+        let mut rest = topic;
+        let mut fields = Vec::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            match part {
+                Part::Text(text) => rest = rest.strip_prefix(text.as_str())?,
+                Part::Key(key) => {
+                    let end = match self.parts.get(i + 1) {
+                        Some(Part::Text(next)) => rest.find(next.as_str())?,
+                        _ => rest.len(),
+                    };
+                    let value = &rest[..end];
+                    if value.is_empty() || value.contains('/') {
+                        return None;
+                    }
+                    let value = match value.parse::<i64>() {
+                        Ok(n) => MetaValue::Int(n),
+                        Err(_) => MetaValue::from(value),
+                    };
+                    fields.push((key.clone(), value));
+                    rest = &rest[end..];
+                }
+            }
+        }
+        rest.is_empty().then_some(fields)
+    }
+}
+
 /// Adds `topic` and `topic_level_0`, `topic_level_1`, … for a received topic.
 pub fn add_topic_meta(meta: &mut Metadata, topic: &str) {
     meta.insert(flowrun_runtime::keys::TOPIC.into(), topic.into());
@@ -149,6 +184,26 @@ mod tests {
         assert!(!matches("a/+/c", "a/b/d"));
         assert!(!matches("a/b", "a/b/c"));
         assert!(matches("#", "x"));
+    }
+
+    #[test]
+    fn takes_a_topic_apart_by_its_template() {
+        let t =
+            TopicTemplate::parse("faces/{device}/{source}/{timestamp_ms}-{frame}-{face}").unwrap();
+        let fields = t.capture("faces/door-1/camera/1764087180123-42-0").unwrap();
+        assert_eq!(
+            fields,
+            [
+                ("device".to_owned(), MetaValue::from("door-1")),
+                ("source".to_owned(), MetaValue::from("camera")),
+                ("timestamp_ms".to_owned(), MetaValue::Int(1764087180123)),
+                ("frame".to_owned(), MetaValue::Int(42)),
+                ("face".to_owned(), MetaValue::Int(0)),
+            ]
+        );
+        assert_eq!(t.capture("faces/door-1/camera/x"), None);
+        assert_eq!(t.capture("status/door-1/bridge"), None);
+        assert_eq!(t.capture("faces/a/b/c/1-2-3"), None);
     }
 
     #[test]

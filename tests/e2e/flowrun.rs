@@ -131,8 +131,13 @@ impl Flowrun {
         if !watch {
             command.arg("--no-watch");
         }
+        // One state directory per test binary: a process restarted by a
+        // test finds what the first one recorded, and nothing lands in the
+        // developer's home.
+        let state = std::env::temp_dir().join(format!("flowrun-test-state-{}", std::process::id()));
         let mut child = command
             .env("FLOWRUN_LOG", "debug")
+            .env("FLOWRUN_STATE_DIR", state)
             .arg(path)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -85,6 +85,24 @@ enum Command {
     Schema,
     /// Publish a file or a text to an MQTT broker; exit 0 only if the broker acknowledged it.
     Publish(publish::PublishArgs),
+    /// Serve a page of the most recent objects a spec's cos_put node stored
+    /// (S3 backend), shown through presigned links: where are my faces?
+    Gallery {
+        /// The spec (a cloud spec with a `cos_put` node on the `s3` backend).
+        spec: PathBuf,
+        /// The cos_put node to show, when the spec has several.
+        #[arg(long)]
+        node: Option<String>,
+        /// Where to serve the page (a bare port means loopback).
+        #[arg(long, value_name = "ADDR", value_parser = metrics_address, default_value = "127.0.0.1:8091")]
+        listen: SocketAddr,
+        /// How many of the most recent objects to show.
+        #[arg(long, default_value_t = 60)]
+        count: usize,
+        /// Minutes a presigned link stays valid.
+        #[arg(long, default_value_t = 15)]
+        expires_min: u64,
+    },
     /// Print what arrives on MQTT topic filters (topic, size, QoS, properties); optionally save payloads.
     Subscribe(subscribe::SubscribeArgs),
 }
@@ -158,6 +176,20 @@ fn main() -> ExitCode {
         Some(Command::Schema) => schema(&catalogue),
         Some(Command::Publish(args)) => publish::run(args),
         Some(Command::Subscribe(args)) => subscribe::run(args),
+        Some(Command::Gallery {
+            spec,
+            node,
+            listen,
+            count,
+            expires_min,
+        }) => gallery(
+            &spec,
+            node.as_deref(),
+            listen,
+            count,
+            expires_min,
+            &catalogue,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -374,6 +406,62 @@ fn graph(
         GraphFormat::Mermaid => print!("{}", flowrun_runtime::graph::mermaid(&plans)),
         GraphFormat::Dot => print!("{}", flowrun_runtime::graph::dot(&plans)),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flowrun gallery`: finds the spec's `cos_put` node and serves its
+/// bucket's most recent objects until Ctrl-C.
+fn gallery(
+    spec: &std::path::Path,
+    node: Option<&str>,
+    listen: SocketAddr,
+    count: usize,
+    expires_min: u64,
+    catalogue: &Catalogue,
+) -> anyhow::Result<ExitCode> {
+    init_logs(LogFormat::Pretty);
+    let checked = load(spec, catalogue);
+    for d in &checked.diagnostics {
+        eprintln!("{d}");
+    }
+    let Some(plan) = checked.plan else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let stores: Vec<_> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.node_type.name == "cos_put" && node.is_none_or(|id| n.id == id))
+        .collect();
+    let store = match stores.as_slice() {
+        [one] => *one,
+        [] => anyhow::bail!(
+            "{} has no cos_put node{}",
+            spec.display(),
+            node.map(|id| format!(" `{id}`")).unwrap_or_default()
+        ),
+        _ => anyhow::bail!(
+            "{} has several cos_put nodes: say which with --node",
+            spec.display()
+        ),
+    };
+    let settings = flowrun_nodes::cos_put::gallery::GallerySettings {
+        count,
+        expires: Duration::from_secs(expires_min.max(1) * 60),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (bound, task) =
+            flowrun_nodes::cos_put::gallery::serve(&store.config, listen, settings).await?;
+        eprintln!(
+            "gallery of `{}`: http://{bound}/ (the {count} most recent objects; Ctrl-C stops it)",
+            store.id
+        );
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = task => {}
+        }
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

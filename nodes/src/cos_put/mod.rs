@@ -33,6 +33,7 @@ pub mod content;
 mod dead_letter;
 pub mod dead_letter_topic;
 pub mod fs;
+pub mod gallery;
 pub mod key;
 mod node;
 pub mod retry;

@@ -159,6 +159,66 @@ impl S3Store {
         }
     }
 
+    /// The `count` most recently modified objects under `prefix`, newest
+    /// first, each with a GET URL presigned for `expires`. Lists at most
+    /// 10,000 keys (ten pages) to find them.
+    pub async fn recent(
+        &self,
+        prefix: &str,
+        count: usize,
+        expires: Duration,
+    ) -> Result<Vec<super::gallery::Shown>, String> {
+        use aws_sdk_s3::presigning::PresigningConfig;
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10 {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| self.error("cannot list", None, &e).text)?;
+            objects.extend(page.contents().iter().cloned());
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let modified = |o: &aws_sdk_s3::types::Object| {
+            o.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0))
+        };
+        // Newest first; among objects of one instant, the greater key first
+        // (identity keys carry the capture time).
+        objects.sort_by(|a, b| {
+            modified(b)
+                .cmp(&modified(a))
+                .then_with(|| b.key().cmp(&a.key()))
+        });
+        let presigning = PresigningConfig::expires_in(expires).map_err(|e| e.to_string())?;
+        let mut shown = Vec::new();
+        for object in objects.into_iter().take(count) {
+            let Some(key) = object.key() else { continue };
+            let url = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .presigned(presigning.clone())
+                .await
+                .map_err(|e| format!("cannot presign s3://{}/{key}: {e}", self.bucket))?;
+            shown.push(super::gallery::Shown {
+                key: key.to_owned(),
+                size: object.size().unwrap_or(0),
+                modified_ms: modified(&object),
+                url: url.uri().to_owned(),
+            });
+        }
+        Ok(shown)
+    }
+
     /// Creates the bucket unless it exists already.
     pub async fn create_bucket(&self, region: &str) -> Result<(), PutError> {
         let mut request = self.client.create_bucket().bucket(&self.bucket);

@@ -450,22 +450,18 @@ impl Validator<'_> {
                 );
             }
         }
-        let (warnings, errors): (Vec<ConfigIssue>, Vec<ConfigIssue>) =
-            issues.into_iter().partition(|i| i.warning);
-        for issue in warnings {
+        let mut refused = false;
+        for issue in issues {
             let pos = body.locate(&issue.path()).pos;
             let message = format!("`{}` of node `{id}`: {}", issue.field, issue.message);
-            self.warning(pos, message, issue.hint);
-        }
-        if !errors.is_empty() {
-            for issue in errors {
-                let pos = body.locate(&issue.path()).pos;
-                self.error(
-                    pos,
-                    format!("`{}` of node `{id}`: {}", issue.field, issue.message),
-                    issue.hint,
-                );
+            if issue.warning {
+                self.warning(pos, message, issue.hint);
+            } else {
+                refused = true;
+                self.error(pos, message, issue.hint);
             }
+        }
+        if refused {
             return None;
         }
         if !engine_keys_ok {

@@ -233,21 +233,57 @@ fn edited_cloud_spec(edit: u32) -> String {
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
-    let _serial = SERIAL.lock().await;
+/// Saves `text` over `spec` as an editor does: a new file renamed over it.
+fn save_as_an_editor(spec: &Path, text: &str) {
+    let saved = spec.with_extension("yaml.swp");
+    std::fs::write(&saved, text).unwrap();
+    std::fs::rename(&saved, spec).unwrap();
+}
+
+/// The rig of the edit scenarios: the cloud on a watched copy of its spec,
+/// faces flowing, a tenth of them stored.
+async fn edit_scenario() -> (
+    Rig,
+    std::path::PathBuf,
+    flowrun::Flowrun,
+    tokio::task::JoinHandle<rig::Sent>,
+) {
     let rig = Rig::start(Link::Bridge, false).await;
     let spec = rig.cloud_spec_copy();
     std::fs::write(&spec, edited_cloud_spec(0)).unwrap();
     let cloud = rig.start_cloud(&spec, true).await;
     let producer = rig.produce(crops().await);
     rig.stored_at_least(SENT / 10).await;
+    (rig, spec, cloud, producer)
+}
 
+/// The end of an edit scenario: every face stored, none twice.
+async fn edits_lost_nothing(
+    rig: &Rig,
+    cloud: flowrun::Flowrun,
+    producer: tokio::task::JoinHandle<rig::Sent>,
+    fault_end: Instant,
+    scenario: &str,
+) {
+    let recovery = rig.recovery(fault_end).await;
+    let sent = producer.await.unwrap();
+    let (end, clean) = cloud.stop().await;
+    assert!(clean, "the cloud did not exit cleanly");
+    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
+    outcome.report(scenario, rig.link, &recovery);
+    assert_eq!(
+        outcome.redelivered(),
+        0,
+        "a reload made a face be stored twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (rig, spec, cloud, producer) = edit_scenario().await;
     for edit in 1..=EDITS {
-        // As an editor saves: a new file renamed over the spec.
-        let saved = spec.with_extension("yaml.swp");
-        std::fs::write(&saved, edited_cloud_spec(edit)).unwrap();
-        std::fs::rename(&saved, &spec).unwrap();
+        save_as_an_editor(&spec, &edited_cloud_spec(edit));
         let reloaded = |c: &flowrun::Flowrun| c.lines_with("reloaded cloud-cos.yaml");
         let deadline = Instant::now() + Duration::from_secs(10);
         while reloaded(&cloud) < edit as usize {
@@ -263,18 +299,7 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
     let fault_end = Instant::now();
     let during = rig.puts().len();
     assert!(during < SENT, "the stream ended before the last edit");
-    let recovery = rig.recovery(fault_end).await;
-
-    let sent = producer.await.unwrap();
-    let (end, clean) = cloud.stop().await;
-    assert!(clean, "the cloud did not exit cleanly");
-    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
-    outcome.report("5-cloud-spec-edited-20x", rig.link, &recovery);
-    assert_eq!(
-        outcome.redelivered(),
-        0,
-        "a reload made a face be stored twice"
-    );
+    edits_lost_nothing(&rig, cloud, producer, fault_end, "5-cloud-spec-edited-20x").await;
 }
 
 /// Editor autosave while faces flow: the spec saved 50 times in 5 s, the
@@ -284,17 +309,9 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s6_autosave_50_saves_in_5s_mid_stream_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    let rig = Rig::start(Link::Bridge, false).await;
-    let spec = rig.cloud_spec_copy();
-    std::fs::write(&spec, edited_cloud_spec(0)).unwrap();
-    let cloud = rig.start_cloud(&spec, true).await;
-    let producer = rig.produce(crops().await);
-    rig.stored_at_least(SENT / 10).await;
-
+    let (rig, spec, cloud, producer) = edit_scenario().await;
     for save in 1..=50u32 {
-        let saved = spec.with_extension("yaml.swp");
-        std::fs::write(&saved, edited_cloud_spec(save.div_ceil(5))).unwrap();
-        std::fs::rename(&saved, &spec).unwrap();
+        save_as_an_editor(&spec, &edited_cloud_spec(save.div_ceil(5)));
         // The autosave's pace, not a wait for anything.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -314,16 +331,5 @@ async fn s6_autosave_50_saves_in_5s_mid_stream_loses_nothing() {
         "{reloads} reloads for 10 distinct contents"
     );
     assert_eq!(cloud.lines_with("nothing to change"), 0);
-    let recovery = rig.recovery(fault_end).await;
-
-    let sent = producer.await.unwrap();
-    let (end, clean) = cloud.stop().await;
-    assert!(clean, "the cloud did not exit cleanly");
-    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
-    outcome.report("6-autosave-50x-in-5s", rig.link, &recovery);
-    assert_eq!(
-        outcome.redelivered(),
-        0,
-        "a reload made a face be stored twice"
-    );
+    edits_lost_nothing(&rig, cloud, producer, fault_end, "6-autosave-50x-in-5s").await;
 }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything flowrun's build, demo and tests need, idempotently:
 # Debian packages (OpenCV 4.6 and its sample data, mosquitto, RabbitMQ, s3fs,
-# chromium, promtool)
-# and the S3 test server. Safe to run again: it only installs what is missing.
+# chromium, promtool, debootstrap, the arm64 cross toolchain and qemu-user),
+# the S3 test server, Rust's aarch64 target and the Debian base image the
+# Docker images are built on. Safe to run again: it only installs what is
+# missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   build-essential pkg-config clang libclang-dev   # the opencv crate's bindings generator
@@ -17,7 +20,11 @@ packages=(
   chromium                                         # the preview page test (headless)
   docker-compose                                   # validates docker/ compose files
   prometheus                                       # promtool: checks the /metrics format
-  curl ca-certificates
+  debootstrap                                      # the images' Debian base, made without a registry
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu      # scripts/cross-arm64.sh: the arm64 linker
+  qemu-user                                        # ... and running its build on the sample video
+  qemu-user-static binfmt-support                  # arm64 programs run by the kernel: the arm64 images
+  binutils file curl ca-certificates
 )
 
 missing=()
@@ -55,4 +62,38 @@ if ! command -v s3s-fs >/dev/null 2>&1; then
   echo "setup: installing s3s-fs"
   cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary
 fi
+# What only the test suite needs (scripts/test.sh passes --tests): the demo
+# runs without Docker or the arm64 toolchain.
+if [ "${1:-}" != "--tests" ]; then
+  echo "setup: ok"
+  exit 0
+fi
+
+# The arm64 (Jetson) build's standard library.
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+  echo "setup: adding Rust's aarch64-unknown-linux-gnu target"
+  rustup target add aarch64-unknown-linux-gnu
+fi
+
+# The arm64 images are built by running arm64 programs (debootstrap's
+# package scripts, the Dockerfile's apt-get) under qemu: the kernel hands
+# them to qemu-aarch64-static through binfmt_misc, registered with the F
+# flag (the interpreter is opened once, so it works inside containers).
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+    echo "setup: cannot mount binfmt_misc: the arm64 images cannot be built here" >&2
+fi
+if [ -e /proc/sys/fs/binfmt_misc/status ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64 >/dev/null 2>&1 ||
+    echo "setup: cannot register qemu-aarch64 with binfmt_misc" >&2
+fi
+
+# The deploy tests run flowrun in containers: the engine must answer, and
+# the images' Debian base is made here (debootstrap, once; the other images
+# are built by the tests from the binaries they build).
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: the Docker engine does not answer: start dockerd (Debian's docker.io) so the deploy tests can run" >&2
+  exit 1
+fi
+scripts/images.sh --base
 echo "setup: ok"

@@ -2,6 +2,7 @@
 //! (`flowrun-runtime`) with the node catalogue (`flowrun-nodes`).
 
 mod connect;
+mod health;
 mod nodes_doc;
 mod publish;
 mod subscribe;
@@ -105,6 +106,9 @@ enum Command {
     },
     /// Print what arrives on MQTT topic filters (topic, size, QoS, properties); optionally save payloads.
     Subscribe(subscribe::SubscribeArgs),
+    /// Ask a running flowrun's /healthz whether every node is up: exit 0, or 1 naming those down
+    /// (a container's HEALTHCHECK).
+    Health(health::HealthArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
         Some(Command::Schema) => schema(&catalogue),
         Some(Command::Publish(args)) => publish::run(args),
         Some(Command::Subscribe(args)) => subscribe::run(args),
+        Some(Command::Health(args)) => health::run(args),
         Some(Command::Gallery {
             spec,
             node,

@@ -18,7 +18,10 @@ const DOCKERFILE: &str = "docker/Dockerfile";
 
 /// The variables each compose file needs before it is valid.
 const EDGE_REQUIRED: &[(&str, &str)] = &[("CLOUD_BROKER", "mqtt://cloud.example:1883")];
-const CLOUD_REQUIRED: &[(&str, &str)] = &[
+/// What a user sets for the cloud through the S3 API. None is required by
+/// compose (cloud-fs.yaml needs none of them): flowrun refuses to start
+/// cloud-cos.yaml without the keys, naming them.
+const CLOUD_VARS: &[(&str, &str)] = &[
     (
         "S3_ENDPOINT",
         "https://s3.eu-de.cloud-object-storage.appdomain.cloud",
@@ -122,18 +125,26 @@ fn dockerfile() -> Vec<(String, String)> {
     instructions
 }
 
-/// The Dockerfile's stages: the `FROM` argument and the instructions after it.
+/// The Dockerfile's stages: the `FROM` argument (global `ARG` defaults
+/// substituted) and the instructions after it.
 fn stages() -> Vec<(String, Vec<(String, String)>)> {
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for (word, rest) in dockerfile() {
-        if word == "FROM" {
-            stages.push((rest, Vec::new()));
-        } else {
-            stages
-                .last_mut()
-                .expect("the Dockerfile starts with FROM")
-                .1
-                .push((word, rest));
+        match (word.as_str(), stages.last_mut()) {
+            ("ARG", None) => {
+                let (name, default) = rest.split_once('=').unwrap_or((&rest, ""));
+                args.insert(name.to_owned(), default.to_owned());
+            }
+            ("FROM", _) => {
+                let mut from = rest.clone();
+                for (name, default) in &args {
+                    from = from.replace(&format!("${{{name}}}"), default);
+                }
+                stages.push((from, Vec::new()));
+            }
+            (_, Some(stage)) => stage.1.push((word, rest)),
+            (_, None) => panic!("{word} before the first FROM"),
         }
     }
     stages
@@ -264,7 +275,7 @@ fn compose_files_are_valid_once_their_required_variables_are_set() {
         services(&edge),
         BTreeSet::from(["flowrun".into(), "mosquitto".into()])
     );
-    let cloud = valid_config(CLOUD, Some("minio"), CLOUD_REQUIRED);
+    let cloud = valid_config(CLOUD, Some("minio"), CLOUD_VARS);
     assert_eq!(
         services(&cloud),
         BTreeSet::from(["flowrun".into(), "minio".into(), "mosquitto".into()])
@@ -292,7 +303,7 @@ fn compose_files_are_valid_once_their_required_variables_are_set() {
 
 #[test]
 fn a_missing_required_variable_is_named() {
-    for (file, required) in [(EDGE, EDGE_REQUIRED), (CLOUD, CLOUD_REQUIRED)] {
+    for (file, required) in [(EDGE, EDGE_REQUIRED)] {
         for (missing, _) in required {
             let others: Vec<(&str, &str)> = required
                 .iter()
@@ -309,7 +320,7 @@ fn a_missing_required_variable_is_named() {
 
 #[test]
 fn files_the_compose_files_mount_and_build_from_exist() {
-    for (file, vars) in [(EDGE, EDGE_REQUIRED), (CLOUD, CLOUD_REQUIRED)] {
+    for (file, vars) in [(EDGE, EDGE_REQUIRED), (CLOUD, CLOUD_VARS)] {
         let config = valid_config(file, Some("minio"), vars);
         for (name, service) in config["services"].as_object().unwrap() {
             if let Some(build) = service.get("build") {
@@ -354,17 +365,40 @@ fn each_edge_variant_runs_an_existing_spec_that_reads_what_compose_gives_it() {
 
 #[test]
 fn the_cloud_runs_an_existing_spec_that_reads_what_compose_gives_it() {
-    let config = valid_config(CLOUD, None, CLOUD_REQUIRED);
-    let running = flowrun_services(&config);
-    assert_eq!(running.len(), 1);
-    let (spec, env) = &running[0];
-    assert_eq!(spec, &root().join("specs/cloud-cos.yaml"));
-    assert_reads_exactly_what_it_is_given(spec, env);
+    // Each variant is valid in its container, and every variable compose
+    // sets is read by one of them (the S3 ones by cloud-cos, BUCKET_DIR by
+    // cloud-fs).
+    let mut read_by_some = BTreeSet::new();
+    let mut given = BTreeSet::new();
+    for variant in ["cloud-cos.yaml", "cloud-fs.yaml"] {
+        let mut vars = CLOUD_VARS.to_vec();
+        vars.push(("FLOWRUN_SPEC", variant));
+        let config = valid_config(CLOUD, None, &vars);
+        let running = flowrun_services(&config);
+        assert_eq!(running.len(), 1);
+        let (spec, env) = &running[0];
+        assert_eq!(spec, &root().join("specs").join(variant));
+        let reads = check_spec(spec, env)
+            .unwrap_or_else(|e| panic!("{} is not valid in its container: {e}", spec.display()));
+        read_by_some.extend(reads);
+        read_by_some.extend(named_env_vars(spec));
+        given.extend(env.keys().cloned());
+    }
+    let unread: Vec<&String> = given.difference(&read_by_some).collect();
+    assert!(
+        unread.is_empty(),
+        "compose sets {unread:?}, which no cloud spec reads"
+    );
+    // cloud-cos without its keys is refused by flowrun, naming them.
+    let config = valid_config(CLOUD, None, &CLOUD_VARS[..1]);
+    let (spec, env) = &flowrun_services(&config)[0];
+    let error = check_spec(spec, env).expect_err("cloud-cos.yaml accepted no keys");
+    assert!(error.contains("AWS_ACCESS_KEY_ID"), "{error}");
     // The self-hosted bucket's keys are the ones flowrun signs with.
-    let minio = valid_config(CLOUD, Some("minio"), CLOUD_REQUIRED);
+    let minio = valid_config(CLOUD, Some("minio"), CLOUD_VARS);
     let minio_env = environment(&minio["services"]["minio"]);
-    assert_eq!(minio_env["MINIO_ROOT_USER"], CLOUD_REQUIRED[1].1);
-    assert_eq!(minio_env["MINIO_ROOT_PASSWORD"], CLOUD_REQUIRED[2].1);
+    assert_eq!(minio_env["MINIO_ROOT_USER"], CLOUD_VARS[1].1);
+    assert_eq!(minio_env["MINIO_ROOT_PASSWORD"], CLOUD_VARS[2].1);
 }
 
 /// The spec is valid with exactly the container's environment, and every
@@ -386,15 +420,28 @@ fn assert_reads_exactly_what_it_is_given(spec: &Path, env: &BTreeMap<String, Str
 #[test]
 fn the_dockerfile_builds_in_one_stage_and_ships_slim_non_root_ones() {
     let stages = stages();
-    let (build_from, build) = &stages[0];
-    let build_name = build_from
-        .split_once(" AS ")
-        .or_else(|| build_from.split_once(" as "))
-        .map(|(_, name)| name.trim().to_owned())
-        .expect("the build stage is named (FROM … AS build)");
+    let named = |n: &str| {
+        stages
+            .iter()
+            .find(|(from, _)| from.ends_with(&format!(" AS {n}")))
+            .unwrap_or_else(|| panic!("the Dockerfile has no stage `{n}`"))
+    };
     assert!(
         stages.last().unwrap().0.ends_with(" AS edge"),
         "the edge image is the default target (the last stage)"
+    );
+    // By default (a registry at hand) the binaries are compiled from source
+    // in a Rust image; scripts/images.sh passes BINARIES=prebuilt.
+    assert_eq!(named("binaries").0, "source AS binaries");
+    let (source_from, build) = named("source");
+    assert!(source_from.starts_with("rust:"), "{source_from}");
+    assert!(named("prebuilt")
+        .1
+        .iter()
+        .any(|(word, rest)| word == "COPY" && rest.starts_with("docker/dist/${TARGETARCH}/")));
+    assert!(
+        root().join("docker/dist/README.md").is_file(),
+        "docker/dist/ exists in a fresh checkout"
     );
 
     // The build stage gets every workspace member and the lock file.
@@ -433,7 +480,7 @@ fn the_dockerfile_builds_in_one_stage_and_ships_slim_non_root_ones() {
 
     for name in SHIPPED {
         let (base, instructions) = image(name);
-        assert_ships_a_slim_non_root_image(name, &base, &instructions, &build_name);
+        assert_ships_a_slim_non_root_image(name, &base, &instructions, "binaries");
     }
 }
 
@@ -627,10 +674,7 @@ fn the_cloud_image_is_built_without_opencv_and_runs_specs_that_need_none() {
     );
 
     // Each compose file builds its side's image.
-    for (file, vars, target) in [
-        (EDGE, EDGE_REQUIRED, "edge"),
-        (CLOUD, CLOUD_REQUIRED, "cloud"),
-    ] {
+    for (file, vars, target) in [(EDGE, EDGE_REQUIRED, "edge"), (CLOUD, CLOUD_VARS, "cloud")] {
         let config = valid_config(file, None, vars);
         assert_eq!(
             config["services"]["flowrun"]["build"]["target"], target,
@@ -648,7 +692,7 @@ fn the_cloud_image_is_built_without_opencv_and_runs_specs_that_need_none() {
         .1;
     let cmd: Vec<Value> = serde_json::from_str(cmd).expect("CMD in exec form");
     let default_spec = in_repository(cmd.last().and_then(Value::as_str).unwrap());
-    let config = valid_config(CLOUD, None, CLOUD_REQUIRED);
+    let config = valid_config(CLOUD, None, CLOUD_VARS);
     let specs = flowrun_services(&config)
         .into_iter()
         .map(|(spec, _)| spec)

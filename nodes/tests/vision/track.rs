@@ -113,3 +113,30 @@ fn every_policy_sends_every_track_and_best_sends_its_highest_score() {
         assert_eq!(int(g, "track_frames") as usize, faces_of[&track].len());
     }
 }
+
+/// `detect_every: N` detects on every Nth frame; the tracker bridges the
+/// frames between, and still finds the tracks (all of them at 2).
+#[test]
+fn detecting_every_second_frame_still_finds_the_tracks() {
+    let mut yaml = format!(
+        "version: 1\nnodes:\n  cam:\n    type: camera\n    source: {MEGAMIND}\n    realtime: false\n"
+    );
+    for n in 1..=3 {
+        yaml += &format!(
+            "  d{n}:\n    type: haar_detect\n    detect_every: {n}\n    inputs: [{{from: cam, overflow: block}}]\n  t{n}:\n    type: face_track\n    emit: best\n    min_frames: 2\n    inputs: [d{n}]\n  out{n}:\n    type: collect\n    key: every-{n}\n    inputs: [t{n}]\n"
+        );
+    }
+    let (report, _, metrics) = run_counted(&yaml, "none");
+    assert!(report.is_success(), "{report:?}");
+    let tracks: Vec<usize> = (1..=3).map(|n| take(&format!("every-{n}")).len()).collect();
+    let detected: Vec<u64> = (1..=3)
+        .map(|n| metrics.node(&format!("d{n}")).snapshot().sent)
+        .collect();
+    println!("detect_every 1, 2, 3: tracks {tracks:?}; frames sent on with faces {detected:?}");
+    assert!(tracks[0] > 0);
+    assert!(
+        tracks[1] * 10 >= tracks[0] * 9,
+        "detect_every 2 finds at least 90% of the tracks: {tracks:?}"
+    );
+    assert!(detected[1] * 2 <= detected[0] + 1, "{detected:?}");
+}

@@ -184,18 +184,31 @@ impl Node for FaceTrack {
                         deliver(tracker.close_all(), &ctx).await;
                     }
                 }
-                ctx.metrics
-                    .set_state(format!("{} open tracks", tracker.open_tracks()));
+                ctx.metrics.set_state(state("open", &tracker));
             }
             // Input ended: the sources are done, or this instance is being
             // stopped (shutdown, reload). What the open tracks owe goes now.
             let open = tracker.open_tracks();
             deliver(tracker.close_all(), &ctx).await;
             tracing::debug!(node = %ctx.id, open, "flushed the open tracks");
-            ctx.metrics.set_state("done");
+            ctx.metrics.set_state(state("done", &tracker));
             Ok(())
         })
     }
+}
+
+/// The status word: `open=2 faces=120 tracks=4 confirmed=3` (`done`
+/// instead of `open=N` once the input ended).
+fn state(word: &str, tracker: &Tracker<Message>) -> String {
+    let c = tracker.counts();
+    let head = match word {
+        "open" => format!("open={}", tracker.open_tracks()),
+        other => other.to_owned(),
+    };
+    format!(
+        "{head} faces={} tracks={} confirmed={}",
+        c.faces, c.tracks, c.confirmed
+    )
 }
 
 /// A frame's faces, ready for the tracker.

@@ -128,6 +128,18 @@ pub struct Tracker<T> {
     /// Open tracks, oldest first.
     tracks: Vec<Track<T>>,
     ids: &'static AtomicU64,
+    counts: Counts,
+}
+
+/// What a tracker has seen, for the node's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Faces handed in.
+    pub faces: u64,
+    /// Tracks opened.
+    pub tracks: u64,
+    /// Tracks that reached `min_frames`.
+    pub confirmed: u64,
 }
 
 /// Box overlap: the intersection's area over the union's.
@@ -154,7 +166,12 @@ impl<T: Clone> Tracker<T> {
             settings,
             tracks: Vec::new(),
             ids,
+            counts: Counts::default(),
         }
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
     }
 
     pub fn open_tracks(&self) -> usize {
@@ -164,6 +181,7 @@ impl<T: Clone> Tracker<T> {
     /// The faces detected in frame number `frame`, captured at `ms`.
     pub fn observe(&mut self, frame: u64, ms: i64, faces: Vec<Face<T>>) -> Step<T> {
         let mut step = Step::default();
+        self.counts.faces += faces.len() as u64;
         self.expire(frame, &mut step);
         let matched = self.assign(&faces);
         let mut fresh = Vec::new();
@@ -177,6 +195,7 @@ impl<T: Clone> Tracker<T> {
             if self.tracks.len() >= self.settings.max_tracks.max(1) {
                 self.evict(&mut step);
             }
+            self.counts.tracks += 1;
             self.tracks.push(Track {
                 id: self.ids.fetch_add(1, Ordering::Relaxed),
                 rect: face.rect,
@@ -248,6 +267,9 @@ impl<T: Clone> Tracker<T> {
         track.frames += 1;
         let confirmed = track.frames >= settings.min_frames;
         let just_confirmed = track.frames == settings.min_frames.max(1);
+        if just_confirmed {
+            self.counts.confirmed += 1;
+        }
         let resend_due = confirmed
             && settings
                 .resend_every_ms

@@ -631,7 +631,13 @@ fn the_packages_the_image_installs_exist_in_debian_12() {
 }
 
 /// The node types only a build with the `vision` feature (OpenCV) has.
-const VISION_TYPES: [&str; 4] = ["camera", "gray_crop", "haar_detect", "preview"];
+const VISION_TYPES: [&str; 5] = [
+    "camera",
+    "face_track",
+    "gray_crop",
+    "haar_detect",
+    "preview",
+];
 
 /// The node types a spec uses (its `type:` lines).
 fn node_types(spec: &Path) -> BTreeSet<String> {

@@ -205,7 +205,12 @@ impl Cropper {
             let region = self.region(*face, frame);
             let bytes = self.encode(frame, region)?;
             let mut meta = message.meta.clone();
-            meta.insert(keys::FACE.into(), (index as u64).into());
+            // A frame of one face from `face_track` already says which face
+            // of its frame it is: keep that, so keys stay unique per frame.
+            let keep = frame.detections.len() == 1 && meta.contains_key(keys::FACE);
+            if !keep {
+                meta.insert(keys::FACE.into(), (index as u64).into());
+            }
             meta.insert(keys::CONTENT_TYPE.into(), self.format.content_type().into());
             meta.insert("box_x".into(), i64::from(region.x).into());
             meta.insert("box_y".into(), i64::from(region.y).into());

@@ -4,7 +4,8 @@
 //! name, description, payload kinds, documented fields), its running node,
 //! and its tests. [`catalogue`] lists them; nothing else does.
 //!
-//! The vision types (`camera`, `haar_detect`, `gray_crop`, `preview`) share
+//! The vision types (`camera`, `haar_detect`, `face_track`, `gray_crop`,
+//! `preview`) share
 //! `vision`: frames move between them decoded, as OpenCV `Mat`s borrowed
 //! from [`flowrun_runtime::Frame`]s. They are the `vision` feature (on by
 //! default): a build without it does not link OpenCV, for the cloud side
@@ -14,6 +15,8 @@
 pub mod camera;
 pub mod cos_put;
 pub mod delay;
+#[cfg(feature = "vision")]
+pub mod face_track;
 pub mod files;
 pub mod generate;
 #[cfg(feature = "vision")]
@@ -48,6 +51,7 @@ pub fn catalogue() -> Catalogue {
     #[cfg(feature = "vision")]
     catalogue
         .register::<camera::CameraConfig>()
+        .register::<face_track::FaceTrackConfig>()
         .register::<gray_crop::GrayCropConfig>()
         .register::<haar_detect::HaarDetectConfig>()
         .register::<preview::PreviewConfig>();
@@ -64,7 +68,13 @@ pub fn catalogue() -> Catalogue {
 
 /// The node types of the `vision` feature.
 #[cfg(not(feature = "vision"))]
-const VISION_TYPES: [&str; 4] = ["camera", "gray_crop", "haar_detect", "preview"];
+const VISION_TYPES: [&str; 5] = [
+    "camera",
+    "face_track",
+    "gray_crop",
+    "haar_detect",
+    "preview",
+];
 
 #[cfg(test)]
 mod tests {

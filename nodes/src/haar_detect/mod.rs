@@ -56,6 +56,16 @@ pub struct HaarDetectConfig {
     /// Also send on frames in which nothing was found.
     #[serde(default)]
     pub emit_empty: bool,
+    /// Detect on every Nth frame only (1: every frame); the others are
+    /// acknowledged and not sent on. A `face_track` after it bridges the
+    /// gap (its `max_gap` at least N − 1), so the detector's CPU drops
+    /// about N-fold where faces move slowly.
+    #[serde(default = "default_detect_every")]
+    pub detect_every: u32,
+}
+
+fn default_detect_every() -> u32 {
+    1
 }
 
 fn default_cascade() -> String {
@@ -157,6 +167,12 @@ impl NodeConfig for HaarDetectConfig {
                 ));
             }
         }
+        if self.detect_every == 0 {
+            issues.push(ConfigIssue::new(
+                "detect_every",
+                "detect_every must be at least 1 (every frame)",
+            ));
+        }
         if let Some(workers) = self.workers {
             if workers == 0 || workers > MAX_WORKERS {
                 issues.push(ConfigIssue::new(
@@ -178,6 +194,7 @@ impl NodeConfig for HaarDetectConfig {
         Ok(Box::new(HaarDetect {
             detectors,
             emit_empty: self.emit_empty,
+            detect_every: u64::from(self.detect_every.max(1)),
         }))
     }
 }
@@ -185,10 +202,18 @@ impl NodeConfig for HaarDetectConfig {
 struct HaarDetect {
     detectors: Vec<Detector>,
     emit_empty: bool,
+    detect_every: u64,
 }
 
 impl Node for HaarDetect {
     fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
-        Box::pin(pool::run(self.detectors, self.emit_empty, ctx))
+        Box::pin(pool::run(
+            self.detectors,
+            pool::Options {
+                emit_empty: self.emit_empty,
+                detect_every: self.detect_every,
+            },
+            ctx,
+        ))
     }
 }

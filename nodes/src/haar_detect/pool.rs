@@ -25,11 +25,20 @@ struct Done {
     boxes: Result<Vec<Rect>, String>,
 }
 
+/// What the node does besides detecting.
+pub struct Options {
+    pub emit_empty: bool,
+    /// Detect on every Nth frame taken; the others are acknowledged and
+    /// dropped here, so the workers never see them.
+    pub detect_every: u64,
+}
+
 pub async fn run(
     detectors: Vec<Detector>,
-    emit_empty: bool,
+    options: Options,
     mut ctx: NodeContext,
 ) -> Result<(), NodeError> {
+    let emit_empty = options.emit_empty;
     let workers = detectors.len();
     if workers > 1 {
         // Frames are already spread over the cores: OpenCV's own parallel
@@ -56,6 +65,7 @@ pub async fn run(
     let (mut taken, mut sent) = (0u64, 0u64);
     let mut early: BTreeMap<u64, Done> = BTreeMap::new();
     let mut input_open = true;
+    let (mut arrived, mut skipped) = (0u64, 0u64);
     let outcome = loop {
         if !input_open && sent == taken {
             break Ok(());
@@ -73,6 +83,13 @@ pub async fn run(
             }
             message = ctx.input.recv(), if input_open && taken - sent < limit => match message {
                 Some(message) => {
+                    arrived += 1;
+                    if (arrived - 1) % options.detect_every != 0 {
+                        // Skipped by `detect_every`: filtered, not lost.
+                        skipped += 1;
+                        message.ack();
+                        continue;
+                    }
                     if jobs.send(Job { seq: taken, message }).is_err() {
                         break Err("every detection worker ended".into());
                     }
@@ -87,7 +104,11 @@ pub async fn run(
         // A worker ends as soon as the queue closes; joining cannot wait on a frame.
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
-    ctx.metrics.set_state(format!("{sent} frames"));
+    ctx.metrics.set_state(if skipped > 0 {
+        format!("{sent} frames, {skipped} skipped")
+    } else {
+        format!("{sent} frames")
+    });
     outcome
 }
 

@@ -117,6 +117,11 @@ pub fn run_counted(yaml: &str, key: &str) -> (RunReport, Vec<Got>, Metrics) {
     (report, got, metrics)
 }
 
+/// What the `collect` sink with `key` received so far (taken away).
+pub fn take(key: &str) -> Vec<Got> {
+    SINKS.lock().unwrap().remove(key).unwrap_or_default()
+}
+
 /// The `frame` metadata of a message.
 pub fn frame_index(got: &Got) -> usize {
     got.meta["frame"].to_string().parse().unwrap()

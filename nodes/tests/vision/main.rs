@@ -9,3 +9,4 @@ mod detect;
 mod errors;
 mod preview;
 mod stills;
+mod track;

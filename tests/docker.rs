@@ -630,15 +630,6 @@ fn the_packages_the_image_installs_exist_in_debian_12() {
     }
 }
 
-/// The node types only a build with the `vision` feature (OpenCV) has.
-const VISION_TYPES: [&str; 5] = [
-    "camera",
-    "face_track",
-    "gray_crop",
-    "haar_detect",
-    "preview",
-];
-
 /// The node types a spec uses (its `type:` lines).
 fn node_types(spec: &Path) -> BTreeSet<String> {
     std::fs::read_to_string(spec)
@@ -706,7 +697,7 @@ fn the_cloud_image_is_built_without_opencv_and_runs_specs_that_need_none() {
     for spec in specs {
         let needs: Vec<String> = node_types(&spec)
             .into_iter()
-            .filter(|t| VISION_TYPES.contains(&t.as_str()))
+            .filter(|t| flowrun_nodes::VISION_TYPES.contains(&t.as_str()))
             .collect();
         assert!(
             needs.is_empty(),

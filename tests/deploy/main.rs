@@ -398,10 +398,6 @@ impl Deployment {
         );
     }
 
-    async fn container(&self, project: &Project, service: &str) -> String {
-        project.container(service).await
-    }
-
     async fn finish(&self) {
         self.check_containers().await;
         self.edge.save_logs().await;
@@ -428,7 +424,7 @@ async fn bridge_to_s3_survives_the_wan_cut_for_30_s() {
     let _serial = SERIAL.lock().await;
     let d = Deployment::start("wan", Link::Bridge, Store::Cos).await;
     // Looked up before the wait: the fault must land mid-video.
-    let edge = d.container(&d.edge, "flowrun").await;
+    let edge = d.edge.container("flowrun").await;
     d.wait_faces(40).await;
     let cut = Instant::now();
     docker(&["network", "disconnect", &d.wan_name, &edge]).await;
@@ -460,7 +456,7 @@ async fn forwarder_to_a_folder_survives_a_cloud_broker_restart() {
     let _serial = SERIAL.lock().await;
     let d = Deployment::start("broker", Link::Forwarder, Store::Fs).await;
     // Looked up before the wait: the fault must land mid-video.
-    let broker = d.container(&d.cloud, "mosquitto").await;
+    let broker = d.cloud.container("mosquitto").await;
     d.wait_faces(40).await;
     docker(&["restart", "-t", "10", &broker]).await;
     let at_restart = d.observer.len();
@@ -480,7 +476,7 @@ async fn killed_flowrun_containers_lose_nothing() {
     let _serial = SERIAL.lock().await;
     let d = Deployment::start("kill", Link::Bridge, Store::Cos).await;
     // Looked up before the wait: the fault must land mid-video.
-    let cloud = d.container(&d.cloud, "flowrun").await;
+    let cloud = d.cloud.container("flowrun").await;
     d.wait_faces(40).await;
     docker(&["kill", &cloud]).await;
     let at_kill = d.observer.len();
@@ -491,7 +487,7 @@ async fn killed_flowrun_containers_lose_nothing() {
     d.assert_mid_video("the cloud flowrun's kill", at_kill);
 
     let before = d.observer.len();
-    let edge = d.container(&d.edge, "flowrun").await;
+    let edge = d.edge.container("flowrun").await;
     docker(&["restart", "-t", "0", &edge]).await; // the video again, from its start
     d.wait_faces(before + 40).await;
     docker(&["kill", &edge]).await;

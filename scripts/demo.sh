@@ -5,7 +5,7 @@
 # and every face is stored; then stops it and prints a summary.
 #
 # Reads what specs/demo.yaml reads (CAMERA, DEVICE_ID, MQTT_PORT,
-# BUCKET_DIR, PREVIEW_ADDRESS) and DEMO_TIMEOUT (seconds, default 300).
+# BUCKET_DIR, PREVIEW_ADDRESS, TRACK) and DEMO_TIMEOUT (seconds, default 300).
 # FLOWRUN=path/to/flowrun skips the set-up and the build (the tests run the
 # demo that way).
 set -euo pipefail
@@ -41,8 +41,8 @@ count() {
 }
 
 # Done when the camera has read the whole video, detection has taken every
-# frame it did not drop, every frame with faces was cut, and every face was
-# stored. (flowrun itself keeps running: the subscriber and the broker are
+# frame it did not drop, the tracker took every frame with faces and flushed
+# its open tracks, every face it sent on was cut, and every face was stored. (flowrun itself keeps running: the subscriber and the broker are
 # services with no end.)
 finished() {
   local line="$1"
@@ -57,8 +57,12 @@ finished() {
   crops_acked=$(count "$line" crops ack)
   faces=$(count "$line" crops out)
   stored=$(count "$line" store stored)
+  # The tracker's status word is `done …` once its input ended and it
+  # flushed every open track.
+  printf '%s\n' "$line" | grep -qE '\| track [^|]*\[done' || return 1
+  [ "$(count "$line" track in)" -eq "$sent" ] || return 1
   [ $((taken + dropped)) -eq "$read" ] && [ $((sent + acked)) -eq "$taken" ] \
-    && [ "$crops_in" -eq "$sent" ] && [ "$crops_acked" -eq "$crops_in" ] \
+    && [ "$crops_in" -eq "$(count "$line" track out)" ] && [ "$crops_acked" -eq "$crops_in" ] \
     && [ "$stored" -eq "$faces" ]
 }
 
@@ -98,7 +102,9 @@ if [ "$status" -ne 0 ] || [ -z "$final" ]; then
   exit 1
 fi
 frames=$(count "$final" camera out)
+found=$(count "$final" track faces)
+tracks=$(count "$final" track tracks)
 faces=$(count "$final" crops out)
 stored=$(count "$final" store stored)
 total=$(find "$BUCKET_DIR" -type f -name '*.png' | wc -l)
-echo "demo: done: $frames frames, $faces faces, $stored objects stored in $BUCKET_DIR ($total PNG files there in all)"
+echo "demo: done: $frames frames, $found faces found in $tracks tracks, $faces sent (TRACK=${TRACK:-all}), $stored objects stored in $BUCKET_DIR ($total PNG files there in all)"

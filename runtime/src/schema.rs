@@ -86,10 +86,12 @@ fn placeholder() -> Value {
     })
 }
 
-/// Lets every number, integer, boolean or non-text enum in `schema` also be
-/// a `${VAR}` placeholder, so that the editor schema accepts specs as they
-/// are written (`count: ${COUNT:-5}`) and still checks typed values.
-/// Strings need nothing: a placeholder is one.
+/// Lets every number, integer, boolean or enum in `schema` also be a
+/// `${VAR}` placeholder, so that the editor schema accepts specs as they are
+/// written (`count: ${COUNT:-5}`, `emit: ${TRACK:-all}`) and still checks
+/// typed values and words. Free strings need nothing: a placeholder is one.
+/// A string `const` stays as it is: it tells a node type's branch apart
+/// (`type: delay`), and that is never a variable.
 fn allow_placeholders(schema: &mut Value) {
     match schema {
         Value::Array(items) => items.iter_mut().for_each(allow_placeholders),
@@ -100,7 +102,7 @@ fn allow_placeholders(schema: &mut Value) {
                     allow_placeholders(value);
                 }
             }
-            if takes_no_text(object) {
+            if refuses_placeholder(object) {
                 let mut wrapper = serde_json::Map::new();
                 for key in ["description", "default", "title"] {
                     if let Some(value) = object.remove(key) {
@@ -116,9 +118,9 @@ fn allow_placeholders(schema: &mut Value) {
     }
 }
 
-/// Whether a (sub)schema accepts only non-string values: typed as number,
-/// integer or boolean, or an enum or const with a value that is not text.
-fn takes_no_text(object: &serde_json::Map<String, Value>) -> bool {
+/// Whether a (sub)schema refuses a `${VAR}` as written: typed as number,
+/// integer or boolean, an enum of any values, or a const that is not text.
+fn refuses_placeholder(object: &serde_json::Map<String, Value>) -> bool {
     let scalar = |t: &Value| matches!(t.as_str(), Some("integer" | "number" | "boolean"));
     let typed = match object.get("type") {
         Some(Value::Array(types)) => {
@@ -127,12 +129,8 @@ fn takes_no_text(object: &serde_json::Map<String, Value>) -> bool {
         Some(t) => scalar(t),
         None => false,
     };
-    let literal = |v: &Value| !v.is_string();
-    let enumerated = object
-        .get("enum")
-        .and_then(Value::as_array)
-        .is_some_and(|values| values.iter().all(literal))
-        || object.get("const").is_some_and(literal);
+    let enumerated = object.get("enum").is_some_and(Value::is_array)
+        || object.get("const").is_some_and(|v| !v.is_string());
     typed || enumerated
 }
 
@@ -147,7 +145,9 @@ mod tests {
                 "count": {"type": "integer", "minimum": 0, "description": "How many."},
                 "text": {"type": "string"},
                 "qos": {"enum": [0, 1, 2], "default": 1},
-                "opt": {"type": ["integer", "null"]}
+                "opt": {"type": ["integer", "null"]},
+                "emit": {"type": "string", "enum": ["all", "best"]},
+                "type": {"const": "delay"}
             }
         });
         allow_placeholders(&mut schema);
@@ -158,5 +158,10 @@ mod tests {
         assert_eq!(schema["properties"]["text"], json!({"type": "string"}));
         assert_eq!(schema["properties"]["qos"]["default"], 1);
         assert!(schema["properties"]["opt"]["anyOf"].is_array());
+        // A word from a list takes a placeholder too (`emit: ${TRACK:-all}`);
+        // the node type's name does not.
+        let emit = &schema["properties"]["emit"];
+        assert_eq!(emit["anyOf"][0]["enum"], json!(["all", "best"]));
+        assert_eq!(schema["properties"]["type"], json!({"const": "delay"}));
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// each process, so that only what a test sets reaches it.
 const SPEC_VARIABLES: &[&str] = &[
     "CAMERA",
+    "TRACK",
     "DEVICE_ID",
     "EDGE_BROKER",
     "CLOUD_BROKER",
@@ -95,14 +96,24 @@ impl Status {
     }
 
     /// The edge has read the whole video, detection took every frame it did
-    /// not drop, every frame with faces was cut, and the broker acknowledged
-    /// every face.
+    /// not drop, the tracker (`track`, in the shipped specs) took every frame
+    /// with faces and flushed its open tracks, every face it sent on was cut,
+    /// and the broker acknowledged every face.
     pub fn edge_finished(&self) -> bool {
+        let (cut_from, tracked) = match self.nodes.contains_key("track") {
+            true => (
+                "track",
+                self.count("track", "in") == self.count("faces", "out")
+                    && self.state("track").starts_with("done"),
+            ),
+            false => ("faces", true),
+        };
         self.state("camera").starts_with("end of file")
             && self.count("faces", "in") + self.count("faces", "drop")
                 == self.count("camera", "out")
             && self.count("faces", "out") + self.count("faces", "ack") == self.count("faces", "in")
-            && self.count("crops", "in") == self.count("faces", "out")
+            && tracked
+            && self.count("crops", "in") == self.count(cut_from, "out")
             && self.count("crops", "ack") == self.count("crops", "in")
             && self.count("publish", "ack") == self.faces()
     }

@@ -11,6 +11,7 @@ mod faces;
 #[allow(dead_code)]
 mod flowrun;
 mod rabbit;
+mod track;
 
 #[path = "../../nodes/tests/support/logs.rs"]
 #[allow(dead_code)]
@@ -374,13 +375,16 @@ async fn the_demo_runs_alone_and_ends_with_its_summary() {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
         .collect();
-    let expected = |frames, faces| {
+    // At the default TRACK=all every face found is sent, as the original did.
+    let expected = |frames, faces, tracks| {
         format!(
-            "demo: done: {frames} frames, {faces} faces, {faces} objects stored in {bucket_dir} ({faces} PNG files there in all)"
+            "demo: done: {frames} frames, {faces} faces found in {tracks} tracks, {faces} sent (TRACK=all), \
+             {faces} objects stored in {bucket_dir} ({faces} PNG files there in all)"
         )
     };
-    let (frames, faces) = (numbers[0], numbers[1]);
-    assert_eq!(summary, expected(frames, faces), "{out}");
+    let (frames, faces, tracks) = (numbers[0], numbers[1], numbers[2]);
+    assert_eq!(summary, expected(frames, faces, tracks), "{out}");
+    assert!((1..faces).contains(&tracks), "{summary}");
     assert_eq!(frames, 270);
     assert!(faces >= 100, "{summary}");
 

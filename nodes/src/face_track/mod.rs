@@ -28,6 +28,9 @@ use score::Scorer;
 pub use tracker::{Emit, Settings};
 use tracker::{Face, Step, Tracker};
 
+/// The metadata key of a forwarded face's track id (`{meta.track}` in keys).
+pub const TRACK: &str = "track";
+
 /// Track ids, shared by every `face_track` instance in the process: an id
 /// is unique in the run, across reloads and restarts of the node.
 static TRACK_IDS: AtomicU64 = AtomicU64::new(0);
@@ -304,7 +307,7 @@ async fn deliver(step: Step<Message>, ctx: &NodeContext) {
     for emission in step.emitted {
         let mut message = emission.item;
         let meta = &mut message.meta;
-        meta.insert("track".into(), emission.track.into());
+        meta.insert(TRACK.into(), emission.track.into());
         meta.insert("track_frames".into(), u64::from(emission.frames).into());
         meta.insert("track_first_ms".into(), emission.first_ms.into());
         meta.insert("track_last_ms".into(), emission.last_ms.into());

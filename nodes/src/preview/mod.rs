@@ -7,6 +7,7 @@
 //! address by default. The page polls a small JSON state and fetches a new
 //! JPEG only when there is one.
 
+mod labels;
 mod server;
 
 use std::future::IntoFuture;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::vision::{frame_mat, to_cv_rect, VisionError};
+use labels::Labels;
 use server::{Shared, Shown};
 
 /// Serves a live view of frames with their boxes, and the last faces.
@@ -165,13 +167,21 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
     let period = Duration::from_secs_f64(1.0 / config.max_fps);
     let mut last_drawn: Option<Instant> = None;
     let mut next_face = 0u64;
+    let mut labels = Labels::default();
     while let Some(message) = ctx.input.blocking_recv() {
         match &message.payload {
+            // A face `face_track` follows: it names a box, it is not a frame.
+            Payload::Frame(frame) if tracked(&message).is_some() => {
+                if let (Some(track), Some(rect)) = (tracked(&message), frame.detections.first()) {
+                    labels.note(track, *rect);
+                }
+            }
             Payload::Frame(frame) => {
                 let due = last_drawn.is_none_or(|t| t.elapsed() >= period);
+                let tracks = labels.label(&frame.detections);
                 let jpeg = if due {
                     last_drawn = Some(Instant::now());
-                    match annotate(frame, config.quality) {
+                    match annotate(frame, &tracks, config.quality) {
                         Ok(jpeg) => Some(jpeg),
                         Err(error) => {
                             ctx.metrics.errors.inc();
@@ -191,6 +201,7 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                 if let Some(jpeg) = jpeg {
                     shown.frame = Some((shown.frames, jpeg));
                     shown.frame_boxes = frame.detections.len();
+                    shown.frame_tracks = tracks.into_iter().flatten().collect();
                 }
             }
             Payload::Bytes(bytes) => {
@@ -212,6 +223,11 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
     }
 }
 
+/// The track id `face_track` gave this face, if it came from one.
+fn tracked(message: &Message) -> Option<u64> {
+    message.meta_text(crate::face_track::TRACK)?.parse().ok()
+}
+
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Shown> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -227,8 +243,9 @@ fn green() -> Scalar {
     Scalar::new(0.0, 255.0, 0.0, 0.0)
 }
 
-/// `frame` as a JPEG, with its boxes drawn.
-pub fn annotate(frame: &Frame, quality: u8) -> Result<Bytes, VisionError> {
+/// `frame` as a JPEG, with its boxes drawn and each box's track id, where
+/// `tracks` (one per box) has one, written above it.
+pub fn annotate(frame: &Frame, tracks: &[Option<u64>], quality: u8) -> Result<Bytes, VisionError> {
     let view = frame_mat(frame)?;
     let mut canvas = Mat::default();
     match frame.format {
@@ -236,7 +253,7 @@ pub fn annotate(frame: &Frame, quality: u8) -> Result<Bytes, VisionError> {
         PixelFormat::Gray8 => imgproc::cvt_color(&view, &mut canvas, imgproc::COLOR_GRAY2BGR, 0)?,
     }
     let thickness = (frame.width as i32 / 320).max(2);
-    for face in &frame.detections {
+    for (index, face) in frame.detections.iter().enumerate() {
         imgproc::rectangle(
             &mut canvas,
             to_cv_rect(*face),
@@ -245,6 +262,21 @@ pub fn annotate(frame: &Frame, quality: u8) -> Result<Bytes, VisionError> {
             imgproc::LINE_8,
             0,
         )?;
+        if let Some(track) = tracks.get(index).copied().flatten() {
+            let scale = f64::from(thickness) / 2.0;
+            let above = (face.y - 4 * thickness).max(12 * thickness);
+            imgproc::put_text(
+                &mut canvas,
+                &format!("#{track}"),
+                opencv::core::Point::new(face.x, above),
+                imgproc::FONT_HERSHEY_SIMPLEX,
+                scale,
+                green(),
+                thickness,
+                imgproc::LINE_AA,
+                false,
+            )?;
+        }
     }
     let mut jpeg = Vector::<u8>::new();
     let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, i32::from(quality)]);

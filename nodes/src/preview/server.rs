@@ -21,6 +21,8 @@ pub struct Shown {
     pub frame: Option<(u64, Bytes)>,
     /// How many boxes are drawn on that frame.
     pub frame_boxes: usize,
+    /// The track ids written on that frame's boxes (with `face_track`).
+    pub frame_tracks: Vec<u64>,
     /// The last face images: id, content type, bytes; newest last.
     pub faces: VecDeque<(u64, String, Bytes)>,
     pub frames: u64,
@@ -63,6 +65,7 @@ async fn state(State(shared): State<Shared>) -> Response {
             "node": shown.node,
             "frame": shown.frame.as_ref().map(|(n, _)| *n),
             "frame_boxes": shown.frame_boxes,
+            "frame_tracks": shown.frame_tracks,
             "faces": shown.faces.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
             "frames": shown.frames,
             "with_faces": shown.with_faces,

@@ -172,13 +172,16 @@ nodes:
     type: haar_detect
     inputs: [cam]
     emit_empty: true
+  track:
+    type: face_track
+    inputs: [detect]
   crop:
     type: gray_crop
-    inputs: [detect]
+    inputs: [track]
   view:
     type: preview
     address: 127.0.0.1:{port}
-    inputs: [detect, crop]
+    inputs: [detect, track, crop]
 "#
     );
     let checked = validate(Path::new("preview.yaml"), &spec, &catalogue(), &|_| None);
@@ -233,6 +236,20 @@ nodes:
     });
     std::fs::write(artifact("preview.html"), &dom).unwrap();
     assert!(shown_with_boxes, "a frame with boxes is shown: {dom}");
+    // Through face_track, the boxes carry the ids of the people followed.
+    let tracks_shown = (0..3).any(|_| {
+        let text = chromium(port, profile.path(), &["--dump-dom"]);
+        let shown = text
+            .split("id=\"frame-tracks\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .is_some_and(|t| t.contains("tracks #"));
+        if shown {
+            dom = text;
+        }
+        shown
+    });
+    assert!(tracks_shown, "track ids are shown with the boxes: {dom}");
     assert!(
         dom.contains("id=\"live\"") && dom.contains("data-width=\""),
         "the live frame is loaded: {dom}"

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    keys, BuildContext, ConfigIssue, Frame, Inputs, Message, Node, NodeConfig, NodeContext,
-    NodeError, OutputKind, Payload, PixelFormat,
+    BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
+    OutputKind, Payload,
 };
 use futures::future::BoxFuture;
 use opencv::core::{Mat, Scalar, Vector};
@@ -27,6 +27,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::frame::{keys, Frame, PixelFormat};
 use crate::vision::{frame_mat, to_cv_rect, VisionError};
 use server::{Shared, Shown};
 
@@ -166,8 +167,8 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
     let mut last_drawn: Option<Instant> = None;
     let mut next_face = 0u64;
     while let Some(message) = ctx.input.blocking_recv() {
-        match &message.payload {
-            Payload::Frame(frame) => {
+        match (&message.payload, message.payload.get::<Frame>()) {
+            (_, Some(frame)) => {
                 let due = last_drawn.is_none_or(|t| t.elapsed() >= period);
                 let jpeg = if due {
                     last_drawn = Some(Instant::now());
@@ -193,7 +194,7 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                     shown.frame_boxes = frame.detections.len();
                 }
             }
-            Payload::Bytes(bytes) => {
+            (Payload::Bytes(bytes), None) => {
                 let content_type = content_type(&message, bytes);
                 if content_type.starts_with("image/") {
                     let mut shown = lock(shared);
@@ -207,6 +208,8 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                     }
                 }
             }
+            // A kind of another node crate: nothing this page can show.
+            (Payload::Typed(_), None) => {}
         }
         message.ack();
     }

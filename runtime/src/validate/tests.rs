@@ -18,7 +18,12 @@ use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::node::{BuildContext, Node, NodeContext, NodeError};
 use crate::spec::yaml::Pos;
-use crate::spec::{OnFailure, DEFAULT_FRAME_CAPACITY};
+use crate::spec::OnFailure;
+
+/// A kind the engine does not know, declared here the way a node crate
+/// declares its own: large values, with a short default queue.
+const FRAMES: PayloadKind = PayloadKind::new("frames").with_queue_capacity(DEFAULT_FRAME_CAPACITY);
+const DEFAULT_FRAME_CAPACITY: usize = 4;
 
 /// Never run: these tests stop at the plan.
 struct Idle;
@@ -54,7 +59,7 @@ test_type!(
     FrameSource,
     "frame_source",
     Inputs::None,
-    OutputKind::Kind(PayloadKind::Frame),
+    OutputKind::Kind(FRAMES),
     Overflow::DropOldest
 );
 test_type!(
@@ -67,8 +72,8 @@ test_type!(
 test_type!(
     Detect,
     "detect",
-    Inputs::Only(&[PayloadKind::Frame]),
-    OutputKind::Kind(PayloadKind::Frame),
+    Inputs::Only(&[FRAMES]),
+    OutputKind::Kind(FRAMES),
     Overflow::Block
 );
 test_type!(
@@ -184,7 +189,7 @@ nodes:
         .plan
         .expect("a valid spec gives a plan");
     let hop = plan.node("hop").expect("hop is planned");
-    assert_eq!(hop.output_kind, Some(PayloadKind::Frame));
+    assert_eq!(hop.output_kind, Some(FRAMES));
 }
 
 #[test]

@@ -12,15 +12,15 @@ use support::{board, catalogue, unique, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+type Run = tokio::task::JoinHandle<Result<flowrun_runtime::RunReport, RunError>>;
+type Events = Arc<Mutex<Vec<RunEvent>>>;
+
 /// Runs the spec `text` until `stop` resolves, recording its events.
 fn start(
     dir: &Path,
     text: &str,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> (
-    tokio::task::JoinHandle<Result<flowrun_runtime::RunReport, RunError>>,
-    Arc<Mutex<Vec<RunEvent>>>,
-) {
+) -> (Run, Events) {
     let path = dir.join("pipeline.yaml");
     std::fs::write(&path, text).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));

@@ -5,19 +5,20 @@ mod connect;
 mod health;
 mod nodes_doc;
 mod publish;
+mod run;
 mod subscribe;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use flowrun_runtime::runner::{plural, run_file, RunError, RunOptions};
+use flowrun_runtime::runner::plural;
 use flowrun_runtime::spec::interpolate::referenced_variables;
 use flowrun_runtime::{load, load_shape, Catalogue};
+use run::RunArgs;
 
 /// The version, and whether this build has the vision node types (OpenCV):
 /// the cloud image's does not.
@@ -111,38 +112,15 @@ enum Command {
     Health(health::HealthArgs),
 }
 
-#[derive(Args)]
-struct RunArgs {
-    /// The spec file to run.
-    #[arg(required = true)]
-    spec: Option<PathBuf>,
-    /// Do not reload the spec when the file changes.
-    #[arg(long)]
-    no_watch: bool,
-    /// Serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9464;
-    /// a bare port means loopback).
-    #[arg(long, value_name = "ADDR", value_parser = metrics_address)]
-    metrics: Option<SocketAddr>,
-    /// Seconds in-flight messages may take to drain on stop or reload before they are cut short.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    drain_timeout: f64,
-    /// Seconds between status lines when stderr is not a terminal.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    status_interval: f64,
-    /// Where to keep state across runs (what each MQTT client id subscribed).
-    /// Default: $FLOWRUN_STATE_DIR, else $XDG_STATE_HOME/flowrun, else ~/.local/state/flowrun.
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-}
-
 /// A bare port binds to loopback: serving metrics to other machines
 /// should be spelled out (`0.0.0.0:9464`).
-fn metrics_address(text: &str) -> Result<SocketAddr, String> {
+fn metrics_address(text: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    text.parse()
-        .map_err(|_| format!("`{text}` is neither a port nor an address like 127.0.0.1:9464"))
+    text.parse().map_err(|_| {
+        anyhow::anyhow!("`{text}` is neither a port nor an address like 127.0.0.1:9464")
+    })
 }
 
 #[derive(Args)]
@@ -171,8 +149,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let catalogue = flowrun_nodes::catalogue();
     let result = match cli.command {
-        None => run(cli.run, cli.log, catalogue),
-        Some(Command::Run { run: args, log }) => run(args, log, catalogue),
+        None => run::run(cli.run, cli.log, catalogue),
+        Some(Command::Run { run: args, log }) => run::run(args, log, catalogue),
         Some(Command::Check { specs }) => Ok(check(&specs, &catalogue)),
         Some(Command::Diff { old, new }) => diff(&old, &new, &catalogue),
         Some(Command::Graph { specs, format }) => graph(&specs, format, &catalogue),
@@ -245,47 +223,6 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Pretty => builder.compact().init(),
         LogFormat::Json => builder.json().init(),
-    }
-}
-
-fn run(args: RunArgs, log: LogArgs, catalogue: Catalogue) -> anyhow::Result<ExitCode> {
-    init_logs(log.log_format);
-    let spec = args.spec.context("no spec given")?;
-    let seconds = |s: f64, what: &str| {
-        Duration::try_from_secs_f64(s)
-            .with_context(|| format!("--{what} must be a number of seconds ≥ 0"))
-    };
-    let options = RunOptions {
-        watch: !args.no_watch,
-        metrics_addr: args.metrics,
-        drain_timeout: seconds(args.drain_timeout, "drain-timeout")?,
-        status_interval: seconds(args.status_interval, "status-interval")?
-            .max(Duration::from_millis(100)),
-        state_dir: args.state_dir,
-    };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    match runtime.block_on(run_file(&spec, Arc::new(catalogue), options)) {
-        Ok(report) if report.is_success() => Ok(ExitCode::SUCCESS),
-        Ok(report) => {
-            for (node, error) in &report.failures {
-                eprintln!("flowrun: node `{node}` failed: {error}");
-            }
-            if !report.cut_short.is_empty() {
-                eprintln!(
-                    "flowrun: cut short at the drain deadline: {}",
-                    report.cut_short.join(", ")
-                );
-            }
-            Ok(ExitCode::FAILURE)
-        }
-        Err(RunError::Invalid(diagnostics, path)) => {
-            for d in &diagnostics {
-                eprintln!("{d}");
-            }
-            eprintln!("flowrun: {}", RunError::Invalid(diagnostics, path));
-            Ok(ExitCode::FAILURE)
-        }
-        Err(error) => Err(error.into()),
     }
 }
 

@@ -84,11 +84,11 @@ pub fn run(args: PublishArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn user_property(text: &str) -> Result<(String, String), String> {
+fn user_property(text: &str) -> anyhow::Result<(String, String)> {
     text.split_once('=')
         .filter(|(key, _)| !key.is_empty())
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+        .ok_or_else(|| anyhow::anyhow!("`{text}` is not KEY=VALUE"))
 }
 
 /// What the broker answered.

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    keys, BuildContext, ConfigIssue, Frame, Inputs, Message, Node, NodeConfig, NodeContext,
-    NodeError, OutputKind, Payload, PayloadKind, PixelFormat, Rect,
+    BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
+    OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
 use opencv::core::{Mat, Size, Vector};
@@ -14,6 +14,7 @@ use opencv::{imgcodecs, imgproc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::frame::{keys, Frame, PixelFormat, Rect, FRAMES};
 use crate::vision::{frame_mat, to_cv_rect, VisionError};
 
 /// Crops each box of a frame, converts it to gray and encodes it.
@@ -69,7 +70,7 @@ impl NodeConfig for GrayCropConfig {
     const TYPE: &'static str = "gray_crop";
     const DESCRIPTION: &'static str =
         "Cuts each detected box out of its frame in grayscale and encodes it (PNG or JPEG)";
-    const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Frame]);
+    const INPUTS: Inputs = Inputs::Only(&[FRAMES]);
     const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Bytes);
 
     fn check(&self) -> Vec<ConfigIssue> {
@@ -195,7 +196,7 @@ impl Cropper {
     /// One message per box of `message`'s frame, each carrying `message`'s
     /// acknowledgement, so the frame's source hears back once all are settled.
     pub fn crops(&mut self, message: &Message) -> Result<Vec<Message>, VisionError> {
-        let Payload::Frame(frame) = &message.payload else {
+        let Some(frame) = message.payload.get::<Frame>() else {
             return Err(VisionError::Input(
                 "gray_crop takes decoded frames, not bytes".into(),
             ));

@@ -7,7 +7,8 @@
 //! The vision types (`camera`, `haar_detect`, `face_track`, `gray_crop`,
 //! `preview`) share
 //! `vision`: frames move between them decoded, as OpenCV `Mat`s borrowed
-//! from [`flowrun_runtime::Frame`]s. They are the `vision` feature (on by
+//! from [`frame::Frame`]s, a payload kind this crate declares ([`frame`]:
+//! the engine carries it without knowing what it is). They are the `vision` feature (on by
 //! default): a build without it does not link OpenCV, for the cloud side
 //! and links, which need none of it.
 
@@ -18,6 +19,7 @@ pub mod delay;
 #[cfg(feature = "vision")]
 pub mod face_track;
 pub mod files;
+pub mod frame;
 pub mod generate;
 #[cfg(feature = "vision")]
 pub mod gray_crop;

@@ -1,11 +1,11 @@
-//! What the vision node types share: moving frames between flowrun's
-//! [`Frame`] and OpenCV's `Mat`, and their error type.
+//! What the vision node types share: moving frames between the catalogue's
+//! [`Frame`] ([`crate::frame`]) and OpenCV's `Mat`, and their error type.
 //!
 //! Frames travel between nodes decoded (packed rows, no padding), so a hop
 //! costs one reference count, never an encode.
 
+pub use crate::frame::{Frame, PixelFormat, Rect};
 use bytes::Bytes;
-use flowrun_runtime::{Frame, PixelFormat, Rect};
 use opencv::boxed_ref::BoxedRef;
 use opencv::core::{Mat, Vec3b};
 use opencv::prelude::*;

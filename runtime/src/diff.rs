@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn names_nested_keys_by_their_path_with_both_values_in_full() {
-        let filter = "$share/cloud-fs/faces/with/a/long/path/that/goes/on/#";
+        let filter = "$share/cloud-fs/crops/with/a/long/path/that/goes/on/#";
         let notes = describe(
             &json!({"broker": {"url": "mqtt://a", "password": "x"}, "topics": [{"filter": filter, "qos": 1}]}),
             &json!({"broker": {"url": "mqtt://b", "password": "y"}, "topics": [{"filter": filter, "qos": 2}, {"filter": "b/#"}]}),

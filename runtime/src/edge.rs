@@ -363,7 +363,7 @@ mod tests {
     fn byte(m: &Message) -> u8 {
         match &m.payload {
             Payload::Bytes(b) => b[0],
-            Payload::Frame(_) => 255,
+            Payload::Typed(_) => 255,
         }
     }
 

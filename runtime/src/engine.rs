@@ -28,7 +28,7 @@ use crate::catalogue::BuiltConfig;
 use crate::diff::{diff, PlanDiff};
 use crate::edge::{Inbox, Input, Output};
 use crate::metrics::{Metrics, NodeMetrics};
-use crate::node::{BuildContext, NodeContext};
+use crate::node::{BuildContext, NodeContext, NodeFailure};
 use crate::plan::{Plan, PlannedNode};
 use crate::spec::OnFailure;
 
@@ -44,7 +44,8 @@ const SOURCE_GRACE: Duration = Duration::from_secs(1);
 /// How a whole run ended.
 #[derive(Debug, Default, Clone)]
 pub struct RunReport {
-    /// Nodes that failed, with the last error of each.
+    /// Nodes that failed, with the last error of each ([`NodeFailure`] as
+    /// text: a report is cloned and compared, a boxed node error cannot be).
     pub failures: BTreeMap<String, String>,
     /// Nodes still running at the drain deadline, which were aborted.
     pub cut_short: Vec<String>,
@@ -154,7 +155,7 @@ impl EngineHandle {
 struct Exit {
     id: String,
     generation: u64,
-    result: Result<(), String>,
+    result: Result<(), NodeFailure>,
 }
 
 struct RunningNode {
@@ -313,7 +314,9 @@ impl Engine {
         node.task = None;
         let stop_pipeline = exit.result.is_err() && node.planned.on_failure == OnFailure::Stop;
         if let Err(error) = exit.result {
-            self.report.failures.insert(exit.id.clone(), error);
+            self.report
+                .failures
+                .insert(exit.id.clone(), error.to_string());
         }
         self.retire(&exit.id, "its node has stopped");
         if stop_pipeline {
@@ -550,7 +553,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    async fn run(self) -> Result<(), String> {
+    async fn run(self) -> Result<(), NodeFailure> {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = Instant::now();
@@ -579,8 +582,8 @@ impl Supervisor {
         }
     }
 
-    async fn run_once(&self) -> Result<(), String> {
-        let node = self.built.build(&self.build).map_err(|e| e.to_string())?;
+    async fn run_once(&self) -> Result<(), NodeFailure> {
+        let node = self.built.build(&self.build).map_err(NodeFailure::Build)?;
         self.metrics.set_up(RUN_PART);
         let ctx = NodeContext::new(
             self.id.clone(),
@@ -591,14 +594,14 @@ impl Supervisor {
             self.ready.clone(),
         );
         match AssertUnwindSafe(node.run(ctx)).catch_unwind().await {
-            Ok(result) => result.map_err(|e| e.to_string()),
+            Ok(result) => result.map_err(NodeFailure::Run),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                Err(format!("panicked: {what}"))
+                Err(NodeFailure::Panicked(what))
             }
         }
     }

@@ -21,6 +21,7 @@ pub mod graph;
 pub mod message;
 pub mod metrics;
 pub mod node;
+pub mod payload;
 pub mod plan;
 pub mod reload;
 pub mod runner;
@@ -35,10 +36,9 @@ pub use catalogue::{
 pub use diagnostic::{Diagnostic, Severity};
 pub use edge::{Input, Output, Overflow};
 pub use engine::{Engine, EngineHandle, ReloadReport, RunReport};
-pub use message::{
-    keys, Frame, Message, MetaValue, Metadata, Payload, PayloadKind, PixelFormat, Rect,
-};
+pub use message::{keys, Message, MetaValue, Metadata};
 pub use metrics::{Counter, Counts, Metrics, NodeMetrics};
-pub use node::{default_state_dir, BuildContext, Node, NodeContext, NodeError};
+pub use node::{default_state_dir, BuildContext, Node, NodeContext, NodeError, NodeFailure};
+pub use payload::{Payload, PayloadKind, PayloadValue, TypedPayload};
 pub use plan::Plan;
 pub use validate::{load, load_shape, validate, Checked};

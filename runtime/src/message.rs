@@ -1,99 +1,16 @@
 //! What flows along the edges: a payload, metadata and an acknowledgement.
 //!
-//! Payloads are cheap to clone (`Bytes` and frames are reference-counted), so
-//! a fan-out or a hop between nodes never copies the data.
+//! Payloads are cheap to clone (bytes and typed values are
+//! reference-counted), so a fan-out or a hop between nodes never copies the
+//! data; see [`crate::payload`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::ack::{Ack, AckStatus};
-
-/// The kind of payload a port carries; validation matches outputs to inputs by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum PayloadKind {
-    /// Encoded bytes: an image file, an MQTT payload, an object.
-    Bytes,
-    /// A decoded image with its detections, passed between vision nodes
-    /// without re-encoding.
-    Frame,
-}
-
-impl fmt::Display for PayloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PayloadKind::Bytes => "bytes",
-            PayloadKind::Frame => "frames",
-        })
-    }
-}
-
-/// Pixel layout of a [`Frame`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PixelFormat {
-    /// 8-bit blue, green, red: OpenCV's native colour layout.
-    Bgr8,
-    /// 8-bit grayscale.
-    Gray8,
-}
-
-impl PixelFormat {
-    pub fn channels(self) -> usize {
-        match self {
-            PixelFormat::Bgr8 => 3,
-            PixelFormat::Gray8 => 1,
-        }
-    }
-}
-
-/// A rectangle in pixel coordinates: a detected face.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Rect {
-    pub x: i32,
-    pub y: i32,
-    pub width: i32,
-    pub height: i32,
-}
-
-/// A decoded image, rows packed without padding, plus what was found in it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    pub width: u32,
-    pub height: u32,
-    pub format: PixelFormat,
-    pub data: Bytes,
-    pub detections: Vec<Rect>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    Bytes(Bytes),
-    Frame(Frame),
-}
-
-impl Payload {
-    pub fn kind(&self) -> PayloadKind {
-        match self {
-            Payload::Bytes(_) => PayloadKind::Bytes,
-            Payload::Frame(_) => PayloadKind::Frame,
-        }
-    }
-
-    /// Size of the payload's data in bytes.
-    pub fn len(&self) -> usize {
-        match self {
-            Payload::Bytes(b) => b.len(),
-            Payload::Frame(f) => f.data.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use crate::payload::{Payload, PayloadKind, PayloadValue, TypedPayload};
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,8 +64,9 @@ impl From<bool> for MetaValue {
     }
 }
 
-/// Metadata keys that several node types read or write. A node may add its
-/// own keys; these are the ones others can rely on.
+/// Metadata keys that node types of any domain read or write. A node crate
+/// adds its own (where in a video an image comes from, say) beside its
+/// payload kinds; these are the ones every node can rely on.
 pub mod keys {
     /// The MQTT topic a message came from or goes to.
     pub const TOPIC: &str = "topic";
@@ -156,10 +74,6 @@ pub mod keys {
     pub const SOURCE: &str = "source";
     /// A per-source sequence number.
     pub const SEQ: &str = "seq";
-    /// The index of the video frame it comes from.
-    pub const FRAME: &str = "frame";
-    /// The index of the face within its frame.
-    pub const FACE: &str = "face";
     /// MIME type of an encoded payload (`image/png`, `image/jpeg`, …).
     pub const CONTENT_TYPE: &str = "content_type";
     /// Capture or creation time, milliseconds since the Unix epoch.
@@ -194,7 +108,7 @@ impl Message {
         Message { payload, meta, ack }
     }
 
-    /// A new message made from this one (a face cut from a frame): its source
+    /// A new message made from this one (a crop cut from an image): its source
     /// is acknowledged only when this message and everything derived from it
     /// are.
     pub fn derive(&self, payload: Payload, meta: Metadata) -> Message {

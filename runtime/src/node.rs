@@ -13,6 +13,22 @@ use crate::metrics::NodeMetrics;
 /// only reports them.
 pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How a node instance ended badly, as its supervisor saw it. It prints as
+/// the node's own error (a panic as `panicked: …`): the node id is the
+/// caller's to add.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeFailure {
+    /// Its type could not build an instance from its config.
+    #[error("{0}")]
+    Build(NodeError),
+    /// Its run returned an error.
+    #[error("{0}")]
+    Run(NodeError),
+    /// Its run panicked, with the panic's message.
+    #[error("panicked: {0}")]
+    Panicked(String),
+}
+
 /// A running node instance, built from its config by its node type.
 ///
 /// `run` loops until its work is done (a file ended, its inputs closed) or

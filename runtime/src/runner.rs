@@ -1,7 +1,12 @@
 //! Running a spec file the way `flowrun run` does: check it, start it, watch
-//! it for changes, report on it, and stop it cleanly on a signal.
+//! it for changes, report on it, and stop it cleanly when told to.
+//!
+//! What belongs to the process stays with the caller (the CLI): which
+//! signals stop a run, exiting, the terminal. The runner takes a future
+//! that says "stop" and hands what a user should see to a callback as
+//! [`RunEvent`]s; it logs through `tracing` and never prints.
 
-use std::io::IsTerminal;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +28,7 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// How long in-flight messages may take to drain on stop or reload.
     pub drain_timeout: Duration,
-    /// How often the status line is printed when stderr is not a terminal
-    /// (on a terminal it is a live line, refreshed every second).
+    /// How often a [`RunEvent::Status`] is reported.
     pub status_interval: Duration,
     /// Where nodes keep state across runs; `None`: the default
     /// ([`crate::node::default_state_dir`]).
@@ -42,6 +46,24 @@ impl Default for RunOptions {
         }
     }
 }
+
+/// What a run reports to its caller for the user, besides its logs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RunEvent {
+    /// A problem in the spec: each warning when the run starts, and every
+    /// diagnostic of a reload (a refused one's errors).
+    Diagnostic(Diagnostic),
+    /// The counts so far (`Metrics::status_line`), every
+    /// [`RunOptions::status_interval`].
+    Status(String),
+    /// The graph has stopped: no status follows, and the final counts are
+    /// logged next.
+    Stopped,
+}
+
+/// Where a run's [`RunEvent`]s go.
+pub type EventSink = Arc<dyn Fn(RunEvent) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -63,11 +85,13 @@ pub fn plural(n: usize, word: &str) -> String {
 }
 
 /// Checks and runs the spec at `path` until its sources are exhausted or
-/// SIGINT/SIGTERM arrives.
+/// `stop` resolves (then in-flight messages drain), reporting to `events`.
 pub async fn run_file(
     path: &Path,
     catalogue: Arc<Catalogue>,
     options: RunOptions,
+    stop: impl Future<Output = ()>,
+    events: EventSink,
 ) -> Result<RunReport, RunError> {
     // The content the graph starts from: a later save that leaves it as it
     // is changes nothing.
@@ -77,7 +101,7 @@ pub async fn run_file(
         _ => load(path, &catalogue),
     };
     for warning in checked.warnings() {
-        eprintln!("{warning}");
+        events(RunEvent::Diagnostic(warning.clone()));
     }
     let Some(plan) = checked.plan else {
         return Err(RunError::Invalid(checked.diagnostics, path.to_path_buf()));
@@ -112,19 +136,20 @@ pub async fn run_file(
             catalogue.clone(),
             handle.clone(),
             (watcher, changes),
+            events.clone(),
         ));
         Some(AbortOnDrop(task))
     } else {
         None
     };
-    let _status = AbortOnDrop(tokio::spawn(report_status(
+    let status = AbortOnDrop(tokio::spawn(report_status(
         metrics.clone(),
         options.status_interval,
+        events.clone(),
     )));
-    let report = engine.run(stop_signal(handle.clone())).await;
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
+    let report = engine.run(stop).await;
+    drop(status);
+    events(RunEvent::Stopped);
     tracing::info!("final counts: {}", metrics.status_line());
     Ok(report)
 }
@@ -134,39 +159,6 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Resolves on the first SIGINT or SIGTERM; a second one exits at once.
-async fn stop_signal(handle: EngineHandle) {
-    wait_for_signal().await;
-    tracing::info!("signal received: draining (a second signal exits at once)");
-    handle.shutdown();
-    tokio::spawn(async {
-        wait_for_signal().await;
-        std::process::exit(130);
-    });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -188,6 +180,7 @@ async fn reload_on_change(
     catalogue: Arc<Catalogue>,
     handle: EngineHandle,
     (mut watcher, mut changes): (reload::SpecWatcher, tokio::sync::mpsc::Receiver<()>),
+    events: EventSink,
 ) {
     let path = file.path().to_path_buf();
     let name = path
@@ -224,7 +217,7 @@ async fn reload_on_change(
         missing = false;
         let checked = validate(&path, &text, &catalogue, &env);
         for d in &checked.diagnostics {
-            eprintln!("{d}");
+            events(RunEvent::Diagnostic(d.clone()));
         }
         let Some(plan) = checked.plan else {
             tracing::warn!("reload of {name} refused: the running graph is unchanged");
@@ -259,21 +252,11 @@ async fn reload_on_change(
     }
 }
 
-async fn report_status(metrics: Metrics, interval: Duration) {
-    let live = std::io::stderr().is_terminal();
-    let mut ticker = tokio::time::interval(if live {
-        Duration::from_secs(1)
-    } else {
-        interval
-    });
+async fn report_status(metrics: Metrics, interval: Duration, events: EventSink) {
+    let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let line = metrics.status_line();
-        if live {
-            eprint!("\r\x1b[K{line}");
-        } else {
-            tracing::info!("status: {line}");
-        }
+        events(RunEvent::Status(metrics.status_line()));
     }
 }

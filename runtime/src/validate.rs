@@ -21,8 +21,7 @@ use crate::plan::{Plan, PlannedInput, PlannedNode};
 use crate::spec::interpolate::{interpolate, InterpolationError};
 use crate::spec::yaml::{self, Node, PathStep, Pos};
 use crate::spec::{
-    InputQueue, InputSpec, OnFailure, DEFAULT_CAPACITY, DEFAULT_FRAME_CAPACITY, ENGINE_KEYS,
-    TOP_KEYS, VERSION,
+    InputQueue, InputSpec, OnFailure, DEFAULT_CAPACITY, ENGINE_KEYS, TOP_KEYS, VERSION,
 };
 
 /// The result of checking a spec: a plan when there were no errors, and
@@ -673,17 +672,18 @@ impl Validator<'_> {
             let mut node = p.node;
             let mut incoming = None;
             // Queue settings an input left out come from what feeds it: the
-            // upstream type's overflow policy, and a short queue for frames
-            // (a decoded frame is megabytes; a deep queue of them is memory
-            // and latency, not throughput).
+            // upstream type's overflow policy, and the queue its payload kind
+            // asks for (a decoded frame is megabytes; a deep queue of them is
+            // memory and latency, not throughput).
             for (input, (capacity, overflow)) in node.inputs.iter_mut().zip(&p.explicit_queue) {
                 if let (None, Some(&j)) = (overflow, by_id.get(&input.from)) {
                     input.overflow = types[j].output_overflow;
                 }
-                if capacity.is_none()
-                    && kinds.get(&input.from).copied().flatten() == Some(PayloadKind::Frame)
+                let kind = kinds.get(&input.from).copied().flatten();
+                if let (None, Some(kind_capacity)) =
+                    (capacity, kind.and_then(PayloadKind::queue_capacity))
                 {
-                    input.capacity = DEFAULT_FRAME_CAPACITY;
+                    input.capacity = kind_capacity;
                 }
             }
             for (input, pos) in node.inputs.iter().zip(&p.input_pos) {

@@ -40,7 +40,17 @@ async fn edits_to_the_spec_file_apply_live_with_nothing_lost_or_doubled() {
     };
     let run = tokio::spawn({
         let path = path.clone();
-        async move { run_file(&path, Arc::new(catalogue()), options).await }
+        async move {
+            let no_stop = std::future::pending();
+            run_file(
+                &path,
+                Arc::new(catalogue()),
+                options,
+                no_stop,
+                Arc::new(|_| {}),
+            )
+            .await
+        }
     });
     wait_until("the first sink", LIMIT, || board(&sink).stored.len() >= 100).await;
 

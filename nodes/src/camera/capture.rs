@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use flowrun_runtime::{keys, Message, Metadata, NodeContext, NodeError, Payload};
+use flowrun_runtime::{Message, Metadata, NodeContext, NodeError, Payload};
+
+use crate::frame::keys;
 use opencv::core::Mat;
 use opencv::prelude::*;
 use opencv::videoio::{self, VideoCapture};
@@ -197,7 +199,7 @@ impl Reader {
         }
         self.ctx
             .output
-            .blocking_send(Message::new(Payload::Frame(frame), meta));
+            .blocking_send(Message::new(Payload::typed(frame), meta));
         self.index += 1;
         Ok(())
     }

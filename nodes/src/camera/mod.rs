@@ -1,7 +1,7 @@
 //! `camera`: a source of video frames — a capture device, a stream, a video
 //! file, or still images — decoded by OpenCV on a thread of its own.
 //!
-//! Frames leave decoded ([`flowrun_runtime::Frame`], BGR). The camera's
+//! Frames leave decoded ([`crate::frame::Frame`], BGR). The camera's
 //! output edges drop the oldest frame when detection falls behind, so a live
 //! source never builds a backlog; those drops are counted on the receiver.
 
@@ -12,11 +12,13 @@ pub use source::{DeviceId, Source, SourceError};
 
 use flowrun_runtime::{
     BuildContext, ConfigIssue, Inputs, Node, NodeConfig, NodeContext, NodeError, OutputKind,
-    Overflow, PayloadKind,
+    Overflow,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use crate::frame::FRAMES;
 
 /// Reads frames from a device, a stream, a video file or still images.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -95,7 +97,7 @@ impl NodeConfig for CameraConfig {
     const DESCRIPTION: &'static str =
         "Reads video frames from a device, a stream, a video file or still images (OpenCV)";
     const INPUTS: Inputs = Inputs::None;
-    const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Frame);
+    const OUTPUT: OutputKind = OutputKind::Kind(FRAMES);
     const OUTPUT_OVERFLOW: Overflow = Overflow::DropOldest;
 
     fn check(&self) -> Vec<ConfigIssue> {

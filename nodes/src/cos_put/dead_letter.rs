@@ -50,7 +50,8 @@ impl DeadLetter {
     ) -> Result<(), PutError> {
         let body = match &message.payload {
             Payload::Bytes(bytes) => bytes.clone(),
-            Payload::Frame(frame) => frame.data.clone(),
+            // Not fed to cos_put: validation lets only bytes in.
+            Payload::Typed(_) => Bytes::new(),
         };
         let why = Bytes::from(
             serde_json::json!({

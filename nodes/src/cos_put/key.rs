@@ -23,7 +23,9 @@
 
 use std::fmt::Write as _;
 
-use flowrun_runtime::{keys, Message, Payload};
+use flowrun_runtime::{Message, Payload};
+
+use crate::frame::keys;
 use sha2::{Digest, Sha256};
 
 /// The longest key S3 accepts, in bytes.
@@ -134,7 +136,8 @@ impl KeyTemplate {
         let digest = self.needs_hash().then(|| {
             let data: &[u8] = match &message.payload {
                 Payload::Bytes(bytes) => bytes,
-                Payload::Frame(frame) => &frame.data,
+                // Not fed to cos_put: validation lets only bytes in.
+                Payload::Typed(_) => &[],
             };
             let mut hex = String::with_capacity(64);
             for byte in Sha256::digest(data) {

@@ -134,7 +134,7 @@ fn default_prefix() -> String {
     "test".into()
 }
 fn default_metadata() -> Vec<String> {
-    use flowrun_runtime::keys;
+    use crate::frame::keys;
     [
         keys::TOPIC,
         keys::SOURCE,

@@ -17,13 +17,14 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use flowrun_runtime::{
-    keys, BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
-    OutputKind, Payload, PayloadKind,
+    BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
+    OutputKind, Payload,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::frame::{keys, Frame, FRAMES};
 use score::Scorer;
 pub use tracker::{Emit, Settings};
 use tracker::{Face, Step, Tracker};
@@ -106,8 +107,8 @@ impl NodeConfig for FaceTrackConfig {
     const TYPE: &'static str = "face_track";
     const DESCRIPTION: &'static str =
         "Follows detected faces across frames and forwards each track's faces by policy (all, first, best)";
-    const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Frame]);
-    const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Frame);
+    const INPUTS: Inputs = Inputs::Only(&[FRAMES]);
+    const OUTPUT: OutputKind = OutputKind::Kind(FRAMES);
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
@@ -229,7 +230,7 @@ async fn split(
     scorer: &mut Option<Scorer>,
     received: u64,
 ) -> Result<Faces, String> {
-    let Payload::Frame(frame) = &message.payload else {
+    let Some(frame) = message.payload.get::<Frame>() else {
         message.reject("face_track takes decoded frames, not bytes");
         return Err("a message of bytes instead of a frame".into());
     };
@@ -277,7 +278,7 @@ async fn split(
             Face {
                 rect: *rect,
                 score,
-                item: message.derive(Payload::Frame(one), meta),
+                item: message.derive(Payload::typed(one), meta),
             }
         })
         .collect();

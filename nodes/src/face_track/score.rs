@@ -11,7 +11,7 @@
 //! That prefers a sharp face and, between two equally sharp ones, the larger
 //! (nearer) one, which is what a person looking at the bucket wants.
 
-use flowrun_runtime::{Frame, PixelFormat, Rect};
+use crate::frame::{Frame, PixelFormat, Rect};
 use opencv::core::{Mat, Scalar};
 use opencv::prelude::*;
 use opencv::{core, imgproc};

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flowrun_runtime::Rect;
+use crate::frame::Rect;
 use schemars::JsonSchema;
 use serde::Deserialize;
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use flowrun_runtime::{Frame, PixelFormat, Rect};
+use crate::frame::{Frame, PixelFormat, Rect};
 use opencv::core::{Mat, Size, Vector};
 use opencv::imgproc;
 use opencv::objdetect::CascadeClassifier;

@@ -11,11 +11,12 @@ pub use detector::{Detector, Params};
 
 use flowrun_runtime::{
     BuildContext, ConfigIssue, Inputs, Node, NodeConfig, NodeContext, NodeError, OutputKind,
-    PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use crate::frame::FRAMES;
 
 /// Runs a Haar cascade on every frame and attaches the boxes found.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -123,8 +124,8 @@ impl NodeConfig for HaarDetectConfig {
     const TYPE: &'static str = "haar_detect";
     const DESCRIPTION: &'static str =
         "Finds faces (or other objects) in frames with an OpenCV Haar cascade";
-    const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Frame]);
-    const OUTPUT: OutputKind = OutputKind::Kind(PayloadKind::Frame);
+    const INPUTS: Inputs = Inputs::Only(&[FRAMES]);
+    const OUTPUT: OutputKind = OutputKind::Kind(FRAMES);
 
     fn check(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc, Mutex};
 
-use flowrun_runtime::{Message, NodeContext, NodeError, Payload, Rect};
+use flowrun_runtime::{Message, NodeContext, NodeError};
+
+use crate::frame::{Frame, Rect};
+use crate::vision::VisionError;
 
 use super::detector::Detector;
 
@@ -22,7 +25,18 @@ struct Job {
 struct Done {
     seq: u64,
     message: Message,
-    boxes: Result<Vec<Rect>, String>,
+    boxes: Result<Vec<Rect>, DetectError>,
+}
+
+/// Why a frame got no detections; the message is rejected with it.
+#[derive(Debug, thiserror::Error)]
+enum DetectError {
+    #[error(transparent)]
+    Vision(#[from] VisionError),
+    #[error("the detector panicked")]
+    Panicked,
+    #[error("haar_detect takes decoded frames, not bytes")]
+    NotAFrame,
 }
 
 /// What the node does besides detecting.
@@ -125,14 +139,14 @@ fn work(
                 Err(_) => return,
             }
         };
-        let boxes = match &job.message.payload {
-            Payload::Frame(frame) => {
+        let boxes = match job.message.payload.get::<Frame>() {
+            Some(frame) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(frame))) {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err("the detector panicked".to_owned()),
+                    Ok(result) => result.map_err(DetectError::from),
+                    Err(_) => Err(DetectError::Panicked),
                 }
             }
-            Payload::Bytes(_) => Err("haar_detect takes decoded frames, not bytes".to_owned()),
+            None => Err(DetectError::NotAFrame),
         };
         let finished = Done {
             seq: job.seq,
@@ -150,7 +164,9 @@ async fn finish(done: Done, emit_empty: bool, ctx: &NodeContext) {
     match done.boxes {
         Ok(boxes) => {
             let found = boxes.len();
-            if let Payload::Frame(frame) = &mut message.payload {
+            // A frame shared with another branch (a preview) is copied
+            // here, its pixels still shared: the other branch's is unchanged.
+            if let Some(frame) = message.payload.get_mut::<Frame>() {
                 frame.detections = boxes;
             }
             message.meta.insert("faces".into(), (found as u64).into());
@@ -164,7 +180,7 @@ async fn finish(done: Done, emit_empty: bool, ctx: &NodeContext) {
         Err(error) => {
             ctx.metrics.errors.inc();
             tracing::warn!(node = %ctx.id, %error, "detection failed");
-            message.reject(error);
+            message.reject(error.to_string());
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use flowrun_runtime::Rect;
+use crate::frame::Rect;
 
 use crate::face_track::tracker::iou;
 

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    keys, BuildContext, ConfigIssue, Frame, Inputs, Message, Node, NodeConfig, NodeContext,
-    NodeError, OutputKind, Payload, PixelFormat,
+    BuildContext, ConfigIssue, Inputs, Message, Node, NodeConfig, NodeContext, NodeError,
+    OutputKind, Payload,
 };
 use futures::future::BoxFuture;
 use opencv::core::{Mat, Scalar, Vector};
@@ -28,6 +28,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::frame::{keys, Frame, PixelFormat};
 use crate::vision::{frame_mat, to_cv_rect, VisionError};
 use labels::Labels;
 use server::{Shared, Shown};
@@ -169,14 +170,14 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
     let mut next_face = 0u64;
     let mut labels = Labels::default();
     while let Some(message) = ctx.input.blocking_recv() {
-        match &message.payload {
+        match (&message.payload, message.payload.get::<Frame>()) {
             // A face `face_track` follows: it names a box, it is not a frame.
-            Payload::Frame(frame) if tracked(&message).is_some() => {
+            (_, Some(frame)) if tracked(&message).is_some() => {
                 if let (Some(track), Some(rect)) = (tracked(&message), frame.detections.first()) {
                     labels.note(track, *rect);
                 }
             }
-            Payload::Frame(frame) => {
+            (_, Some(frame)) => {
                 let due = last_drawn.is_none_or(|t| t.elapsed() >= period);
                 let tracks = labels.label(&frame.detections);
                 let jpeg = if due {
@@ -204,7 +205,7 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                     shown.frame_tracks = tracks.into_iter().flatten().collect();
                 }
             }
-            Payload::Bytes(bytes) => {
+            (Payload::Bytes(bytes), None) => {
                 let content_type = content_type(&message, bytes);
                 if content_type.starts_with("image/") {
                     let mut shown = lock(shared);
@@ -218,6 +219,8 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                     }
                 }
             }
+            // A kind of another node crate: nothing this page can show.
+            (Payload::Typed(_), None) => {}
         }
         message.ack();
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use flowrun_runtime::Payload;
+use flowrun_nodes::frame::Frame;
 
 use crate::common::*;
 
@@ -30,7 +30,7 @@ fn frames_carry_their_index_size_source_and_time() {
         [0, 1, 2, 3, 4]
     );
     for g in &got {
-        let Payload::Frame(frame) = &g.payload else {
+        let Some(frame) = g.payload.get::<Frame>() else {
             panic!("frames")
         };
         assert_eq!((frame.width, frame.height), (720, 528));

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
+use flowrun_nodes::frame::Rect;
 use flowrun_runtime::{
     validate, BuildContext, Catalogue, Engine, Inputs, Metadata, Metrics, Node, NodeConfig,
-    NodeContext, NodeError, OutputKind, Payload, Rect, RunReport,
+    NodeContext, NodeError, OutputKind, Payload, RunReport,
 };
 use futures::future::BoxFuture;
 use opencv::core::{Mat, Size, Vector};

@@ -1,6 +1,6 @@
 //! haar_detect finds what OpenCV finds, frame by frame.
 
-use flowrun_runtime::{Payload, Rect};
+use flowrun_nodes::frame::{Frame, Rect};
 use opencv::objdetect::CascadeClassifier;
 
 use crate::common::*;
@@ -19,9 +19,9 @@ fn detections(frames: usize, workers: usize, settings: &str) -> Vec<(usize, Vec<
     let (report, got) = run(&spec, &key);
     assert!(report.is_success(), "{report:?}");
     got.iter()
-        .map(|g| match &g.payload {
-            Payload::Frame(frame) => (frame_index(g), sorted(frame.detections.clone())),
-            Payload::Bytes(_) => panic!("haar_detect sends frames"),
+        .map(|g| match g.payload.get::<Frame>() {
+            Some(frame) => (frame_index(g), sorted(frame.detections.clone())),
+            None => panic!("haar_detect sends frames"),
         })
         .collect()
 }

@@ -1,6 +1,6 @@
 //! An image-directory source gives, per photo, what OpenCV finds in it.
 
-use flowrun_runtime::Payload;
+use flowrun_nodes::frame::Frame;
 use opencv::objdetect::CascadeClassifier;
 
 use crate::common::*;
@@ -51,7 +51,7 @@ nodes:
     let mut without_faces = 0;
     for g in &got {
         let path = g.meta["path"].to_string();
-        let Payload::Frame(frame) = &g.payload else {
+        let Some(frame) = g.payload.get::<Frame>() else {
             panic!("frames")
         };
         let image = opencv::imgcodecs::imread(&path, opencv::imgcodecs::IMREAD_COLOR).unwrap();

@@ -39,10 +39,6 @@ pub const VERSION: i64 = 1;
 /// Default capacity of an input's queue, in messages.
 pub const DEFAULT_CAPACITY: usize = 64;
 
-/// Default capacity of an input fed decoded frames (about 1 MiB each at
-/// 640×480): enough to ride out a hiccup, not a backlog.
-pub const DEFAULT_FRAME_CAPACITY: usize = 4;
-
 /// One input of a node: the id of the node that feeds it, optionally with
 /// its queue settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

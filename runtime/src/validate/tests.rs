@@ -2,8 +2,8 @@
 //! through the shipped node types: payload kinds (every shipped type takes
 //! any kind today), and what a plan holds after validation.
 //!
-//! The node types here exist only for these tests: a frame source, a bytes
-//! source, a detector that takes only frames, a pass-through and a sink.
+//! The node types here exist only for these tests: an image source, a bytes
+//! source, a detector that takes only images, a pass-through and a sink.
 
 use std::path::Path;
 
@@ -18,7 +18,12 @@ use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::node::{BuildContext, Node, NodeContext, NodeError};
 use crate::spec::yaml::Pos;
-use crate::spec::{OnFailure, DEFAULT_FRAME_CAPACITY};
+use crate::spec::OnFailure;
+
+/// A kind the engine does not know, declared here the way a node crate
+/// declares its own: large values, with a short default queue.
+const IMAGES: PayloadKind = PayloadKind::new("images").with_queue_capacity(SHORT_QUEUE);
+const SHORT_QUEUE: usize = 4;
 
 /// Never run: these tests stop at the plan.
 struct Idle;
@@ -51,10 +56,10 @@ macro_rules! test_type {
 }
 
 test_type!(
-    FrameSource,
-    "frame_source",
+    ImageSource,
+    "image_source",
     Inputs::None,
-    OutputKind::Kind(PayloadKind::Frame),
+    OutputKind::Kind(IMAGES),
     Overflow::DropOldest
 );
 test_type!(
@@ -67,8 +72,8 @@ test_type!(
 test_type!(
     Detect,
     "detect",
-    Inputs::Only(&[PayloadKind::Frame]),
-    OutputKind::Kind(PayloadKind::Frame),
+    Inputs::Only(&[IMAGES]),
+    OutputKind::Kind(IMAGES),
     Overflow::Block
 );
 test_type!(
@@ -83,7 +88,7 @@ test_type!(Sink, "sink", Inputs::Any, OutputKind::None, Overflow::Block);
 fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
-        .register::<FrameSource>()
+        .register::<ImageSource>()
         .register::<ByteSource>()
         .register::<Detect>()
         .register::<Relay>()
@@ -139,15 +144,15 @@ fn an_input_of_the_wrong_kind_names_both_nodes_and_both_kinds() {
         "version: 1
 nodes:
   raw: {type: byte_source}
-  faces: {type: detect, inputs: [raw]}
-  out: {type: sink, inputs: [faces]}
+  found: {type: detect, inputs: [raw]}
+  out: {type: sink, inputs: [found]}
 ",
     );
     assert!(checked.plan.is_none());
     assert_eq!(
         rendered(&checked),
-        ["t.yaml:4:34: error: node `faces` (detect) cannot take bytes from `raw`: it takes frames\n  \
-          hint: does `raw` give what `faces` needs? `flowrun nodes` shows each type's input and output"]
+        ["t.yaml:4:34: error: node `found` (detect) cannot take bytes from `raw`: it takes images\n  \
+          hint: does `raw` give what `found` needs? `flowrun nodes` shows each type's input and output"]
     );
 }
 
@@ -158,33 +163,33 @@ fn a_pass_through_carries_its_input_kind_to_the_next_check() {
 nodes:
   raw: {type: byte_source}
   hop: {type: relay, inputs: [raw]}
-  faces: {type: detect, inputs: [hop]}
-  out: {type: sink, inputs: [faces]}
+  found: {type: detect, inputs: [hop]}
+  out: {type: sink, inputs: [found]}
 ",
     );
     let messages = rendered(&bytes_through_relay);
     assert_eq!(messages.len(), 1, "{messages:#?}");
     assert!(
         messages[0]
-            .starts_with("t.yaml:5:34: error: node `faces` (detect) cannot take bytes from `hop`"),
+            .starts_with("t.yaml:5:34: error: node `found` (detect) cannot take bytes from `hop`"),
         "{messages:#?}"
     );
 
-    let frames_through_relay = check(
+    let images_through_relay = check(
         "version: 1
 nodes:
-  cam: {type: frame_source}
+  cam: {type: image_source}
   hop: {type: relay, inputs: [cam]}
-  faces: {type: detect, inputs: [hop]}
-  out: {type: sink, inputs: [faces]}
+  found: {type: detect, inputs: [hop]}
+  out: {type: sink, inputs: [found]}
 ",
     );
-    assert!(frames_through_relay.diagnostics.is_empty());
-    let plan = frames_through_relay
+    assert!(images_through_relay.diagnostics.is_empty());
+    let plan = images_through_relay
         .plan
         .expect("a valid spec gives a plan");
     let hop = plan.node("hop").expect("hop is planned");
-    assert_eq!(hop.output_kind, Some(PayloadKind::Frame));
+    assert_eq!(hop.output_kind, Some(IMAGES));
 }
 
 #[test]
@@ -214,10 +219,10 @@ nodes:
     type: sink
     on_failure: stop
     inputs:
-      - faces
+      - found
       - {from: cam, capacity: 2, overflow: block}
-  faces: {type: detect, inputs: [cam]}
-  cam: {type: frame_source}
+  found: {type: detect, inputs: [cam]}
+  cam: {type: image_source}
 ",
     );
     assert!(checked.diagnostics.is_empty(), "{:#?}", rendered(&checked));
@@ -226,19 +231,19 @@ nodes:
     let order: Vec<&str> = plan.nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(
         order,
-        ["cam", "faces", "out"],
+        ["cam", "found", "out"],
         "every node after its inputs"
     );
-    let faces = plan.node("faces").expect("faces is planned");
-    // A live source's edges drop old frames unless the input says otherwise.
-    assert_eq!(faces.inputs[0].overflow, Overflow::DropOldest);
-    // Frames are large: their queues are short unless the input says otherwise.
-    assert_eq!(faces.inputs[0].capacity, DEFAULT_FRAME_CAPACITY);
-    assert_eq!(faces.on_failure, OnFailure::Restart);
+    let found = plan.node("found").expect("found is planned");
+    // A live source's edges drop old images unless the input says otherwise.
+    assert_eq!(found.inputs[0].overflow, Overflow::DropOldest);
+    // Images are large: their queues are short unless the input says otherwise.
+    assert_eq!(found.inputs[0].capacity, SHORT_QUEUE);
+    assert_eq!(found.on_failure, OnFailure::Restart);
     let out = plan.node("out").expect("out is planned");
     assert_eq!(out.on_failure, OnFailure::Stop);
     assert_eq!(out.inputs[0].overflow, Overflow::Block);
-    assert_eq!(out.inputs[0].capacity, DEFAULT_FRAME_CAPACITY);
+    assert_eq!(out.inputs[0].capacity, SHORT_QUEUE);
     assert_eq!(out.inputs[1].capacity, 2);
     assert_eq!(out.inputs[1].overflow, Overflow::Block);
 }
@@ -247,7 +252,7 @@ nodes:
 fn the_name_defaults_to_the_file_stem() {
     let checked = validate(
         Path::new("dir/edge-bridge.yaml"),
-        "version: 1\nnodes:\n  cam: {type: frame_source}\n  out: {type: sink, inputs: [cam]}\n",
+        "version: 1\nnodes:\n  cam: {type: image_source}\n  out: {type: sink, inputs: [cam]}\n",
         &catalogue(),
         &|_| None,
     );
@@ -256,12 +261,12 @@ fn the_name_defaults_to_the_file_stem() {
 
 #[test]
 fn warnings_keep_the_plan_and_errors_drop_it() {
-    let warned = check("version: 1\nnodes:\n  cam: {type: frame_source}\n");
+    let warned = check("version: 1\nnodes:\n  cam: {type: image_source}\n");
     assert!(warned.plan.is_some());
     assert_eq!(warned.warnings().count(), 1);
     assert_eq!(warned.diagnostics[0].severity, Severity::Warning);
 
-    let failed = check("version: 1\nnodes:\n  cam: {type: frame_source, fps: 3}\n");
+    let failed = check("version: 1\nnodes:\n  cam: {type: image_source, fps: 3}\n");
     assert!(failed.plan.is_none());
     assert_eq!(failed.errors().count(), 1);
 }
@@ -287,7 +292,7 @@ nodes:
 fn variables_come_from_the_given_lookup() {
     let text = "version: 1
 nodes:
-  cam: {type: frame_source}
+  cam: {type: image_source}
   out: {type: sink, inputs: [\"${FEED}\"]}
 ";
     let with = validate(Path::new("t.yaml"), text, &catalogue(), &|name| {
@@ -311,13 +316,13 @@ fn an_input_of_a_node_that_failed_its_own_checks_is_not_called_missing() {
     let checked = check(
         "version: 1
 nodes:
-  cam: {type: frame_source, fsp: 3}
+  cam: {type: image_source, fsp: 3}
   out: {type: sink, inputs: [cam]}
 ",
     );
     let messages = rendered(&checked);
     assert_eq!(messages.len(), 1, "{messages:#?}");
-    assert!(messages[0].contains("unknown key `fsp` for node type `frame_source`"));
+    assert!(messages[0].contains("unknown key `fsp` for node type `image_source`"));
 }
 
 #[test]
@@ -325,7 +330,7 @@ fn a_bad_input_does_not_also_warn_about_the_shape() {
     let checked = check(
         "version: 1
 nodes:
-  cam: {type: frame_source}
+  cam: {type: image_source}
   out:
     type: sink
     inputs:

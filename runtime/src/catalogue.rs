@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::node::{BuildContext, Node, NodeError};
+use crate::port::OutputPort;
 use crate::spec::yaml::PathStep;
 
 /// What a node type takes on its input.
@@ -128,6 +129,9 @@ pub trait NodeConfig: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     const DESCRIPTION: &'static str;
     const INPUTS: Inputs;
     const OUTPUT: OutputKind;
+    /// Named outputs beside the default one (`dead_letter`), which an input
+    /// takes as `inputs: [node.port]`.
+    const PORTS: &'static [OutputPort] = &[];
     /// The overflow policy of edges leaving this node unless an input says
     /// otherwise: live sources drop old data rather than build a backlog.
     const OUTPUT_OVERFLOW: Overflow = Overflow::Block;
@@ -228,6 +232,8 @@ pub struct NodeType {
     pub description: &'static str,
     pub inputs: Inputs,
     pub output: OutputKind,
+    /// See [`NodeConfig::PORTS`].
+    pub ports: &'static [OutputPort],
     pub output_overflow: Overflow,
     /// See [`NodeConfig::REPORTS_READY`].
     pub reports_ready: bool,
@@ -256,8 +262,29 @@ impl NodeType {
         self.inputs == Inputs::None
     }
 
+    /// Whether its default output sends nothing: a named port (a dead
+    /// letter) does not make a store any less the end of the pipeline.
     pub fn is_sink(&self) -> bool {
         self.output == OutputKind::None
+    }
+
+    /// What `port` of this type sends (`None`: the default port), or
+    /// `None` when the type declares no such port.
+    pub fn port_kind(&self, port: Option<&str>) -> Option<OutputKind> {
+        match port {
+            None => Some(self.output),
+            Some(name) => self.ports.iter().find(|p| p.name == name).map(|p| p.kind),
+        }
+    }
+
+    /// The names of its named ports, for messages: `dead_letter`.
+    pub fn port_names(&self) -> String {
+        let names: Vec<&str> = self.ports.iter().map(|p| p.name).collect();
+        if names.is_empty() {
+            "no named outputs".to_owned()
+        } else {
+            names.join(", ")
+        }
     }
 }
 
@@ -329,6 +356,7 @@ impl Catalogue {
                 description: C::DESCRIPTION,
                 inputs: C::INPUTS,
                 output: C::OUTPUT,
+                ports: C::PORTS,
                 output_overflow: C::OUTPUT_OVERFLOW,
                 reports_ready: C::REPORTS_READY,
                 schema: inline_schema::<C>(),

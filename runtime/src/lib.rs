@@ -22,6 +22,7 @@ pub mod message;
 pub mod metrics;
 pub mod node;
 pub mod plan;
+pub mod port;
 pub mod reload;
 pub mod runner;
 pub mod schema;
@@ -41,4 +42,5 @@ pub use message::{
 pub use metrics::{Counter, Counts, Metrics, NodeMetrics};
 pub use node::{default_state_dir, BuildContext, Node, NodeContext, NodeError};
 pub use plan::Plan;
+pub use port::{OutputPort, OutputRef};
 pub use validate::{load, load_shape, validate, Checked};

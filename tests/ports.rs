@@ -155,3 +155,36 @@ fn a_misspelt_port_is_refused_with_the_ports_the_node_has() {
         );
     }
 }
+
+#[test]
+fn flowrun_nodes_lists_a_types_named_outputs() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let listed = flowrun(dir.path(), &["nodes", "cos_put"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("  output .dead_letter: bytes — each message it refuses")),
+        "{said}"
+    );
+    let generate = flowrun(dir.path(), &["nodes", "generate"]);
+    assert!(
+        !String::from_utf8_lossy(&generate.stdout).contains("output ."),
+        "a type without named outputs lists none"
+    );
+}
+
+#[test]
+fn diff_names_a_port_an_input_moved_to() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("new.yaml"), SPEC).expect("write the spec");
+    let old = SPEC.replace("inputs: [store.dead_letter]", "inputs: [notes]");
+    std::fs::write(dir.path().join("old.yaml"), old).expect("write the spec");
+    let diff = flowrun(dir.path(), &["diff", "old.yaml", "new.yaml"]);
+    assert!(diff.status.success(), "{}", text(&diff));
+    assert!(
+        text(&diff).contains("refused: inputs notes → store.dead_letter"),
+        "{}",
+        text(&diff)
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! A node type *is* its config struct: implementing [`NodeConfig`] declares
 //! the type name, a one-line description, the payload kinds it takes and
-//! gives, and how to build a running node. The JSON Schema (and from it the
+//! gives (on its default output and on each named port, [`crate::port`]),
+//! and how to build a running node. The JSON Schema (and from it the
 //! editor completion, `flowrun nodes` and the unknown-key checks) comes from
 //! the struct's doc comments through `schemars`.
 
@@ -266,25 +267,6 @@ impl NodeType {
     /// letter) does not make a store any less the end of the pipeline.
     pub fn is_sink(&self) -> bool {
         self.output == OutputKind::None
-    }
-
-    /// What `port` of this type sends (`None`: the default port), or
-    /// `None` when the type declares no such port.
-    pub fn port_kind(&self, port: Option<&str>) -> Option<OutputKind> {
-        match port {
-            None => Some(self.output),
-            Some(name) => self.ports.iter().find(|p| p.name == name).map(|p| p.kind),
-        }
-    }
-
-    /// The names of its named ports, for messages: `dead_letter`.
-    pub fn port_names(&self) -> String {
-        let names: Vec<&str> = self.ports.iter().map(|p| p.name).collect();
-        if names.is_empty() {
-            "no named outputs".to_owned()
-        } else {
-            names.join(", ")
-        }
     }
 }
 

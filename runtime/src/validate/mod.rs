@@ -1,11 +1,11 @@
 //! From YAML text to a [`Plan`], collecting every problem on the way.
 //!
 //! The checks run in layers, as dora's do, one file each: the YAML document
-//! itself ([`document`]), then each node on its own — its type, its engine
-//! keys, its config ([`node`], its inputs in [`inputs`]) — then the wiring
-//! between nodes: dangling inputs, unknown ports, cycles ([`wiring`]), then
+//! itself (`document.rs`), then each node on its own — its type, its engine
+//! keys, its config (`node.rs`, its inputs in `inputs.rs`) — then the wiring
+//! between nodes: dangling inputs, unknown ports, cycles (`wiring.rs`), then
 //! payload kinds along the edges and warnings about the shape of the graph
-//! ([`kinds`]). Every layer reports all it finds; a later layer runs only on
+//! (`kinds.rs`). Every layer reports all it finds; a later layer runs only on
 //! what the earlier ones could make sense of, so one typo gives one error.
 
 mod document;

@@ -36,6 +36,13 @@ pub fn describe(t: &NodeType) -> String {
         "{} — {}\n  input: {}    output: {}\n",
         t.name, t.description, t.inputs, t.output
     );
+    // Named outputs, as an input takes them: `inputs: [node.dead_letter]`.
+    for port in t.ports {
+        out.push_str(&format!(
+            "  output .{}: {} — {}\n",
+            port.name, port.kind, port.description
+        ));
+    }
     let lines = keys(&t.schema, 4);
     if lines.is_empty() {
         out.push_str("  config: none\n");

@@ -3,7 +3,8 @@
 //! `accept: [image/png, image/jpeg]` and `max_object_bytes`. The whole
 //! images are stored; text, a truncated PNG, an empty payload and a 20 MB
 //! payload (over the subscriber's 16 MiB `max_packet_bytes`) are each
-//! counted and dead-lettered with their reason; a topic with `..` levels
+//! counted and sent on the `dead_letter` port with their reason, into a
+//! folder (a second `cos_put` with `metadata_file`); a topic with `..` levels
 //! cannot make a key that climbs; a publisher sending a topic that is not
 //! UTF-8 is cut off by the broker. The pipeline runs on through all of it.
 
@@ -116,13 +117,20 @@ nodes:
     key: "{{topic}}/{{hash:12}}.{{ext}}"
     accept: [image/png, image/jpeg]
     max_object_bytes: 1048576
-    dead_letter_dir: {dead}
     backend:
       s3:
         endpoint: {endpoint}
         bucket: faces
         access_key_id_env: FLOWRUN_TEST_BAD_INPUT_ID
         secret_access_key_env: FLOWRUN_TEST_BAD_INPUT_SECRET
+  refused:
+    type: cos_put
+    inputs: [store.dead_letter]
+    # The same template as the store's: each dead letter under the key it
+    # would have had (`{{meta.dead_letter_key}}` flattens its folders).
+    key: "{{topic}}/{{hash:12}}.{{ext}}"
+    backend:
+      fs: {{root: "{dead}", metadata_file: true}}
 "#,
         url = broker.url(),
         dead = dead.path().display(),
@@ -182,8 +190,11 @@ nodes:
     .await;
 
     let total = 3 + bad.len() as u64;
+    // Stored ones are settled by the store, refused ones by the node
+    // taking its dead letters.
+    let settled = || running.counts("store").acked + running.counts("refused").acked;
     eventually(Duration::from_secs(60), "every message settled", || {
-        running.counts("store").acked >= total
+        settled() >= total
     })
     .await;
 
@@ -209,14 +220,18 @@ nodes:
         let (name, why) = letters
             .iter()
             .find(|(name, _)| {
-                name.starts_with(&format!("{topic}/")) && name.ends_with(".error.json")
+                name.starts_with(&format!("{topic}/")) && name.ends_with(".meta.json")
             })
             .unwrap_or_else(|| panic!("no reason for {topic}: {:?}", letters.keys()));
         let why: serde_json::Value = serde_json::from_slice(why).unwrap();
-        let error = why["error"].as_str().unwrap();
+        let error = why["dead_letter_reason"].as_str().unwrap();
         assert!(error.contains(reason), "{topic}: {error}");
-        assert_eq!(why["meta"]["topic"], *topic);
-        let body = &letters[name.trim_end_matches(".error.json")];
+        assert_eq!(why["topic"], *topic);
+        assert_eq!(
+            why["dead_letter_key"].as_str(),
+            name.strip_suffix(".meta.json")
+        );
+        let body = &letters[name.trim_end_matches(".meta.json")];
         assert_eq!(
             body.len(),
             payload.len(),
@@ -234,8 +249,15 @@ nodes:
         assert_eq!(node.event(event).get(), 1, "{event}");
     }
     assert_eq!(node.event("dead_lettered").get(), bad.len() as u64);
-    let counts = running.counts("store");
-    assert_eq!((counts.acked, counts.nacked), (total, 0));
+    let (store_counts, refused) = (running.counts("store"), running.counts("refused"));
+    assert_eq!(
+        (
+            store_counts.acked + refused.acked,
+            store_counts.nacked + refused.nacked
+        ),
+        (total, 0)
+    );
+    assert_eq!(refused.acked, bad.len() as u64, "each refusal kept once");
     assert_eq!(
         running.counts("images").sent,
         total,

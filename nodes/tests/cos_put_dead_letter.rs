@@ -1,14 +1,15 @@
-//! `cos_put`'s dead-letter topic against real mosquitto and s3s-fs: a
-//! message the store refuses for good (HTTP 403, wrong keys) is published
-//! with the reason to the dead-letter topic, and its QoS 1 source is
-//! acknowledged instead of redelivering it forever.
+//! `cos_put`'s `dead_letter` port against real mosquitto and s3s-fs: a
+//! message the store refuses for good (HTTP 403, wrong keys) leaves on the
+//! port, which an `mqtt_pub` publishes with the reason as an MQTT 5 user
+//! property; its QoS 1 source is acknowledged once that publish was,
+//! instead of redelivering it forever.
 
 mod support;
 
 use std::time::Duration;
 
 use rumqttc::QoS;
-use support::mosquitto::{collect, eventually, numbered_payloads, publish_all, Mosquitto};
+use support::mosquitto::{eventually, numbered_payloads, publish_all, subscribe_v5, Mosquitto};
 use support::s3::S3Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,20 +29,23 @@ nodes:
   store:
     type: cos_put
     inputs: [images]
-    dead_letter_topic:
-      broker: {{url: "{url}"}}
-      topic: dead/store
     backend:
       s3:
         endpoint: {endpoint}
         bucket: faces
         access_key_id_env: FLOWRUN_TEST_DL_ID
         secret_access_key_env: FLOWRUN_TEST_DL_SECRET
+  dead:
+    type: mqtt_pub
+    inputs: [store.dead_letter]
+    broker: {{url: "{url}", client_id: cloud-store-dl-pub}}
+    topic: "dead/store/{{dead_letter_key}}"
+    user_properties: [dead_letter_reason, dead_letter_key, topic]
 "#,
         url = broker.url(),
         endpoint = store.endpoint(),
     );
-    let dead = collect(broker.port, "dead-letter-watcher", "dead/store/#").await;
+    let mut dead = subscribe_v5(&broker.url(), "dead/store/#").await;
     let running = support::engine::start(&yaml, &[]);
     eventually(Duration::from_secs(20), "the subscription", || {
         running.state("images").contains("subscribed")
@@ -57,42 +61,55 @@ nodes:
         payloads.clone(),
     )
     .await;
-    eventually(Duration::from_secs(60), "every message set aside", || {
-        dead.len() >= 2 * total
-    })
-    .await;
+    let mut messages = Vec::new();
+    while messages.len() < total {
+        let message = tokio::time::timeout(Duration::from_secs(60), dead.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} dead letters arrived", messages.len()))
+            .expect("the dead-letter subscriber runs");
+        messages.push(message);
+    }
     eventually(
         Duration::from_secs(10),
         "every message acknowledged",
-        || running.counts("store").acked >= total as u64,
+        || running.counts("dead").acked >= total as u64,
     )
     .await;
 
-    let messages = dead.messages();
     for (n, payload) in payloads.iter().enumerate() {
         let topic = format!("dead/store/test{n}.txt");
-        let (_, body) = messages
+        let letter = messages
             .iter()
-            .find(|(t, _)| *t == topic)
-            .unwrap_or_else(|| panic!("no dead letter on {topic}: {messages:?}"));
-        assert_eq!(body, payload, "the payload itself, on {topic}");
-        let (_, why) = messages
-            .iter()
-            .find(|(t, _)| *t == format!("{topic}/error"))
-            .unwrap_or_else(|| panic!("no reason on {topic}/error"));
-        let why: serde_json::Value = serde_json::from_slice(why).unwrap();
-        assert_eq!(why["key"], format!("test{n}.txt"));
-        let error = why["error"].as_str().unwrap();
+            .find(|m| m.topic == topic)
+            .unwrap_or_else(|| panic!("no dead letter on {topic}"));
+        assert_eq!(
+            &letter.payload[..],
+            &payload[..],
+            "the payload itself, on {topic}"
+        );
+        let property = |name: &str| {
+            letter
+                .user_properties
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no `{name}` on {topic}: {:?}", letter.user_properties))
+        };
+        assert_eq!(property("dead_letter_key"), format!("test{n}.txt"));
+        let error = property("dead_letter_reason");
         assert!(error.contains("s3://faces/test"), "{error}");
         assert!(error.contains("HTTP 403"), "{error}");
         assert!(
             !error.contains("flowrun-secret-wrong-value"),
             "no secret: {error}"
         );
-        assert_eq!(why["meta"]["topic"], "faces/cam0");
+        assert_eq!(property("topic"), "faces/cam0");
     }
-    assert_eq!(messages.len(), 2 * total, "each once: {messages:?}");
+    assert!(dead.try_recv().is_err(), "each once");
+    // The store hands each message on; the publisher settles it.
     let counts = running.counts("store");
+    assert_eq!((counts.received, counts.nacked), (total as u64, 0));
+    let counts = running.counts("dead");
     assert_eq!((counts.acked, counts.nacked), (total as u64, 0));
     assert!(
         running.state("store").contains("dead_lettered=3"),

@@ -213,9 +213,16 @@ async fn wrong_credentials_are_a_clear_error_and_the_message_is_not_acknowledged
     );
     assert!(server.list("bkt").await.is_empty());
 
+    // Wired to a folder through the `dead_letter` port, the refusal is kept
+    // there with its reason, and the message is acknowledged.
     let dead = tempfile::tempdir().unwrap();
-    let extra = format!("    dead_letter_dir: {}\n", dead.path().display());
-    let (report, store) = one_message(&backend, &extra).await;
+    let with_dead_letters = format!(
+        "{backend}  dead:\n    type: cos_put\n    inputs: [store.dead_letter]\n    \
+         key: \"{{meta.dead_letter_key}}\"\n    backend:\n      \
+         fs: {{root: \"{}\", metadata_file: true}}\n",
+        dead.path().display()
+    );
+    let (report, store) = one_message(&with_dead_letters, "").await;
     assert!(
         report.is_success(),
         "dead-lettered is acknowledged: {report:?}"
@@ -226,10 +233,11 @@ async fn wrong_credentials_are_a_clear_error_and_the_message_is_not_acknowledged
         b"hello"
     );
     let why: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dead.path().join("test0.txt.error.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(dead.path().join("test0.txt.meta.json")).unwrap())
             .unwrap();
-    assert!(why["error"].as_str().unwrap().contains("HTTP 403"), "{why}");
-    assert_eq!(why["meta"]["source"], "source");
+    let reason = why["dead_letter_reason"].as_str().unwrap();
+    assert!(reason.contains("HTTP 403"), "{why}");
+    assert_eq!(why["source"], "source");
     assert!(server.list("bkt").await.is_empty());
 }
 

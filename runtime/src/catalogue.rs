@@ -3,7 +3,8 @@
 //!
 //! A node type *is* its config struct: implementing [`NodeConfig`] declares
 //! the type name, a one-line description, the payload kinds it takes and
-//! gives, and how to build a running node. The JSON Schema (and from it the
+//! gives (on its default output and on each named port, [`crate::port`]),
+//! and how to build a running node. The JSON Schema (and from it the
 //! editor completion, `flowrun nodes` and the unknown-key checks) comes from
 //! the struct's doc comments through `schemars`.
 
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::node::{BuildContext, Node, NodeError};
+use crate::port::OutputPort;
 use crate::spec::yaml::PathStep;
 
 /// What a node type takes on its input.
@@ -128,6 +130,9 @@ pub trait NodeConfig: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     const DESCRIPTION: &'static str;
     const INPUTS: Inputs;
     const OUTPUT: OutputKind;
+    /// Named outputs beside the default one (`dead_letter`), which an input
+    /// takes as `inputs: [node.port]`.
+    const PORTS: &'static [OutputPort] = &[];
     /// The overflow policy of edges leaving this node unless an input says
     /// otherwise: live sources drop old data rather than build a backlog.
     const OUTPUT_OVERFLOW: Overflow = Overflow::Block;
@@ -228,6 +233,8 @@ pub struct NodeType {
     pub description: &'static str,
     pub inputs: Inputs,
     pub output: OutputKind,
+    /// See [`NodeConfig::PORTS`].
+    pub ports: &'static [OutputPort],
     pub output_overflow: Overflow,
     /// See [`NodeConfig::REPORTS_READY`].
     pub reports_ready: bool,
@@ -256,6 +263,8 @@ impl NodeType {
         self.inputs == Inputs::None
     }
 
+    /// Whether its default output sends nothing: a named port (a dead
+    /// letter) does not make a store any less the end of the pipeline.
     pub fn is_sink(&self) -> bool {
         self.output == OutputKind::None
     }
@@ -329,6 +338,7 @@ impl Catalogue {
                 description: C::DESCRIPTION,
                 inputs: C::INPUTS,
                 output: C::OUTPUT,
+                ports: C::PORTS,
                 output_overflow: C::OUTPUT_OVERFLOW,
                 reports_ready: C::REPORTS_READY,
                 schema: inline_schema::<C>(),

@@ -94,8 +94,8 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
 fn inputs(these: &[PlannedInput], other: &[PlannedInput]) -> String {
     let same_names = these
         .iter()
-        .map(|i| &i.from)
-        .eq(other.iter().map(|i| &i.from));
+        .map(PlannedInput::source)
+        .eq(other.iter().map(PlannedInput::source));
     let names: Vec<String> = these
         .iter()
         .map(|i| {
@@ -104,9 +104,9 @@ fn inputs(these: &[PlannedInput], other: &[PlannedInput]) -> String {
                     crate::edge::Overflow::Block => "block",
                     crate::edge::Overflow::DropOldest => "drop_oldest",
                 };
-                format!("{} (capacity {}, {overflow})", i.from, i.capacity)
+                format!("{} (capacity {}, {overflow})", i.source(), i.capacity)
             } else {
-                i.from.clone()
+                i.source().to_string()
             }
         })
         .collect();

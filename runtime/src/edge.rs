@@ -7,7 +7,7 @@
 //! is restarted or reconfigured by a hot reload picks up the same inputs with
 //! nothing lost, and unchanged neighbours keep their connections.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -35,6 +35,8 @@ pub enum Overflow {
 /// A bounded queue from one node to another.
 pub struct Edge {
     pub from: String,
+    /// Which output of `from` feeds it: `None` for the default one.
+    pub port: Option<String>,
     pub to: String,
     pub capacity: usize,
     pub overflow: Overflow,
@@ -49,10 +51,17 @@ pub struct Edge {
 }
 
 impl Edge {
-    fn new(from: &str, to: &Inbox, capacity: usize, overflow: Overflow) -> Arc<Edge> {
+    fn new(
+        from: &str,
+        port: Option<&str>,
+        to: &Inbox,
+        capacity: usize,
+        overflow: Overflow,
+    ) -> Arc<Edge> {
         let capacity = capacity.max(1);
         Arc::new(Edge {
             from: from.to_owned(),
+            port: port.map(str::to_owned),
             to: to.node.clone(),
             capacity,
             overflow,
@@ -172,9 +181,16 @@ impl Inbox {
         })
     }
 
-    /// Creates an edge from `from` into this inbox.
-    pub fn connect(&self, from: &str, capacity: usize, overflow: Overflow) -> Arc<Edge> {
-        let edge = Edge::new(from, self, capacity, overflow);
+    /// Creates an edge from output `port` of `from` (`None`: its default
+    /// output) into this inbox.
+    pub fn connect(
+        &self,
+        from: &str,
+        port: Option<&str>,
+        capacity: usize,
+        overflow: Overflow,
+    ) -> Arc<Edge> {
+        let edge = Edge::new(from, port, self, capacity, overflow);
         self.edges
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -276,31 +292,66 @@ impl Input {
     }
 }
 
-/// A node's sending end: fans each message out to every downstream edge.
-/// Clone it to send from several tasks or threads.
+/// A node's sending end: fans each message out to every edge leaving the
+/// output port it is sent on. Clone it to send from several tasks or threads.
 #[derive(Clone)]
 pub struct Output {
-    edges: Arc<RwLock<Arc<[Arc<Edge>]>>>,
+    routes: Arc<RwLock<Routes>>,
     metrics: Arc<NodeMetrics>,
+}
+
+/// The edges leaving a node, all of them and by port: split once when the
+/// engine wires the node, not on every send.
+#[derive(Default)]
+struct Routes {
+    all: Vec<Arc<Edge>>,
+    by_port: HashMap<Option<String>, Arc<[Arc<Edge>]>>,
 }
 
 impl Output {
     pub fn new(metrics: Arc<NodeMetrics>) -> Self {
         Output {
-            edges: Arc::new(RwLock::new(Arc::from(Vec::new()))),
+            routes: Arc::new(RwLock::new(Routes::default())),
             metrics,
         }
     }
 
-    /// Sends `message` to every downstream node, waiting where an edge is
-    /// full and blocks. A message with nowhere to go is counted as dropped
-    /// and fails its acknowledgement.
+    /// Sends `message` on the default output to every downstream node,
+    /// waiting where an edge is full and blocks. A message with nowhere to
+    /// go is counted as dropped and fails its acknowledgement.
     pub async fn send(&self, message: Message) {
-        let edges = self.edges.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.send_on(None, message).await
+    }
+
+    /// Sends `message` on the named output `port`, as [`Output::send`] does
+    /// on the default one. The message keeps its acknowledgement: its
+    /// source hears the outcome once the port's consumers settled it.
+    pub async fn send_to(&self, port: &str, message: Message) {
+        self.send_on(Some(port), message).await
+    }
+
+    /// Whether any node takes output `port` (`None`: the default one), so
+    /// that a node can do without it (reject a dead letter) instead of
+    /// sending into nothing.
+    pub fn is_connected(&self, port: Option<&str>) -> bool {
+        self.route(port).is_some_and(|edges| !edges.is_empty())
+    }
+
+    fn route(&self, port: Option<&str>) -> Option<Arc<[Arc<Edge>]>> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes.by_port.get(&port.map(str::to_owned)).cloned()
+    }
+
+    async fn send_on(&self, port: Option<&str>, message: Message) {
+        let edges = self.route(port).unwrap_or_else(|| Arc::from(Vec::new()));
         self.metrics.sent.inc();
         let Some((last, rest)) = edges.split_last() else {
             self.metrics.dropped.inc();
-            message.fail("no node is connected to this output");
+            let why = match port {
+                None => "no node is connected to this output".to_owned(),
+                Some(port) => format!("no node is connected to output `{port}`"),
+            };
+            message.fail(why);
             return;
         };
         for edge in rest {
@@ -315,10 +366,12 @@ impl Output {
         };
         // A reload may have replaced the edge (new queue settings) while this
         // send waited on it: follow the node to its new edge.
-        let replacement = self
-            .edges()
-            .into_iter()
-            .find(|e| e.to == edge.to && !std::ptr::eq(e.as_ref(), edge) && !e.is_closed());
+        let replacement = self.edges().into_iter().find(|e| {
+            e.to == edge.to
+                && e.port == edge.port
+                && !std::ptr::eq(e.as_ref(), edge)
+                && !e.is_closed()
+        });
         let message = match replacement {
             Some(next) => match next.push(message).await {
                 Ok(()) => return,
@@ -335,16 +388,28 @@ impl Output {
         futures::executor::block_on(self.send(message))
     }
 
-    /// The downstream edges.
+    /// The downstream edges, of every port.
     pub fn edges(&self) -> Vec<Arc<Edge>> {
-        self.edges
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .to_vec()
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes.all.clone()
     }
 
     pub(crate) fn set_edges(&self, edges: Vec<Arc<Edge>>) {
-        *self.edges.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(edges);
+        let mut grouped: HashMap<Option<String>, Vec<Arc<Edge>>> = HashMap::new();
+        for edge in &edges {
+            grouped
+                .entry(edge.port.clone())
+                .or_default()
+                .push(edge.clone());
+        }
+        let by_port = grouped
+            .into_iter()
+            .map(|(port, edges)| (port, Arc::from(edges)))
+            .collect();
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Routes {
+            all: edges,
+            by_port,
+        };
     }
 }
 
@@ -369,7 +434,7 @@ mod tests {
 
     fn wire(metrics: &Metrics, capacity: usize, overflow: Overflow) -> (Output, Input, Arc<Edge>) {
         let inbox = Inbox::new("b", metrics.node("b"));
-        let edge = inbox.connect("a", capacity, overflow);
+        let edge = inbox.connect("a", None, capacity, overflow);
         let output = Output::new(metrics.node("a"));
         output.set_edges(vec![edge.clone()]);
         let input = Input::new(inbox, CancellationToken::new(), metrics.node("b"));
@@ -448,6 +513,49 @@ mod tests {
         assert_eq!(
             outcome.reason.as_deref(),
             Some("its node was removed by a reload")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_sends_only_to_its_edges_and_its_consumer_settles_the_ack() {
+        let metrics = Metrics::new();
+        let main = Inbox::new("b", metrics.node("b"));
+        let dead = Inbox::new("c", metrics.node("c"));
+        let main_edge = main.connect("a", None, 4, Overflow::Block);
+        let dead_edge = dead.connect("a", Some("dead_letter"), 4, Overflow::Block);
+        let output = Output::new(metrics.node("a"));
+        output.set_edges(vec![main_edge.clone(), dead_edge.clone()]);
+        assert!(output.is_connected(None));
+        assert!(output.is_connected(Some("dead_letter")));
+        assert!(!output.is_connected(Some("other")));
+
+        let (ack, outcome) = Ack::tracked();
+        let message = Message::with_ack(Payload::Bytes(Bytes::new()), Metadata::new(), ack);
+        output.send_to("dead_letter", message).await;
+        main_edge.close();
+        dead_edge.close();
+        let mut main = Input::new(main, CancellationToken::new(), metrics.node("b"));
+        assert!(main.recv().await.is_none(), "nothing on the default output");
+        let mut dead = Input::new(dead, CancellationToken::new(), metrics.node("c"));
+        let letter = dead.recv().await.expect("the message on the port");
+        letter.reject("kept aside");
+        let outcome = outcome.await;
+        assert_eq!(outcome.status, AckStatus::Rejected);
+        assert_eq!(outcome.reason.as_deref(), Some("kept aside"));
+    }
+
+    #[tokio::test]
+    async fn a_port_nobody_takes_fails_the_message_naming_it() {
+        let metrics = Metrics::new();
+        let output = Output::new(metrics.node("a"));
+        let (ack, outcome) = Ack::tracked();
+        let message = Message::with_ack(Payload::Bytes(Bytes::new()), Metadata::new(), ack);
+        output.send_to("dead_letter", message).await;
+        let outcome = outcome.await;
+        assert_eq!(outcome.status, AckStatus::Failed);
+        assert_eq!(
+            outcome.reason.as_deref(),
+            Some("no node is connected to output `dead_letter`")
         );
     }
 }

@@ -375,6 +375,7 @@ impl Engine {
             for edge in node.inbox.edges() {
                 let wanted = node.planned.inputs.iter().any(|i| {
                     i.from == edge.from
+                        && i.port == edge.port
                         && i.capacity == edge.capacity
                         && i.overflow == edge.overflow
                 });
@@ -386,11 +387,17 @@ impl Engine {
                 }
             }
             for input in &node.planned.inputs {
-                let existing = kept.iter().find(|e| e.from == input.from).cloned();
+                let existing = kept
+                    .iter()
+                    .find(|e| e.from == input.from && e.port == input.port)
+                    .cloned();
                 let edge = existing.unwrap_or_else(|| {
-                    let edge = node
-                        .inbox
-                        .connect(&input.from, input.capacity, input.overflow);
+                    let edge = node.inbox.connect(
+                        &input.from,
+                        input.port.as_deref(),
+                        input.capacity,
+                        input.overflow,
+                    );
                     kept.push(edge.clone());
                     edge
                 });

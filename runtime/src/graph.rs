@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::edge::Overflow;
-use crate::plan::Plan;
+use crate::plan::{Plan, PlannedInput};
 
 /// The systems outside the plans, each with the id it is drawn under.
 fn systems(plans: &[Plan]) -> BTreeMap<String, String> {
@@ -40,15 +40,21 @@ fn node_id(plans: &[Plan], index: usize, id: &str) -> String {
     }
 }
 
-/// The label of an edge between two nodes: the payload kind, and what
-/// happens when its queue is full if that is not to wait.
-fn edge_label(plan: &Plan, from: &str, overflow: Overflow) -> String {
+/// The label of an edge between two nodes: the output port when it is a
+/// named one (`dead_letter: bytes`), the payload kind, and what happens
+/// when its queue is full if that is not to wait.
+fn edge_label(plan: &Plan, input: &PlannedInput) -> String {
+    let port = input.port.as_deref();
     let kind = plan
-        .node(from)
-        .and_then(|n| n.output_kind)
+        .node(&input.from)
+        .and_then(|n| n.kind_of(port))
         .map(|k| k.to_string())
         .unwrap_or_default();
-    match overflow {
+    let kind = match port {
+        Some(port) => format!("{port}: {kind}"),
+        None => kind,
+    };
+    match input.overflow {
         Overflow::Block => kind,
         Overflow::DropOldest => format!("{kind}, drop oldest"),
     }
@@ -79,7 +85,7 @@ fn arrows(plans: &[Plan], systems: &BTreeMap<String, String>) -> Vec<Arrow> {
                 arrows.push(Arrow {
                     from: node_id(plans, index, &input.from),
                     to: id.clone(),
-                    label: edge_label(plan, &input.from, input.overflow),
+                    label: edge_label(plan, input),
                     kind: ArrowKind::Queue(input.overflow),
                 });
             }

@@ -40,7 +40,8 @@ pub trait Node: Send + 'static {
     fn run(self: Box<Self>, ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>>;
 }
 
-/// Everything a node instance may touch: its input, its output, its stop
+/// Everything a node instance may touch: its input, its output (the
+/// default port, and its named ports through [`Output::send_to`]), its stop
 /// signal and its counters.
 pub struct NodeContext {
     pub id: String,

@@ -7,13 +7,13 @@
 
 use serde_json::{json, Value};
 
-use crate::catalogue::{inline_schema, Catalogue};
+use crate::catalogue::{inline_schema, Catalogue, NodeType};
 use crate::spec::{InputSpec, OnFailure, VERSION};
 
 /// The schema of a spec that may use every type in `catalogue`.
 pub fn spec_schema(catalogue: &Catalogue) -> Value {
     let inputs = json!({
-        "description": "The nodes that feed this one: ids, or {from, capacity, overflow} for per-input queue settings.",
+        "description": "The nodes that feed this one: ids (a node's default output) or `node.port` (a named output, such as `store.dead_letter`), or {from, capacity, overflow} for per-input queue settings.",
         "type": "array",
         "items": inline_schema::<InputSpec>(),
     });
@@ -25,7 +25,20 @@ pub fn spec_schema(catalogue: &Catalogue) -> Value {
             // Config schemas of structs are objects; anything else is left as is.
             if let Some(object) = schema.as_object_mut() {
                 object.insert("title".into(), json!(t.name));
-                object.insert("description".into(), json!(t.description));
+                object.insert("description".into(), json!(describe(t)));
+                if !t.ports.is_empty() {
+                    // Machine-readable too, for tools that draw or wire specs.
+                    let ports: serde_json::Map<String, Value> = t
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let port =
+                                json!({"kind": p.kind.to_string(), "description": p.description});
+                            (p.name.to_owned(), port)
+                        })
+                        .collect();
+                    object.insert("x-flowrun-outputs".into(), Value::Object(ports));
+                }
                 if let Some(properties) = object
                     .entry("properties")
                     .or_insert_with(|| json!({}))
@@ -74,6 +87,24 @@ pub fn spec_schema(catalogue: &Catalogue) -> Value {
     });
     allow_placeholders(&mut schema);
     schema
+}
+
+/// A type's description, with its named outputs (for the editor's hover):
+/// `… Outputs: dead_letter (bytes): …, as `inputs: [node.dead_letter]`.`
+fn describe(t: &NodeType) -> String {
+    if t.ports.is_empty() {
+        return t.description.to_owned();
+    }
+    let ports: Vec<String> = t
+        .ports
+        .iter()
+        .map(|p| format!("`{}` ({}): {}", p.name, p.kind, p.description))
+        .collect();
+    format!(
+        "{}. Named outputs, taken as `inputs: [node.port]`: {}",
+        t.description,
+        ports.join("; ")
+    )
 }
 
 /// A `${VAR}` placeholder as an editor sees it before flowrun fills it in:

@@ -1,78 +1,46 @@
-//! Where messages that cannot be stored go: a directory (each under its key
-//! with a `.error.json` beside it, so that they can be looked at and
-//! replayed — a `files` source reads them back) or an MQTT topic
-//! ([`super::dead_letter_topic`]).
+//! The `dead_letter` output port: every message `cos_put` refuses — by its
+//! `accept` list or `max_object_bytes`, for a key it cannot make, or because
+//! the store refuses it for good (HTTP 403) — leaves on this port with the
+//! reason and the key in its metadata, so that the graph decides what
+//! happens to it: an `mqtt_pub` publishes it for alerting or replay, a
+//! second `cos_put` keeps it in a folder (`metadata_file: true` writes the
+//! reason beside it).
+//!
+//! ```yaml
+//! refused:
+//!   type: mqtt_pub
+//!   inputs: [store.dead_letter]
+//!   broker: {url: "mqtt://127.0.0.1:1883"}
+//!   topic: "dead/store/{dead_letter_key}"
+//!   user_properties: [dead_letter_reason]
+//! ```
+//!
+//! The message keeps its acknowledgement: its source hears the outcome once
+//! the port's consumer settled it. With nothing wired to the port a refused
+//! message is counted and nacked, as it always was.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use flowrun_runtime::{Message, MetaValue, OutputKind, OutputPort, PayloadKind};
 
-use crate::mqtt::client::Options;
-use bytes::Bytes;
-use flowrun_runtime::{Message, Payload};
+use super::retry::PutError;
 
-use super::dead_letter_topic::{DeadLetterTopic, TopicPublisher};
-use super::fs::FsStore;
-use super::retry::{Failure, PutError};
+/// The port's name, as inputs write it: `store.dead_letter`.
+pub const PORT: &str = "dead_letter";
+/// The metadata key holding why the message was refused.
+pub const REASON: &str = "dead_letter_reason";
+/// The metadata key holding the object key it would have been stored under.
+pub const KEY: &str = "dead_letter_key";
 
-/// The destination as configured; started with the node. Boxed: a broker's
-/// settings are large and the directory form is the common one.
-pub enum Target {
-    Dir(PathBuf),
-    Topic(Box<(DeadLetterTopic, Options)>),
-}
+/// `cos_put`'s named outputs.
+pub const PORTS: &[OutputPort] = &[OutputPort {
+    name: PORT,
+    kind: OutputKind::Kind(PayloadKind::Bytes),
+    description: "each message it refuses (accept, max_object_bytes, a bad key, a store's refusal), with `dead_letter_reason` and `dead_letter_key` in its metadata",
+}];
 
-pub enum DeadLetter {
-    Dir { dir: PathBuf, files: Arc<FsStore> },
-    Topic(Box<TopicPublisher>),
-}
-
-impl DeadLetter {
-    /// Opens `target`; a topic's connection starts here (`node` names it in logs).
-    pub fn start(target: Target, node: &str) -> Self {
-        match target {
-            Target::Dir(dir) => DeadLetter::Dir {
-                files: Arc::new(FsStore::new(dir.clone(), false, true)),
-                dir,
-            },
-            Target::Topic(topic) => {
-                let (config, options) = *topic;
-                DeadLetter::Topic(Box::new(TopicPublisher::start(&config, options, node)))
-            }
-        }
-    }
-
-    /// Writes `message` and why it was refused.
-    pub async fn write(
-        &self,
-        key: &str,
-        message: &Message,
-        error: &PutError,
-    ) -> Result<(), PutError> {
-        let body = match &message.payload {
-            Payload::Bytes(bytes) => bytes.clone(),
-            // Not fed to cos_put: validation lets only bytes in.
-            Payload::Typed(_) => Bytes::new(),
-        };
-        let why = Bytes::from(
-            serde_json::json!({
-                "key": key,
-                "error": error.text,
-                "meta": message.meta,
-            })
-            .to_string(),
-        );
-        match self {
-            DeadLetter::Dir { dir, files } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                    PutError::new(
-                        Failure::Store,
-                        format!("cannot create {}: {e}", dir.display()),
-                    )
-                })?;
-                files.put(key, body).await?;
-                files.put(&format!("{key}.error.json"), why).await
-            }
-            DeadLetter::Topic(topic) => topic.write(key, body, why).await,
-        }
-    }
+/// Writes why `message` was refused, and its key, into its metadata.
+pub fn mark(message: &mut Message, key: &str, error: &PutError) {
+    message
+        .meta
+        .insert(REASON.to_owned(), MetaValue::from(error.text.as_str()));
+    message.meta.insert(KEY.to_owned(), MetaValue::from(key));
 }

@@ -39,6 +39,12 @@ pub struct FsConfig {
     /// s3fs shows an empty object under the key until the write is closed.
     #[serde(default = "default_atomic")]
     pub atomic: bool,
+    /// Also write each message's metadata, as JSON, to `<key>.meta.json`
+    /// beside its object (what the `s3` backend keeps as `x-amz-meta-*`):
+    /// for a folder of dead letters, where `dead_letter_reason` says why
+    /// each was refused. Default false.
+    #[serde(default)]
+    pub metadata_file: bool,
 }
 
 fn default_atomic() -> bool {

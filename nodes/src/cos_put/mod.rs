@@ -24,14 +24,14 @@
 //! `{time}` do not have that property.
 //!
 //! Failures: see [`retry::Failure`]. Transient ones are retried with backoff
-//! while the message stays unacknowledged; the others go to `dead_letter_dir`
-//! or `dead_letter_topic` when set (and are then acknowledged), else the message is nacked —
+//! while the message stays unacknowledged; the others leave on the
+//! `dead_letter` output port with the reason ([`dead_letter`]) when a node
+//! takes it (`inputs: [store.dead_letter]`), else the message is nacked —
 //! rejected when it can never be stored, failed (for redelivery) when the
 //! store refuses everything.
 
 pub mod content;
-mod dead_letter;
-pub mod dead_letter_topic;
+pub mod dead_letter;
 pub mod fs;
 pub mod gallery;
 pub mod key;
@@ -43,14 +43,12 @@ use std::sync::Arc;
 
 use flowrun_runtime::{
     BuildContext, ConfigIssue, EnvVar, ExternalLink, Inputs, Node, NodeConfig, NodeError,
-    OutputKind, PayloadKind,
+    OutputKind, OutputPort, PayloadKind,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use self::content::{ContentCheck, Format};
-use self::dead_letter::Target;
-use self::dead_letter_topic::DeadLetterTopic;
 use self::fs::{FsConfig, FsStore};
 use self::key::KeyTemplate;
 use self::node::{CosPut, Store};
@@ -90,7 +88,7 @@ pub struct CosPutConfig {
     /// to `IEND`, a JPEG's segments up to its end marker). Anything else
     /// (other data, an empty or truncated payload) is refused: counted as
     /// `refused_type`, `refused_empty` or `refused_damaged`, then sent to
-    /// the dead letter with the reason (or rejected). Default: any payload.
+    /// the `dead_letter` port with the reason (or rejected). Default: any payload.
     #[serde(default)]
     pub accept: Vec<Format>,
     /// Refuse payloads larger than this, in bytes (counted as
@@ -104,17 +102,6 @@ pub struct CosPutConfig {
     /// How transient failures are retried.
     #[serde(default)]
     pub retry: RetryConfig,
-    /// A directory for messages that cannot be stored (refused by the
-    /// store, invalid key): each is written there under its key, with a
-    /// `.error.json` beside it saying why, and then acknowledged. Relative
-    /// to the spec's directory. Default: none (such messages are nacked).
-    #[serde(default)]
-    pub dead_letter_dir: Option<String>,
-    /// Or an MQTT topic for them: the payload is published on
-    /// `<topic>/<key>`, a JSON `{key, error, meta}` on `<topic>/<key>/error`,
-    /// and the message is acknowledged once the broker acknowledged both.
-    #[serde(default)]
-    pub dead_letter_topic: Option<DeadLetterTopic>,
 }
 
 /// Where the objects go.
@@ -156,6 +143,7 @@ impl NodeConfig for CosPutConfig {
         "Stores each message as an object (S3 API or a mounted bucket); acks once stored";
     const INPUTS: Inputs = Inputs::Only(&[PayloadKind::Bytes]);
     const OUTPUT: OutputKind = OutputKind::None;
+    const PORTS: &'static [OutputPort] = dead_letter::PORTS;
 
     fn environment(&self) -> Vec<EnvVar> {
         let Backend::S3(s3) = &self.backend else {
@@ -235,15 +223,6 @@ impl NodeConfig for CosPutConfig {
                 "retry waits must be positive, with `max_ms` at least `initial_ms`",
             ));
         }
-        if let Some(topic) = &self.dead_letter_topic {
-            issues.extend(topic.check("dead_letter_topic"));
-            if self.dead_letter_dir.is_some() {
-                issues.push(ConfigIssue::new(
-                    "dead_letter_topic",
-                    "set `dead_letter_dir` or `dead_letter_topic`, not both",
-                ));
-            }
-        }
         match &self.backend {
             Backend::S3(s3) => {
                 if s3.bucket.is_empty() {
@@ -280,20 +259,10 @@ impl NodeConfig for CosPutConfig {
                 ),
                 create_bucket: s3.create_bucket.then(|| s3.region.clone()),
             },
-            Backend::Fs(fs) => Store::Fs(Arc::new(FsStore::new(
-                ctx.resolve(&fs.root),
-                fs.fsync,
-                fs.atomic,
-            ))),
-        };
-        let dead_letter = match (&self.dead_letter_topic, &self.dead_letter_dir) {
-            (Some(topic), _) => {
-                let client_id = format!("{}-dead-letter", ctx.id);
-                let options = topic.broker.options(&client_id, |p| ctx.resolve(p))?;
-                Some(Target::Topic(Box::new((topic.clone(), options))))
-            }
-            (None, Some(dir)) => Some(Target::Dir(ctx.resolve(dir))),
-            (None, None) => None,
+            Backend::Fs(fs) => Store::Fs {
+                store: Arc::new(FsStore::new(ctx.resolve(&fs.root), fs.fsync, fs.atomic)),
+                metadata_file: fs.metadata_file,
+            },
         };
         let content = ContentCheck {
             accept: self.accept.clone(),
@@ -304,7 +273,6 @@ impl NodeConfig for CosPutConfig {
             template,
             content,
             store,
-            dead_letter,
         )))
     }
 }

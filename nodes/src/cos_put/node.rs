@@ -8,14 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use flowrun_runtime::{keys, Counter, Message, Node, NodeContext, NodeError, NodeMetrics, Payload};
+use flowrun_runtime::{
+    keys, Counter, Message, Node, NodeContext, NodeError, NodeMetrics, Output, Payload,
+};
 use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::content::{ContentCheck, Refusal};
-use super::dead_letter::{DeadLetter, Target};
+use super::dead_letter;
 use super::fs::FsStore;
 use super::key::{KeyInput, KeyTemplate};
 use super::retry::{Failure, PutError};
@@ -29,14 +31,18 @@ pub enum Store {
         /// The region to create the bucket in, when it should be created.
         create_bucket: Option<String>,
     },
-    Fs(Arc<FsStore>),
+    Fs {
+        store: Arc<FsStore>,
+        /// Whether each object gets a `<key>.meta.json` beside it.
+        metadata_file: bool,
+    },
 }
 
 impl Store {
     fn describe(&self) -> String {
         match self {
             Store::S3 { store, .. } => store.describe(),
-            Store::Fs(store) => store.describe(),
+            Store::Fs { store, .. } => store.describe(),
         }
     }
 
@@ -44,7 +50,7 @@ impl Store {
     fn location(&self, key: &str) -> String {
         match self {
             Store::S3 { store, .. } => store.location(key),
-            Store::Fs(store) => store.location(key),
+            Store::Fs { store, .. } => store.location(key),
         }
     }
 
@@ -53,11 +59,31 @@ impl Store {
         key: &str,
         body: Bytes,
         content_type: &str,
+        message: &Message,
         metadata: &HashMap<String, String>,
     ) -> Result<(), PutError> {
         match self {
             Store::S3 { store, .. } => store.put(key, body, content_type, metadata.clone()).await,
-            Store::Fs(store) => store.put(key, body).await,
+            Store::Fs {
+                store,
+                metadata_file,
+            } => {
+                store.put(key, body).await?;
+                if !metadata_file {
+                    return Ok(());
+                }
+                // All of it, not only the `metadata` list: a file has no
+                // header size limit, and a dead letter's reason is in it.
+                let meta = serde_json::to_vec_pretty(&message.meta).map_err(|e| {
+                    PutError::new(
+                        Failure::Message,
+                        format!("cannot encode the metadata of {key}: {e}"),
+                    )
+                })?;
+                store
+                    .put(&format!("{key}.meta.json"), Bytes::from(meta))
+                    .await
+            }
         }
     }
 }
@@ -67,7 +93,6 @@ pub struct CosPut {
     template: KeyTemplate,
     content: ContentCheck,
     store: Store,
-    dead_letter: Option<Target>,
 }
 
 impl CosPut {
@@ -76,14 +101,12 @@ impl CosPut {
         template: KeyTemplate,
         content: ContentCheck,
         store: Store,
-        dead_letter: Option<Target>,
     ) -> Self {
         CosPut {
             config,
             template,
             content,
             store,
-            dead_letter,
         }
     }
 }
@@ -94,7 +117,8 @@ struct Shared {
     template: KeyTemplate,
     content: ContentCheck,
     store: Store,
-    dead_letter: Option<DeadLetter>,
+    /// Where refused messages go when a node takes the `dead_letter` port.
+    output: Output,
     metrics: Arc<NodeMetrics>,
     stop: CancellationToken,
     /// `{seq}` for messages that carry none.
@@ -117,9 +141,7 @@ impl Node for CosPut {
         Box::pin(async move {
             let this = *self;
             let shared = Arc::new(Shared {
-                dead_letter: this
-                    .dead_letter
-                    .map(|target| DeadLetter::start(target, &ctx.id)),
+                output: ctx.output.clone(),
                 config: this.config,
                 template: this.template,
                 refused: if this.content.is_off() {
@@ -250,7 +272,7 @@ impl Shared {
         loop {
             let error = match self
                 .store
-                .put(&key, body.clone(), &content_type, &metadata)
+                .put(&key, body.clone(), &content_type, &message, &metadata)
                 .await
             {
                 Ok(()) => {
@@ -288,23 +310,18 @@ impl Shared {
         }
     }
 
-    /// A message that cannot be stored: set aside when there is a
-    /// dead-letter destination, else nacked.
-    async fn give_up(&self, message: Message, key: &str, error: PutError) {
+    /// A message that cannot be stored: sent on the `dead_letter` port when
+    /// a node takes it — with its acknowledgement, which that node settles —
+    /// else nacked.
+    async fn give_up(&self, mut message: Message, key: &str, error: PutError) {
         tracing::error!(%error, "message not stored");
         self.metrics.errors.inc();
-        if let Some(dead_letter) = &self.dead_letter {
-            match dead_letter.write(key, &message, &error).await {
-                Ok(()) => {
-                    self.dead_lettered.inc();
-                    self.show_state();
-                    message.ack();
-                    return;
-                }
-                Err(dead) => {
-                    tracing::error!(error = %dead, "cannot set the message aside as a dead letter");
-                }
-            }
+        if self.output.is_connected(Some(dead_letter::PORT)) {
+            dead_letter::mark(&mut message, key, &error);
+            self.output.send_to(dead_letter::PORT, message).await;
+            self.dead_lettered.inc();
+            self.show_state();
+            return;
         }
         self.set_trouble(error.text.clone());
         match error.failure {

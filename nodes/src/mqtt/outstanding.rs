@@ -32,16 +32,6 @@ pub enum Settled {
     TooLarge(String),
 }
 
-impl Settled {
-    /// `Err(reason)` when refused: taken is taken, heard or not.
-    pub fn refusal(self) -> Result<(), String> {
-        match self {
-            Settled::Taken | Settled::Unheard => Ok(()),
-            Settled::Refused(reason) | Settled::TooLarge(reason) => Err(reason),
-        }
-    }
-}
-
 impl<T> Default for Outstanding<T> {
     fn default() -> Self {
         Outstanding {

@@ -12,6 +12,9 @@
 //!     type: cos_put
 //!     inputs: [images]
 //!     bucket: ${BUCKET:-faces}
+//!   refused:
+//!     type: print
+//!     inputs: [store.dead_letter]   # a named output port of `store`
 //! ```
 //!
 //! Each node's mapping holds three keys the engine reads — `type`, `inputs`
@@ -26,6 +29,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::edge::Overflow;
+use crate::port::OutputRef;
 
 /// Keys of a node's mapping that belong to the engine, not to the node type.
 pub const ENGINE_KEYS: [&str; 3] = ["type", "inputs", "on_failure"];
@@ -39,13 +43,13 @@ pub const VERSION: i64 = 1;
 /// Default capacity of an input's queue, in messages.
 pub const DEFAULT_CAPACITY: usize = 64;
 
-/// One input of a node: the id of the node that feeds it, optionally with
-/// its queue settings.
+/// One input of a node: the output that feeds it (`camera`, or a named
+/// port: `store.dead_letter`), optionally with its queue settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum InputSpec {
-    /// The id of the upstream node.
-    Node(String),
+    /// The upstream node (its default output), or `node.port`.
+    Node(OutputRef),
     /// The upstream node with queue settings for this edge.
     WithQueue(InputQueue),
 }
@@ -54,8 +58,8 @@ pub enum InputSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputQueue {
-    /// The id of the upstream node.
-    pub from: String,
+    /// The upstream node (its default output), or `node.port`.
+    pub from: OutputRef,
     /// How many messages may wait on this edge (default 64; 4 for decoded frames).
     #[serde(default)]
     pub capacity: Option<usize>,
@@ -66,9 +70,9 @@ pub struct InputQueue {
 }
 
 impl InputSpec {
-    pub fn from(&self) -> &str {
+    pub fn from(&self) -> &OutputRef {
         match self {
-            InputSpec::Node(id) => id,
+            InputSpec::Node(from) => from,
             InputSpec::WithQueue(q) => &q.from,
         }
     }

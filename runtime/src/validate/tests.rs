@@ -17,6 +17,7 @@ use crate::diagnostic::Severity;
 use crate::edge::Overflow;
 use crate::message::PayloadKind;
 use crate::node::{BuildContext, Node, NodeContext, NodeError};
+use crate::port::OutputPort;
 use crate::spec::yaml::Pos;
 use crate::spec::OnFailure;
 
@@ -85,6 +86,27 @@ test_type!(
 );
 test_type!(Sink, "sink", Inputs::Any, OutputKind::None, Overflow::Block);
 
+/// A sink that sends what it refuses on a named port, as `cos_put` does.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Store {}
+
+impl NodeConfig for Store {
+    const TYPE: &'static str = "store";
+    const DESCRIPTION: &'static str = "a test sink with a port";
+    const INPUTS: Inputs = Inputs::Any;
+    const OUTPUT: OutputKind = OutputKind::None;
+    const PORTS: &'static [OutputPort] = &[OutputPort {
+        name: "refused",
+        kind: OutputKind::SameAsInput,
+        description: "what it refuses",
+    }];
+
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
+        Ok(Box::new(Idle))
+    }
+}
+
 fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();
     catalogue
@@ -92,7 +114,8 @@ fn catalogue() -> Catalogue {
         .register::<ByteSource>()
         .register::<Detect>()
         .register::<Relay>()
-        .register::<Sink>();
+        .register::<Sink>()
+        .register::<Store>();
     catalogue
 }
 
@@ -344,5 +367,83 @@ nodes:
             "t.yaml:7:31: error: bad input of node `out`: unknown variant `drop_newest`"
         ),
         "{messages:#?}"
+    );
+}
+
+#[test]
+fn a_named_port_is_planned_with_its_kind_and_checked_per_port() {
+    let checked = check(
+        "version: 1
+nodes:
+  cam: {type: image_source}
+  keep: {type: store, inputs: [cam]}
+  again: {type: detect, inputs: [keep.refused]}
+  out: {type: sink, inputs: [again]}
+",
+    );
+    assert!(checked.diagnostics.is_empty(), "{:#?}", rendered(&checked));
+    let plan = checked.plan.expect("a valid spec gives a plan");
+    let again = plan.node("again").expect("again is planned");
+    assert_eq!(again.inputs[0].from, "keep");
+    assert_eq!(again.inputs[0].port.as_deref(), Some("refused"));
+    assert_eq!(again.inputs[0].source().to_string(), "keep.refused");
+    // The port passes on what its node was given: images, so their short queue.
+    let keep = plan.node("keep").expect("keep is planned");
+    assert_eq!(keep.kind_of(Some("refused")), Some(IMAGES));
+    assert_eq!(keep.kind_of(None), None);
+    assert_eq!(again.inputs[0].capacity, SHORT_QUEUE);
+
+    let bytes = check(
+        "version: 1
+nodes:
+  raw: {type: byte_source}
+  keep: {type: store, inputs: [raw]}
+  again: {type: detect, inputs: [keep.refused]}
+  out: {type: sink, inputs: [again]}
+",
+    );
+    assert_eq!(
+        rendered(&bytes),
+        ["t.yaml:5:34: error: node `again` (detect) cannot take bytes from `keep.refused`: it takes frames\n  \
+          hint: does `keep.refused` give what `again` needs? `flowrun nodes` shows each type's input and output"]
+    );
+}
+
+#[test]
+fn an_unknown_port_is_located_and_lists_the_ports_the_node_has() {
+    let checked = check(
+        "version: 1
+nodes:
+  raw: {type: byte_source}
+  keep: {type: store, inputs: [raw]}
+  out: {type: sink, inputs: [keep.refsed, raw.refused]}
+",
+    );
+    assert!(checked.plan.is_none());
+    assert_eq!(
+        rendered(&checked),
+        [
+            "t.yaml:5:30: error: node `out` takes input from `keep.refsed`, but node `keep` (store) has no output `refsed`\n  \
+          hint: did you mean `keep.refused`? does node `keep` declare output `refsed`? it has: refused",
+            "t.yaml:5:43: error: node `out` takes input from `raw.refused`, but node `raw` (byte_source) has no output `refused`\n  \
+          hint: does node `raw` declare output `refused`? it has only its default output (`flowrun nodes byte_source` lists its outputs)",
+        ]
+    );
+}
+
+#[test]
+fn a_node_may_take_both_the_default_output_and_a_port_of_another() {
+    let checked = check(
+        "version: 1
+nodes:
+  raw: {type: byte_source}
+  hop: {type: relay, inputs: [raw]}
+  keep: {type: store, inputs: [hop]}
+  out: {type: sink, inputs: [hop, keep.refused, {from: keep.refused, capacity: 2}]}
+",
+    );
+    assert_eq!(
+        rendered(&checked),
+        ["t.yaml:6:49: error: node `out` lists input `keep.refused` twice"]
     );
 }

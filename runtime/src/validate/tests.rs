@@ -404,7 +404,7 @@ nodes:
     );
     assert_eq!(
         rendered(&bytes),
-        ["t.yaml:5:34: error: node `again` (detect) cannot take bytes from `keep.refused`: it takes frames\n  \
+        ["t.yaml:5:34: error: node `again` (detect) cannot take bytes from `keep.refused`: it takes images\n  \
           hint: does `keep.refused` give what `again` needs? `flowrun nodes` shows each type's input and output"]
     );
 }

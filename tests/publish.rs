@@ -1,12 +1,8 @@
 //! `flowrun publish` against a real mosquitto: the exit code says whether the
 //! broker acknowledged.
 
-#[path = "../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../nodes/tests/support/rabbitmq.rs"]
-#[allow(dead_code)]
-mod rabbitmq;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::rabbitmq;
 
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -2,6 +2,18 @@
 //! dev-dependency, never published) instead of files included by path.
 //!
 //! - [`wait`]: bounded waits on an event — a port open, a message arrived,
-//!   a file written, a process ended — in place of fixed sleeps.
+//!   a file written, a process ended — in place of fixed sleeps;
+//! - [`mosquitto`]: a real mosquitto on a free loopback port, and plain
+//!   clients to publish into it and collect what arrives;
+//! - [`rabbitmq`]: a real RabbitMQ with its MQTT plugin, the same way;
+//! - [`s3`]: an `s3s-fs` S3 server and a client to look at what it holds;
+//! - [`s3fs`]: one of its buckets mounted with s3fs-fuse;
+//! - [`logs`]: every log line of a test binary, kept and written for the
+//!   secrets scan.
 
+pub mod logs;
+pub mod mosquitto;
+pub mod rabbitmq;
+pub mod s3;
+pub mod s3fs;
 pub mod wait;

@@ -16,12 +16,8 @@
 //! brokers on a 2-core machine.
 
 mod compose;
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

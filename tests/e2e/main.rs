@@ -12,20 +12,11 @@ mod faces;
 mod flowrun;
 mod rabbit;
 
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../../nodes/tests/support/rabbitmq.rs"]
-#[allow(dead_code)]
-mod rabbitmq;
-#[path = "../../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
-#[path = "../../nodes/tests/support/s3fs.rs"]
-mod s3fs;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::rabbitmq;
+use flowrun_test_support::s3;
+use flowrun_test_support::s3fs;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

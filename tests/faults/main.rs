@@ -19,19 +19,13 @@ mod faces;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
 #[path = "../support/proxy.rs"]
 #[allow(dead_code)]
 mod proxy;
 mod rig;
-#[path = "../../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
+use flowrun_test_support::s3;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

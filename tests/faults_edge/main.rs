@@ -23,15 +23,9 @@ mod slow_store;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::s3;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -16,7 +16,7 @@ use aws_sdk_s3::Client;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use flowrun_test_support::wait;
+use crate::wait;
 
 pub struct S3Server {
     pub port: u16,

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use flowrun_test_support::wait;
+use crate::wait;
 
-use super::s3::S3Server;
+use crate::s3::S3Server;
 
 /// A bucket mounted with s3fs in the foreground; unmounted when dropped.
 pub struct Mount {

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use flowrun_test_support::wait;
+use crate::wait;
 
-use super::mosquitto::{free_port, wait_for_port};
+use crate::mosquitto::{free_port, wait_for_port};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 

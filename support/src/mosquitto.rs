@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::wait;
 use flowrun_nodes::mqtt::client::{self as flowrun_client, Polled};
 use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
 use flowrun_nodes::mqtt::Qos;
-use flowrun_test_support::wait;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::mpsc;
 
@@ -157,7 +157,7 @@ pub fn wait_for_port(port: u16, limit: Duration) {
 /// always found it; a binary that includes this file without waiting on
 /// anything leaves it unused.)
 #[allow(unused_imports)]
-pub use flowrun_test_support::wait::eventually;
+pub use crate::wait::eventually;
 
 /// Everything that arrived on a subscription, in arrival order.
 #[derive(Clone, Default)]
@@ -166,6 +166,9 @@ pub struct Collected(Arc<Mutex<Vec<Received>>>);
 /// A topic and the payload that arrived on it.
 pub type Received = (String, Vec<u8>);
 
+// A count of arrivals that the tests compare (`len() > 0` among them), not
+// a container: no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 impl Collected {
     pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()

@@ -9,10 +9,14 @@
 //! - [`s3`]: an `s3s-fs` S3 server and a client to look at what it holds;
 //! - [`s3fs`]: one of its buckets mounted with s3fs-fuse;
 //! - [`logs`]: every log line of a test binary, kept and written for the
-//!   secrets scan.
+//!   secrets scan;
+//! - [`proxy`]: a TCP proxy whose link can be cut, slowed and restored;
+//! - [`faces`]: checks on stored face crops.
 
+pub mod faces;
 pub mod logs;
 pub mod mosquitto;
+pub mod proxy;
 pub mod rabbitmq;
 pub mod s3;
 pub mod s3fs;

@@ -7,7 +7,7 @@
 //! The tests run one at a time: each runs face detection on a 2-core
 //! machine, and running them together would only make each slower.
 
-mod faces;
+use flowrun_test_support::faces;
 #[allow(dead_code)]
 mod flowrun;
 mod rabbit;

@@ -13,17 +13,13 @@
 #[path = "../support/crops.rs"]
 #[allow(dead_code)]
 mod crops;
-#[path = "../e2e/faces.rs"]
-#[allow(dead_code)]
-mod faces;
+use flowrun_test_support::faces;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
 use flowrun_test_support::logs;
 use flowrun_test_support::mosquitto;
-#[path = "../support/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
+use flowrun_test_support::proxy;
 mod rig;
 use flowrun_test_support::s3;
 

@@ -9,13 +9,10 @@
 
 #[path = "../support/crops.rs"]
 mod crops;
-#[path = "../e2e/faces.rs"]
-#[allow(dead_code)]
-mod faces;
+use flowrun_test_support::faces;
 mod killed_edge;
 mod link_down;
-#[path = "../support/proxy.rs"]
-mod proxy;
+use flowrun_test_support::proxy;
 mod report;
 mod rss;
 mod slow_store;

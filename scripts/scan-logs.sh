@@ -5,7 +5,7 @@
 #   scripts/scan-logs.sh --self-test
 #
 # Every MQTT password and S3 secret key the tests use contains the mark
-# `flowrun-secret` (nodes/tests/support/logs.rs: `secret()`, and the keys
+# `flowrun-secret` (support/src/logs.rs: `secret()`, and the keys
 # of the s3s-fs servers the tests start). The in-process node tests log at
 # DEBUG and every `flowrun` process an end-to-end test starts runs with
 # FLOWRUN_LOG=debug; all of it lands in target/test-logs/. The scan also

@@ -1,6 +1,10 @@
 //! The `flowrun` command: the one place that links the engine
 //! (`flowrun-runtime`) with the node catalogue (`flowrun-nodes`).
 
+// The command takes nothing on trust from a spec, a broker or a store:
+// no `unwrap`/`expect` outside the tests, which unwrap by design.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod connect;
 mod health;
 mod nodes_doc;

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use flowrun_test_support::wait;
 
 const FLOWRUN: &str = env!("CARGO_BIN_EXE_flowrun");
 
@@ -86,25 +88,28 @@ impl Running {
 
     /// Polls `ready` until it holds, or panics with what was printed.
     fn wait_for(&mut self, what: &str, ready: impl Fn(&Running) -> bool) {
-        let deadline = Instant::now() + BOUND;
-        while !ready(self) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                if ready(self) {
-                    return;
-                }
-                panic!(
-                    "flowrun exited ({status}) before {what}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
+        // `Some(None)`: ready; `Some(Some(status))`: exited before it.
+        let outcome = wait::at_most(BOUND).every(POLL).poll(|| {
+            if ready(self) {
+                return Some(None);
             }
-            assert!(
-                Instant::now() < deadline,
+            match self.child.try_wait() {
+                Ok(Some(status)) => Some((!ready(self)).then_some(status)),
+                _ => None,
+            }
+        });
+        match outcome {
+            Some(None) => {}
+            Some(Some(status)) => panic!(
+                "flowrun exited ({status}) before {what}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            ),
+            None => panic!(
                 "no {what} within {BOUND:?}\nstdout:\n{}\nstderr:\n{}",
                 self.stdout(),
                 self.stderr()
-            );
-            std::thread::sleep(POLL);
+            ),
         }
     }
 
@@ -120,19 +125,15 @@ impl Running {
 
     /// Waits for the process to exit within `bound`, then for its output.
     fn finish(mut self, bound: Duration) -> (ExitStatus, String, String) {
-        let deadline = Instant::now() + bound;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the child can be waited on") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "flowrun did not exit within {bound:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(POLL);
+        let status = wait::at_most(bound)
+            .every(POLL)
+            .poll(|| self.child.try_wait().expect("the child can be waited on"));
+        let Some(status) = status else {
+            panic!(
+                "flowrun did not exit within {bound:?}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
         };
         // The pipes close with the process, so the readers end now.
         for reader in self.readers.drain(..) {

@@ -3,12 +3,7 @@
 //! the most recent objects under a prefix, each shown through a presigned
 //! link the browser fetches from the store itself.
 
-#[path = "../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
+use flowrun_test_support::s3;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

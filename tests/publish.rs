@@ -1,17 +1,14 @@
 //! `flowrun publish` against a real mosquitto: the exit code says whether the
 //! broker acknowledged.
 
-#[path = "../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../nodes/tests/support/rabbitmq.rs"]
-#[allow(dead_code)]
-mod rabbitmq;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::rabbitmq;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use flowrun_nodes::mqtt::Qos;
+use flowrun_test_support::wait;
 use mosquitto::{collect, eventually, subscribe_v5, Mosquitto, Options};
 
 fn flowrun() -> Command {
@@ -258,14 +255,9 @@ fn subscribe_prints_and_saves_what_publish_sends_from_stdin() {
     assert!(published.status.success());
 
     // `--count 3`: it ends by itself (bounded by the test harness's wait).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while subscriber.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "subscribe did not end after 3"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::until(Duration::from_secs(20), "subscribe to end after 3", || {
+        subscriber.try_wait().unwrap().is_some()
+    });
     let mut stdout = String::new();
     subscriber
         .stdout

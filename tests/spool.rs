@@ -2,9 +2,7 @@
 //! 1,000 messages are captured, flowrun is killed with SIGKILL and started
 //! again, the broker comes back → all 1,000 arrive, in order.
 
-#[path = "../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
+use flowrun_test_support::mosquitto;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

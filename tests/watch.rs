@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use flowrun_test_support::wait;
 
 const FLOWRUN: &str = env!("CARGO_BIN_EXE_flowrun");
 const LIMIT: Duration = Duration::from_secs(15);
@@ -64,15 +66,12 @@ impl Running {
     }
 
     fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + LIMIT;
-        while !done(&self.lines()) {
-            assert!(
-                Instant::now() < deadline,
-                "no {what} after {LIMIT:?}:\n{}",
-                self.lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let held = wait::at_most(LIMIT).until(|| done(&self.lines()));
+        assert!(
+            held,
+            "no {what} after {LIMIT:?}:\n{}",
+            self.lines().join("\n")
+        );
     }
 
     /// Waits for the `n`th reload, which must be the edit `from → to`.
@@ -91,6 +90,7 @@ impl Running {
     /// Asserts that nothing more is printed for [`QUIET`].
     fn assert_quiet(&self, after: &str) {
         let before = self.lines().len();
+        // The assertion is that nothing happens: there is no event to wait for.
         std::thread::sleep(QUIET);
         let lines = self.lines();
         assert_eq!(
@@ -259,6 +259,7 @@ fn an_autosave_burst_applies_only_distinct_contents_and_settles() {
         let aside = dir.path().join(".spec.yaml.swp");
         std::fs::write(&aside, spec(&text)).unwrap();
         std::fs::rename(&aside, &path).unwrap();
+        // The autosave's pace, part of the scenario: not a wait for anything.
         std::thread::sleep(Duration::from_millis(100));
     }
     flowrun.wait_for("the last content applied", |lines| {

@@ -12,6 +12,10 @@
 //! default): a build without it does not link OpenCV, for the cloud side
 //! and links, which need none of it.
 
+// Library code takes nothing on trust from a spec, a broker or a store:
+// no `unwrap`/`expect` outside the tests, which unwrap by design.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 #[cfg(feature = "vision")]
 pub mod camera;
 pub mod cos_put;

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::wait;
 use support::s3::S3Server;
 use support::storage::{run_spec, sample_images, state, SAMPLE_IMAGES};
 
@@ -136,12 +137,16 @@ nodes:
         tokio::spawn(async move { run_spec(&dir, &yaml, Duration::from_secs(120)).await })
     };
     // Take the store away once a good part of the stream is stored.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.try_list("outage").await.unwrap_or_default().len() < 200 {
-        assert!(Instant::now() < deadline, "nothing was stored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stored = wait::at_most(Duration::from_secs(60))
+        .every(Duration::from_millis(50))
+        .poll_async(|| async {
+            let listed = server.try_list("outage").await.unwrap_or_default();
+            (listed.len() >= 200).then_some(())
+        })
+        .await;
+    assert!(stored.is_some(), "nothing was stored");
     server.stop();
+    // The outage itself: five seconds with the store gone, not a wait for anything.
     tokio::time::sleep(Duration::from_secs(5)).await;
     server.resume();
 

@@ -11,6 +11,10 @@
 //! The engine knows no node type by name: node types register in a
 //! [`Catalogue`] by implementing [`NodeConfig`] and are built from it alone.
 
+// Library code takes nothing on trust from a spec, a broker or a store:
+// no `unwrap`/`expect` outside the tests, which unwrap by design.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod ack;
 pub mod catalogue;
 pub mod diagnostic;

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::wait;
 use tokio::process::Command;
 
 use crate::logs;
@@ -163,21 +164,17 @@ pub async fn health(container: &str) -> String {
 /// Waits until docker reports `container` in `state`; how long it took.
 pub async fn wait_health(container: &str, state: &str, limit: Duration) -> Duration {
     let started = Instant::now();
-    loop {
-        let now = health(container).await;
-        if now == state {
-            return started.elapsed();
-        }
-        if started.elapsed() > limit {
-            let log = docker(&["logs", "--tail", "30", container]).await;
-            let probes =
-                docker(&["inspect", "--format", "{{json .State.Health}}", container]).await;
-            panic!(
-                "{container} is {now}, not {state}, after {limit:?}\nhealth: {probes}\nlog:\n{log}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let reached = wait::at_most(limit)
+        .every(Duration::from_millis(250))
+        .poll_async(|| async { (health(container).await == state).then_some(()) })
+        .await;
+    if reached.is_some() {
+        return started.elapsed();
     }
+    let now = health(container).await;
+    let log = docker(&["logs", "--tail", "30", container]).await;
+    let probes = docker(&["inspect", "--format", "{{json .State.Health}}", container]).await;
+    panic!("{container} is {now}, not {state}, after {limit:?}\nhealth: {probes}\nlog:\n{log}");
 }
 
 /// The user id a container's processes run as (`id -u` inside it).

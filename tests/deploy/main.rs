@@ -16,12 +16,8 @@
 //! brokers on a 2-core machine.
 
 mod compose;
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -29,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use compose::{docker, http_get, wait_health, Network, Project};
+use flowrun_test_support::wait;
 use mosquitto::{collect, free_port, Collected};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -227,21 +224,19 @@ impl Deployment {
     }
 
     async fn wait_video_end(&self) {
-        let started = Instant::now();
-        loop {
-            if let Some(state) = self.camera_state().await {
-                if state.starts_with("end of file") {
-                    return;
-                }
-            }
-            assert!(
-                started.elapsed() < VIDEO_END,
-                "{}: the edge camera did not reach the end of the video in {VIDEO_END:?} ({:?})",
-                self.name,
-                self.camera_state().await
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let ended = wait::at_most(VIDEO_END)
+            .every(Duration::from_millis(250))
+            .poll_async(|| async {
+                let state = self.camera_state().await?;
+                state.starts_with("end of file").then_some(())
+            })
+            .await;
+        assert!(
+            ended.is_some(),
+            "{}: the edge camera did not reach the end of the video in {VIDEO_END:?} ({:?})",
+            self.name,
+            self.camera_state().await
+        );
     }
 
     /// Waits until the edge broker accepted `count` faces.
@@ -331,14 +326,21 @@ impl Deployment {
         // Both sides are read again each round: the camera's end of file is
         // not the pipeline's, and the last faces may still be on their way
         // to the edge broker (and to the bucket) when this starts.
-        let started = Instant::now();
-        let (expected, stored) = loop {
-            let stored = self.stored().await;
-            let expected = self.expected();
-            if expected == stored || started.elapsed() > DELIVERY {
-                break (expected, stored);
+        let agreed = wait::at_most(DELIVERY)
+            .every(Duration::from_millis(500))
+            .poll_async(|| async {
+                let stored = self.stored().await;
+                let expected = self.expected();
+                (expected == stored).then_some((expected, stored))
+            })
+            .await;
+        // Past the limit, the last look is what the assertions judge.
+        let (expected, stored) = match agreed {
+            Some(pair) => pair,
+            None => {
+                let stored = self.stored().await;
+                (self.expected(), stored)
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         };
         assert!(
             expected.len() >= 100,
@@ -433,6 +435,7 @@ async fn bridge_to_s3_survives_the_wan_cut_for_30_s() {
     while cut.elapsed() < Duration::from_secs(30) {
         // The outage's length, sampling the health docker reports meanwhile.
         health_during_cut.insert(compose::health(&edge).await);
+        // The sampling pace during the fixed-length cut: not a wait for anything.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     docker(&["network", "connect", &d.wan_name, &edge]).await;

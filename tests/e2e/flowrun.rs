@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use flowrun_test_support::wait;
 
 /// Every variable the shipped specs read: removed from the environment of
 /// each process, so that only what a test sets reaches it.
@@ -203,26 +205,27 @@ impl Flowrun {
         limit: Duration,
         done: impl Fn(&Status) -> bool,
     ) -> Status {
-        let deadline = Instant::now() + limit;
-        loop {
-            let status = self.status();
-            if done(&status) {
-                return status;
-            }
-            if let Ok(Some(exit)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({exit}) before {what}:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: not {what} after {limit:?}:\n{}",
+        // `Ok`: done; `Err`: the process ended before.
+        let outcome = wait::at_most(limit)
+            .every(Duration::from_millis(50))
+            .poll_async(|| {
+                let status = self.status();
+                let settled = if done(&status) {
+                    Some(Ok(status))
+                } else {
+                    self.child.try_wait().ok().flatten().map(Err)
+                };
+                std::future::ready(settled)
+            })
+            .await;
+        match outcome {
+            Some(Ok(status)) => status,
+            Some(Err(exit)) => panic!(
+                "{} exited ({exit}) before {what}:\n{}",
                 self.name,
                 self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            ),
+            None => panic!("{}: not {what} after {limit:?}:\n{}", self.name, self.log()),
         }
     }
 
@@ -257,40 +260,32 @@ impl Flowrun {
     /// Waits (at most `limit`) for the process to end by itself: its final
     /// counts, and whether it exited with 0.
     pub async fn wait_for_exit(mut self, limit: Duration) -> (Status, bool) {
-        let deadline = Instant::now() + limit;
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let exit = wait::at_most(limit)
+            .poll_async(|| std::future::ready(self.child.try_wait().unwrap()))
+            .await;
+        let Some(exit) = exit else {
+            panic!(
                 "{} did not stop within {limit:?}:\n{}",
                 self.name,
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         // The reader thread may still be taking the last lines.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let final_counts = loop {
-            let found = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .find(|l| l.contains(" final counts: "))
-                .and_then(|l| Status::parse(l));
-            if let Some(status) = found {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} printed no final counts:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let final_counts = wait::at_most(Duration::from_secs(5))
+            .poll_async(|| {
+                let found = self
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .find(|l| l.contains(" final counts: "))
+                    .and_then(|l| Status::parse(l));
+                std::future::ready(found)
+            })
+            .await;
+        let Some(final_counts) = final_counts else {
+            panic!("{} printed no final counts:\n{}", self.name, self.log());
         };
         (final_counts, exit.success())
     }

@@ -7,33 +7,25 @@
 //! The tests run one at a time: each runs face detection on a 2-core
 //! machine, and running them together would only make each slower.
 
-mod faces;
+use flowrun_test_support::faces;
 #[allow(dead_code)]
 mod flowrun;
 mod rabbit;
 mod track;
 
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../../nodes/tests/support/rabbitmq.rs"]
-#[allow(dead_code)]
-mod rabbitmq;
-#[path = "../../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
-#[path = "../../nodes/tests/support/s3fs.rs"]
-mod s3fs;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::rabbitmq;
+use flowrun_test_support::s3;
+use flowrun_test_support::s3fs;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faces::{assert_gray_png, assert_one_object_per_face};
 use flowrun::{repository, Flowrun, Status, MEGAMIND};
+use flowrun_test_support::wait;
 use mosquitto::Mosquitto;
 use s3::{free_port, S3Server};
 
@@ -273,21 +265,21 @@ async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
         &edge_env("door-3", &edge_broker, &cloud_broker.url()),
     );
     let faces = run_edge(&mut edge).await;
-    let deadline = Instant::now() + DELIVERY;
     let stored = |workers: &[Flowrun]| -> u64 {
         workers
             .iter()
             .map(|w| w.status().state_count("store", "stored"))
             .sum()
     };
-    while stored(&workers) < faces {
-        assert!(
-            Instant::now() < deadline,
-            "the workers stored {} of {faces} faces after {DELIVERY:?}",
-            stored(&workers)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let all = wait::at_most(DELIVERY)
+        .every(Duration::from_millis(50))
+        .until_async(|| stored(&workers) >= faces)
+        .await;
+    assert!(
+        all,
+        "the workers stored {} of {faces} faces after {DELIVERY:?}",
+        stored(&workers)
+    );
     assert_bucket_holds_faces(&store, "faces/door-3/camera/", faces).await;
     let (_, clean) = edge.stop().await;
     assert!(clean, "edge-bridge did not exit cleanly");
@@ -338,20 +330,17 @@ async fn the_demo_runs_alone_and_ends_with_its_summary() {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let exit = loop {
-        if let Some(exit) = demo.try_wait().unwrap() {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            // SIGTERM, so that the script's exit trap stops flowrun too.
-            let _ = Command::new("kill")
-                .args(["-TERM", &demo.id().to_string()])
-                .status();
-            let _ = demo.wait();
-            panic!("the demo did not finish within 180 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let exit = wait::at_most(Duration::from_secs(180))
+        .every(Duration::from_millis(100))
+        .poll_async(|| std::future::ready(demo.try_wait().unwrap()))
+        .await;
+    let Some(exit) = exit else {
+        // SIGTERM, so that the script's exit trap stops flowrun too.
+        let _ = Command::new("kill")
+            .args(["-TERM", &demo.id().to_string()])
+            .status();
+        let _ = demo.wait();
+        panic!("the demo did not finish within 180 s");
     };
     let out = out.join().unwrap();
     let err = err.join().unwrap();

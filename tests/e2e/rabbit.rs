@@ -198,12 +198,10 @@ async fn the_cloud_broker_restarted_mid_stream_over_3_1_1_loses_no_face() {
     tokio::task::block_in_place(|| cloud_broker.restart());
     let faces = run_edge(&mut edge).await;
     // Bounded, without failing: the figure is printed either way.
-    let deadline = std::time::Instant::now() + DELIVERY;
-    while cloud.status().state_count("store", "stored") < faces
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let _ = flowrun_test_support::wait::at_most(DELIVERY)
+        .every(std::time::Duration::from_millis(100))
+        .until_async(|| cloud.status().state_count("store", "stored") >= faces)
+        .await;
     let stored = cloud.status().state_count("store", "stored");
     let keys = store.list(BUCKET).await;
     println!(

@@ -13,30 +13,21 @@
 #[path = "../support/crops.rs"]
 #[allow(dead_code)]
 mod crops;
-#[path = "../e2e/faces.rs"]
-#[allow(dead_code)]
-mod faces;
+use flowrun_test_support::faces;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../support/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::proxy;
 mod rig;
-#[path = "../../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
+use flowrun_test_support::s3;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crops::faces as crops;
+use flowrun_test_support::wait;
 use rig::{Link, Rig, SENT};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -156,6 +147,7 @@ async fn link_down(link: Link) {
 
     let cut = rig.cut.as_ref().unwrap();
     cut.cut();
+    // The outage itself: a fixed time by definition, nothing to wait for.
     tokio::time::sleep(OUTAGE).await;
     // What reached the cloud broker before the cut is stored by now; the
     // rest waits on the edge broker.
@@ -198,6 +190,7 @@ async fn s4_s3_server_down_10s_loses_nothing() {
     rig.stored_at_least(MID_STREAM).await;
 
     rig.store.stop();
+    // The outage itself: a fixed time by definition, nothing to wait for.
     tokio::time::sleep(OUTAGE).await;
     tokio::task::block_in_place(|| rig.store.resume());
     let fault_end = Instant::now();
@@ -285,15 +278,11 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
     for edit in 1..=EDITS {
         save_as_an_editor(&spec, &edited_cloud_spec(edit));
         let reloaded = |c: &flowrun::Flowrun| c.lines_with("reloaded cloud-cos.yaml");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while reloaded(&cloud) < edit as usize {
-            assert!(
-                Instant::now() < deadline,
-                "edit {edit} was not reloaded:\n{}",
-                cloud.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let applied = wait::at_most(Duration::from_secs(10))
+            .until_async(|| reloaded(&cloud) >= edit as usize)
+            .await;
+        assert!(applied, "edit {edit} was not reloaded:\n{}", cloud.log());
+        // The edits' pace (20 edits over the stream), not a wait for anything.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let fault_end = Instant::now();
@@ -316,15 +305,10 @@ async fn s6_autosave_50_saves_in_5s_mid_stream_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let fault_end = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cloud.lines_with("→ edit 10") == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the last save was not applied:\n{}",
-            cloud.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let applied = wait::at_most(Duration::from_secs(10))
+        .until_async(|| cloud.lines_with("→ edit 10") > 0)
+        .await;
+    assert!(applied, "the last save was not applied:\n{}", cloud.log());
     let reloads = cloud.lines_with("reloaded cloud-cos.yaml");
     assert!(
         (1..=10).contains(&reloads),

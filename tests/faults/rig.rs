@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::wait;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 use crate::flowrun::{repository, Flowrun};
@@ -245,15 +246,15 @@ impl Rig {
 
     /// Waits until `n` distinct objects were put: the stream is under way.
     pub async fn stored_at_least(&self, n: usize) {
-        let deadline = Instant::now() + START;
-        while self.puts().len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "fewer than {n} faces stored after {START:?}:\nlink:\n{}",
-                self.link_process.log(),
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let stored = wait::at_most(START)
+            .every(Duration::from_millis(50))
+            .until_async(|| self.puts().len() >= n)
+            .await;
+        assert!(
+            stored,
+            "fewer than {n} faces stored after {START:?}:\nlink:\n{}",
+            self.link_process.log(),
+        );
     }
 
     /// From `fault_end`: how long until an object not put before it was put,
@@ -261,26 +262,25 @@ impl Rig {
     pub async fn recovery(&self, fault_end: Instant) -> Recovery {
         let before: BTreeSet<String> = self.puts().into_keys().collect();
         let mut first = None;
-        loop {
-            let puts = self.puts();
-            if first.is_none() && puts.keys().any(|k| !before.contains(k)) {
-                first = Some(fault_end.elapsed());
-            }
-            if puts.len() >= SENT {
-                return Recovery {
-                    fault_end,
-                    first: first.or(Some(fault_end.elapsed())),
-                    all: Some(Instant::now()),
-                };
-            }
-            if fault_end.elapsed() > RECOVERY {
-                return Recovery {
-                    fault_end,
-                    first,
-                    all: None,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        // Noting, on the way, when the first new object showed up.
+        let all = wait::at_most(RECOVERY.saturating_sub(fault_end.elapsed()))
+            .every(Duration::from_millis(50))
+            .until_async(|| {
+                let puts = self.puts();
+                if first.is_none() && puts.keys().any(|k| !before.contains(k)) {
+                    first = Some(fault_end.elapsed());
+                }
+                puts.len() >= SENT
+            })
+            .await;
+        Recovery {
+            fault_end,
+            first: if all {
+                first.or(Some(fault_end.elapsed()))
+            } else {
+                first
+            },
+            all: all.then(Instant::now),
         }
     }
 

@@ -9,13 +9,10 @@
 
 #[path = "../support/crops.rs"]
 mod crops;
-#[path = "../e2e/faces.rs"]
-#[allow(dead_code)]
-mod faces;
+use flowrun_test_support::faces;
 mod killed_edge;
 mod link_down;
-#[path = "../support/proxy.rs"]
-mod proxy;
+use flowrun_test_support::proxy;
 mod report;
 mod rss;
 mod slow_store;
@@ -23,20 +20,15 @@ mod slow_store;
 #[path = "../e2e/flowrun.rs"]
 #[allow(dead_code)]
 mod flowrun;
-#[path = "../../nodes/tests/support/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-#[path = "../../nodes/tests/support/mosquitto.rs"]
-#[allow(dead_code)]
-mod mosquitto;
-#[path = "../../nodes/tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3;
+use flowrun_test_support::logs;
+use flowrun_test_support::mosquitto;
+use flowrun_test_support::s3;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flowrun::Flowrun;
+use flowrun_test_support::wait;
 use s3::S3Server;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -86,18 +78,20 @@ async fn bucket_keys(store: &S3Server) -> BTreeSet<String> {
 /// Polls the bucket until it holds every key in `expected`; fails after
 /// `limit` naming how many are missing.
 async fn wait_for_keys(store: &S3Server, expected: &BTreeSet<String>, limit: Duration) {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let keys = bucket_keys(store).await;
-        let missing = expected.difference(&keys).count();
-        if missing == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{missing} of {} expected objects not in the bucket after {limit:?}",
-            expected.len()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let all = wait::at_most(limit)
+        .every(Duration::from_millis(250))
+        .poll_async(|| async {
+            let keys = bucket_keys(store).await;
+            expected.is_subset(&keys).then_some(())
+        })
+        .await;
+    if all.is_some() {
+        return;
     }
+    let missing = expected.difference(&bucket_keys(store).await).count();
+    assert!(
+        missing == 0,
+        "{missing} of {} expected objects not in the bucket after {limit:?}",
+        expected.len()
+    );
 }

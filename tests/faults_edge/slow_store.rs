@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::wait;
+
 use crate::crops::{self, name};
 use crate::flowrun::Flowrun;
 use crate::mosquitto::{collect, Mosquitto, Options};
@@ -118,29 +120,29 @@ async fn a_slow_store_under_a_burst_keeps_the_backlog_in_the_broker() {
 
     // While the store drains the backlog: how many faces are inside the
     // cloud flowrun's graph (taken from the broker, not yet stored).
-    let deadline = accepted + DRAIN;
     let mut in_graph_max = 0;
     let mut taken_max = 0;
-    loop {
-        let status = cloud.status();
-        in_graph_max = in_graph_max.max(
-            status
-                .count("faces", "out")
-                .saturating_sub(status.count("store", "ack")),
-        );
-        let taken = published.partition_point(|&end| end <= counted.delivered() - taken_before);
-        taken_max = taken_max.max((taken as u64).saturating_sub(status.count("store", "ack")));
-        if status.state_count("store", "stored") >= BURST as u64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stored {} of {BURST} after {DRAIN:?}:\n{}",
-            status.state_count("store", "stored"),
-            cloud.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut stored = 0;
+    let drained = wait::at_most(DRAIN)
+        .every(Duration::from_millis(100))
+        .until_async(|| {
+            let status = cloud.status();
+            in_graph_max = in_graph_max.max(
+                status
+                    .count("faces", "out")
+                    .saturating_sub(status.count("store", "ack")),
+            );
+            let taken = published.partition_point(|&end| end <= counted.delivered() - taken_before);
+            taken_max = taken_max.max((taken as u64).saturating_sub(status.count("store", "ack")));
+            stored = status.state_count("store", "stored");
+            stored >= BURST as u64
+        })
+        .await;
+    assert!(
+        drained,
+        "stored {stored} of {BURST} after {DRAIN:?}:\n{}",
+        cloud.log()
+    );
     let drained = accepted.elapsed();
     let peak_kib = rss::kib(cloud.pid(), "VmHWM");
     let expected = (0..BURST)

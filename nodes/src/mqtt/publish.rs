@@ -14,19 +14,20 @@
 //! (backpressure). With a `spool`, messages wait on disk instead
 //! ([`super::spooled`]).
 
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use flowrun_runtime::{
     BuildContext, ConfigIssue, ExternalLink, Inputs, Message, Node, NodeConfig, NodeContext,
-    NodeError, NodeMetrics, OutputKind, Payload, PayloadKind,
+    NodeError, NodeMetrics, OutputKind, PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::{Client, Options, Publish};
+use super::client::Client;
 use super::connection::{BrokerConfig, Protocol};
-use super::link::{Link, LinkEvent, EVENTS};
+use super::link::LinkEvent;
+use super::outgoing::Outgoing;
 use super::outstanding::{Outstanding, Settled};
 use super::spool::SpoolConfig;
 use super::topic::TopicTemplate;
@@ -152,32 +153,41 @@ impl NodeConfig for MqttPubConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
-        let options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
-        let topic = TopicTemplate::parse(&self.topic)?;
-        let spool_dir = self.spool.as_ref().map(|s| ctx.resolve(&s.dir));
+        let out = Outgoing {
+            broker: self.broker.clone(),
+            options: self.broker.options(&ctx.id, |p| ctx.resolve(p))?,
+            topic: TopicTemplate::parse(&self.topic)?,
+            qos: self.qos,
+            retain: self.retain,
+            user_properties: self.user_properties.clone(),
+            buffer: self.buffer,
+        };
+        let spool = self
+            .spool
+            .as_ref()
+            .map(|s| (ctx.resolve(&s.dir), s.max_bytes));
         Ok(Box::new(MqttPub {
-            config: self.clone(),
-            options,
-            topic,
-            spool_dir,
+            out,
+            require_subscribers: self.require_subscribers,
+            spool,
         }))
     }
 }
 
-pub(super) struct MqttPub {
-    pub(super) config: MqttPubConfig,
-    pub(super) options: Options,
-    pub(super) topic: TopicTemplate,
-    spool_dir: Option<std::path::PathBuf>,
+struct MqttPub {
+    out: Outgoing,
+    require_subscribers: bool,
+    /// The spool's folder and `max_bytes`, with a `spool`.
+    spool: Option<(PathBuf, u64)>,
 }
 
-pub(super) fn delivered(message: Message, metrics: &NodeMetrics) {
+fn delivered(message: Message, metrics: &NodeMetrics) {
     metrics.sent.inc();
     message.ack();
 }
 
 /// The broker refused a publish (MQTT 5): the message was not stored.
-pub(super) fn refused(message: Message, reason: String, ctx: &NodeContext) {
+fn refused(message: Message, reason: String, ctx: &NodeContext) {
     ctx.metrics.errors.inc();
     tracing::warn!(node = %ctx.id, "{reason}");
     message.fail(reason);
@@ -185,60 +195,21 @@ pub(super) fn refused(message: Message, reason: String, ctx: &NodeContext) {
 
 /// A message the broker will never take: set aside (its source told
 /// `rejected`), not failed, which would have it redelivered and dropped again.
-pub(super) fn too_large(message: Message, reason: String, ctx: &NodeContext) {
+fn too_large(message: Message, reason: String, ctx: &NodeContext) {
     ctx.metrics.errors.inc();
     tracing::warn!(node = %ctx.id, "{reason}");
     message.reject(reason);
 }
 
-/// The user properties to send for `message`: the configured metadata keys it has.
-pub(super) fn user_properties(message: &Message, keys: &[String]) -> Vec<(String, String)> {
-    keys.iter()
-        .filter_map(|key| Some((key.clone(), message.meta.get(key)?.to_string())))
-        .collect()
-}
-
-/// The publish to send for `message`, or why it was refused (counted,
-/// logged) because it can never be sent: a missing topic key, a payload
-/// over the packet limit.
-pub(super) fn prepare(
-    message: &Message,
-    config: &MqttPubConfig,
-    topic: &TopicTemplate,
-    ctx: &NodeContext,
-) -> Result<Publish, String> {
-    let refused = |reason: String| {
-        ctx.metrics.errors.inc();
-        tracing::warn!(node = %ctx.id, "message refused: {reason}");
-        reason
-    };
-    let Payload::Bytes(payload) = &message.payload else {
-        return Err(refused("mqtt_pub publishes bytes, not frames".into()));
-    };
-    let topic = topic.render(&message.meta).map_err(refused)?;
-    let user_properties = user_properties(message, &config.user_properties);
-    config
-        .broker
-        .check_fits(&topic, &user_properties, payload.len())
-        .map_err(refused)?;
-    Ok(Publish {
-        topic,
-        payload: payload.clone(),
-        qos: config.qos,
-        retain: config.retain,
-        user_properties,
-    })
-}
-
 /// Publishes `message` through `client`, or refuses it.
 fn hand_over(
     message: Message,
-    node: &MqttPub,
+    out: &Outgoing,
     client: &Client,
     outstanding: &mut Outstanding<(Message, String)>,
     ctx: &NodeContext,
 ) -> Result<(), NodeError> {
-    let publish = match prepare(&message, &node.config, &node.topic, ctx) {
+    let publish = match out.prepare(&message, ctx) {
         Ok(prepared) => prepared,
         Err(reason) => {
             message.reject(reason);
@@ -256,30 +227,24 @@ fn hand_over(
 impl Node for MqttPub {
     fn run(self: Box<Self>, mut ctx: NodeContext) -> BoxFuture<'static, Result<(), NodeError>> {
         Box::pin(async move {
-            if let Some(dir) = self.spool_dir.clone() {
-                return super::spooled::run(*self, dir, ctx).await;
+            let MqttPub {
+                out,
+                require_subscribers,
+                spool,
+            } = *self;
+            if let Some((dir, max_bytes)) = spool {
+                return super::spooled::run(out, dir, max_bytes, ctx).await;
             }
-            let buffer = self.config.buffer;
-            let mut link = Link::start(
-                self.options.clone(),
-                &self.config.broker,
-                &ctx.id,
-                Arc::clone(&ctx.metrics),
-                buffer,
-                EVENTS,
-            );
+            let buffer = out.buffer;
+            let mut link = out.connect(&ctx);
             let mut outstanding: Outstanding<(Message, String)> = Outstanding::default();
-            let mut unheard = Unheard::new(
-                &self.config.broker,
-                ctx.metrics.event(unheard::EVENT),
-                &ctx.id,
-            );
+            let mut unheard = Unheard::new(&out.broker, ctx.metrics.event(unheard::EVENT), &ctx.id);
             let mut input_done = false;
             while !(input_done && outstanding.is_empty() && unheard.is_empty()) {
                 tokio::select! {
                     event = link.events.recv() => match event {
                         Some(LinkEvent::Packet(event)) => match outstanding.on_event(&event) {
-                            Some(((message, topic), Settled::Unheard)) if self.config.require_subscribers => {
+                            Some(((message, topic), Settled::Unheard)) if require_subscribers => {
                                 unheard.hold(message, &topic);
                             }
                             Some(((message, _), Settled::Taken | Settled::Unheard)) => {
@@ -291,19 +256,19 @@ impl Node for MqttPub {
                             None => {}
                         },
                         Some(LinkEvent::Connected { protocol, .. }) => {
-                            unheard.connected(protocol, self.config.require_subscribers, &ctx.metrics, &ctx.id);
+                            unheard.connected(protocol, require_subscribers, &ctx.metrics, &ctx.id);
                         }
                         Some(LinkEvent::Disconnected) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },
                     again = unheard.due() => {
                         for message in again {
-                            hand_over(message, &self, &link.client, &mut outstanding, &ctx)?;
+                            hand_over(message, &out, &link.client, &mut outstanding, &ctx)?;
                         }
                     }
                     message = ctx.input.recv(), if !input_done && outstanding.len() + unheard.len() < buffer => {
                         match message {
-                            Some(message) => hand_over(message, &self, &link.client, &mut outstanding, &ctx)?,
+                            Some(message) => hand_over(message, &out, &link.client, &mut outstanding, &ctx)?,
                             None => input_done = true,
                         }
                     }

@@ -3,11 +3,11 @@
 //! QoS 1/2 messages are acknowledged to the broker only once every
 //! downstream sink acknowledged them through the runtime, and in the order
 //! they arrived (MQTT 3.1.1 §4.6, which rumqttc leaves to its user):
-//! [`OrderedAcks`] holds a finished message back until those before it are
-//! done. A message a sink failed is not acknowledged: the node reconnects so
-//! that the broker redelivers it (with a persistent session), and the acks
-//! still held for the old connection are dropped — the broker redelivers
-//! those too, so sinks must be idempotent.
+//! [`super::inbound`] holds a finished message back until those before it
+//! are done. A message a sink failed is not acknowledged: the node
+//! reconnects so that the broker redelivers it (with a persistent session),
+//! and the acks still held for the old connection are dropped — the broker
+//! redelivers those too, so sinks must be idempotent.
 //!
 //! With MQTT 5 the node advertises `inflight` as its receive maximum (the
 //! broker sends no more unacknowledged messages than that), and a
@@ -30,15 +30,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use flowrun_runtime::{
-    AckStatus, BuildContext, ConfigIssue, ExternalLink, Inputs, Message, MetaValue, Metadata, Node,
-    NodeConfig, NodeContext, NodeError, OrderedAcks, OutputKind, Payload, PayloadKind,
+    BuildContext, ConfigIssue, ExternalLink, Inputs, Message, MetaValue, Metadata, Node,
+    NodeConfig, NodeContext, NodeError, OutputKind, Payload, PayloadKind,
 };
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::{AckToken, Event, Options, Received, Subscribing};
+use super::client::{Event, Options, Received, Subscribing};
 use super::connection::BrokerConfig;
+use super::inbound::InboundAcks;
 use super::link::{Link, LinkEvent};
 use super::subscriptions::{send_requests, Subscriptions};
 use super::topic::{add_topic_meta, TopicTemplate};
@@ -249,11 +250,24 @@ const RECEIVED: usize = 16;
 /// the capture time where the topic or a property says it).
 pub const RECEIVED_MS: &str = "received_ms";
 
-/// Which connection a held acknowledgement belongs to (packet ids mean
-/// nothing on another one), and the topic for logs.
-type Held = (u64, AckToken, String);
-
 impl MqttSub {
+    /// The broker answered the subscriptions: says which it refused, and
+    /// that the node is ready.
+    fn on_suback(&mut self, codes: &[Result<Qos, String>], ctx: &NodeContext) {
+        let refused = self.subscriptions.on_suback(codes);
+        for (filter, reason) in &refused {
+            ctx.metrics.errors.inc();
+            tracing::error!(node = %ctx.id, filter = %filter, "the broker refused the subscription: {reason}");
+        }
+        ctx.metrics.set_state(if refused.is_empty() {
+            self.subscriptions.state()
+        } else {
+            let names: Vec<String> = refused.iter().map(|(f, _)| format!("`{f}`")).collect();
+            format!("subscription refused: {}", names.join(", "))
+        });
+        ctx.ready();
+    }
+
     fn message(&self, publish: &Received, seq: u64) -> (Payload, Metadata) {
         let mut meta = Metadata::new();
         for (name, value) in &publish.user_properties {
@@ -300,8 +314,7 @@ impl Node for MqttSub {
                 ACK_QUEUE,
                 RECEIVED,
             );
-            let mut acks: OrderedAcks<Held> = OrderedAcks::new();
-            let mut connection = 0u64;
+            let mut acks = InboundAcks::default();
             let mut seq = 0u64;
             let mut redelivered = 0u64;
             let mut stopping = false;
@@ -310,7 +323,7 @@ impl Node for MqttSub {
                     _ = ctx.stopping(), if !stopping => stopping = true,
                     event = link.events.recv() => match event {
                         Some(LinkEvent::Connected { session_present, protocol }) => {
-                            connection += 1;
+                            acks.new_connection();
                             let requests = self.subscriptions.on_connect(session_present, protocol);
                             send_requests(&link, &requests, Subscribing::Plainly, &ctx.id)?;
                             if !self.subscriptions.is_pending() {
@@ -318,7 +331,7 @@ impl Node for MqttSub {
                                 ctx.ready();
                             }
                         }
-                        Some(LinkEvent::Disconnected) => connection += 1,
+                        Some(LinkEvent::Disconnected) => acks.new_connection(),
                         Some(LinkEvent::Packet(Event::Received(publish))) if !stopping => {
                             if publish.dup {
                                 redelivered += 1;
@@ -326,52 +339,14 @@ impl Node for MqttSub {
                             }
                             let (payload, meta) = self.message(&publish, seq);
                             seq += 1;
-                            let message = if publish.qos == Qos::AtMostOnce {
-                                Message::new(payload, meta)
-                            } else {
-                                Message::with_ack(payload, meta, acks.track((connection, publish.ack, publish.topic)))
-                            };
+                            let message = Message::with_ack(payload, meta, acks.track(&publish));
                             ctx.output.send(message).await;
                         }
-                        Some(LinkEvent::Packet(Event::Subscribed(codes))) => {
-                            let refused = self.subscriptions.on_suback(&codes);
-                            for (filter, reason) in &refused {
-                                ctx.metrics.errors.inc();
-                                tracing::error!(node = %ctx.id, filter = %filter, "the broker refused the subscription: {reason}");
-                            }
-                            ctx.metrics.set_state(if refused.is_empty() {
-                                self.subscriptions.state()
-                            } else {
-                                let names: Vec<String> = refused.iter().map(|(f, _)| format!("`{f}`")).collect();
-                                format!("subscription refused: {}", names.join(", "))
-                            });
-                            ctx.ready();
-                        }
+                        Some(LinkEvent::Packet(Event::Subscribed(codes))) => self.on_suback(&codes, &ctx),
                         Some(LinkEvent::Packet(_)) => {}
                         None => return Err("the MQTT connection task ended".into()),
                     },
-                    Some(((held_on, token, topic), outcome)) = acks.next(), if !acks.is_empty() => {
-                        if held_on != connection {
-                            continue;
-                        }
-                        match outcome.status {
-                            AckStatus::Delivered | AckStatus::Rejected => {
-                                // Never wait on the client here: the connection task
-                                // may itself be waiting for this loop to take an event.
-                                if let Err(error) = link.client.try_ack(token) {
-                                    tracing::warn!(node = %ctx.id, "cannot queue an acknowledgement ({error}): reconnecting so that the broker redelivers");
-                                    connection += 1;
-                                    link.reconnect();
-                                }
-                            }
-                            AckStatus::Failed => {
-                                let reason = outcome.reason.unwrap_or_default();
-                                tracing::warn!(node = %ctx.id, %topic, "a sink failed ({reason}): reconnecting so that the broker redelivers");
-                                connection += 1;
-                                link.reconnect();
-                            }
-                        }
-                    }
+                    settled = acks.next() => acks.settle(settled, &link, &ctx.id),
                 }
             }
             Ok(())

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use flowrun_test_support::wait;
 use rumqttc::QoS;
 
 use crate::support::engine;
@@ -79,10 +80,10 @@ pub async fn exercise(local: u16, remote: u16) -> (Seen, Seen) {
         ] {
             publish_all(port, topic, QoS::AtLeastOnce, vec![b"p".to_vec()]).await;
         }
-        let until = std::time::Instant::now() + Duration::from_millis(500);
-        while !ready() && std::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Half a second for this round's probes, then another round.
+        let _ = wait::at_most(Duration::from_millis(500))
+            .until_async(&ready)
+            .await;
     }
     // Probes that land late are no matter: `seen` leaves them out.
 

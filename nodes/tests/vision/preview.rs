@@ -5,9 +5,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flowrun_runtime::{validate, Engine, Metrics};
+use flowrun_test_support::wait;
 use opencv::core::Vector;
 use opencv::prelude::*;
 
@@ -42,18 +43,15 @@ fn get(port: u16, path: &str) -> Option<Vec<u8>> {
 
 /// The page's state once it has a frame with boxes and a face image.
 fn wait_until_faces_are_shown(port: u16) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let state = get(port, "/state.json")
-            .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok());
-        if let Some(state) = state {
-            if state["frame_boxes"].as_u64() > Some(0) && state["crops"].as_u64() > Some(0) {
-                return state;
-            }
-        }
-        assert!(Instant::now() < deadline, "no face shown within a minute");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait::at_most(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .poll(|| {
+            let state = get(port, "/state.json")
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())?;
+            (state["frame_boxes"].as_u64() > Some(0) && state["crops"].as_u64() > Some(0))
+                .then_some(state)
+        })
+        .expect("no face shown within a minute")
 }
 
 fn chromium(port: u16, profile: &Path, extra: &[&str]) -> String {
@@ -191,20 +189,15 @@ nodes:
     let state = wait_until_faces_are_shown(port);
     // Frames without faces are shown too (the view does not freeze on the
     // last face), and counted apart from those with faces.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let state: serde_json::Value =
-            serde_json::from_slice(&get(port, "/state.json").expect("the state is served"))
+    let mut last = serde_json::Value::Null;
+    let shown = wait::at_most(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .until(|| {
+            last = serde_json::from_slice(&get(port, "/state.json").expect("the state is served"))
                 .unwrap();
-        if state["frames"].as_u64() > state["with_faces"].as_u64() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no frame without faces shown: {state}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+            last["frames"].as_u64() > last["with_faces"].as_u64()
+        });
+    assert!(shown, "no frame without faces shown: {last}");
     let frame = get(port, "/frame.jpg").expect("a frame is served");
     assert!(
         green_pixels(&frame) > 100,

@@ -17,6 +17,7 @@ use flowrun_runtime::{
     Node, NodeConfig, NodeContext, NodeError, OrderedAcks, OutputKind, Payload, PayloadKind, Plan,
     RunReport,
 };
+use flowrun_test_support::wait;
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -94,6 +95,7 @@ impl Node for SourceConfig {
                     .send(Message::with_ack(payload, meta, acks.track(seq)))
                     .await;
                 if self.interval_us > 0 {
+                    // The source's pace, part of the scenario: not a wait.
                     tokio::time::sleep(Duration::from_micros(self.interval_us)).await;
                 }
             }
@@ -159,6 +161,7 @@ impl Node for SinkConfig {
                     std::future::pending::<()>().await;
                 }
                 if self.delay_ms > 0 {
+                    // A slow sink is the scenario: not a wait for anything.
                     tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
                 }
                 if self.panic_on == Some(seq) {
@@ -290,15 +293,12 @@ pub fn start(
 }
 
 /// Waits (bounded) until `check` holds, polling every few milliseconds.
-pub async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+pub async fn wait_until(what: &str, limit: Duration, check: impl FnMut() -> bool) {
+    let held = wait::at_most(limit)
+        .every(Duration::from_millis(5))
+        .until_async(check)
+        .await;
+    assert!(held, "timed out after {limit:?} waiting for {what}");
 }
 
 /// Awaits the engine's end, bounded.

@@ -15,7 +15,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::Client;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Instant;
+
+use crate::wait;
 
 pub struct S3Server {
     pub port: u16,
@@ -219,17 +220,13 @@ pub fn free_port() -> u16 {
 /// `alive` is asked between attempts so a server that died fails fast.
 pub fn wait_for_port(port: u16, limit: Duration, mut alive: impl FnMut() -> bool) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
+    let up = wait::at_most(limit).poll(|| {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return true;
+            return Some(true);
         }
-        if !alive() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+        (!alive()).then_some(false)
+    });
+    up == Some(true)
 }
 
 impl Drop for S3Server {

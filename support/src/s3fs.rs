@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::s3::S3Server;
+use crate::wait;
+
+use crate::s3::S3Server;
 
 /// A bucket mounted with s3fs in the foreground; unmounted when dropped.
 pub struct Mount {
@@ -47,21 +49,29 @@ impl Mount {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run s3fs ({e}); scripts/setup.sh installs it"))?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !is_mounted(point.path()) {
-            if let Ok(Some(status)) = child.try_wait() {
+        // Mounted, or s3fs ended (and says why on stderr).
+        let settled = wait::at_most(Duration::from_secs(15))
+            .every(Duration::from_millis(50))
+            .poll(|| {
+                if is_mounted(point.path()) {
+                    return Some(None);
+                }
+                child.try_wait().ok().flatten().map(Some)
+            });
+        match settled {
+            Some(None) => {}
+            Some(Some(status)) => {
                 let mut stderr = String::new();
                 if let Some(mut pipe) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
                 }
                 return Err(format!("s3fs exited with {status}: {}", stderr.trim()));
             }
-            if Instant::now() > deadline {
+            None => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err("s3fs did not mount the bucket within 15 s".into());
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
         Ok(Mount {
             point,
@@ -92,10 +102,9 @@ impl Drop for Mount {
         if !matches!(unmounted, Ok(s) if s.success()) {
             let _ = self.child.kill();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Bounded: whatever happened, it is killed after that.
+        let _ = wait::at_most(Duration::from_secs(10))
+            .until(|| !matches!(self.child.try_wait(), Ok(None)));
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::mosquitto::{free_port, wait_for_port};
+use crate::wait;
+
+use crate::mosquitto::{free_port, wait_for_port};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
@@ -124,24 +126,21 @@ impl RabbitMq {
         let vm = std::path::Path::new("/proc").join(vm.trim());
         let group = format!("-{}", child.id());
         let _ = Command::new("kill").args([signal, "--", &group]).status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while (child.try_wait().ok().flatten().is_none()
-            || (vm != std::path::Path::new("/proc") && vm.exists()))
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Bounded: whatever happened, it is killed after that.
+        let _ = wait::at_most(Duration::from_secs(30))
+            .every(Duration::from_millis(50))
+            .until(|| {
+                child.try_wait().ok().flatten().is_some()
+                    && (vm == std::path::Path::new("/proc") || !vm.exists())
+            });
         let _ = child.kill();
         let _ = child.wait();
         // The VM is a grandchild that no wait covers: until it is gone its
         // listener still accepts, and a broker started on the same port
         // after it (a test swapping brokers, a restart) would fail to bind.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let _ = wait::at_most(Duration::from_secs(10))
+            .every(Duration::from_millis(50))
+            .until(|| std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err());
     }
 
     pub fn url(&self) -> String {

@@ -7,8 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::wait;
 use flowrun_nodes::mqtt::client::{self as flowrun_client, Polled};
 use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
 use flowrun_nodes::mqtt::Qos;
@@ -117,11 +118,9 @@ impl Mosquitto {
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "mosquitto did not stop");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait::until(Duration::from_secs(10), "mosquitto to stop", || {
+                child.try_wait().unwrap().is_some()
+            });
         }
     }
 
@@ -147,27 +146,18 @@ impl Drop for Mosquitto {
 
 /// Waits until something accepts connections on `port`, for at most `limit`.
 pub fn wait_for_port(port: u16, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on port {port} after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::until(
+        limit,
+        &format!("something listening on port {port}"),
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
 }
 
-/// Polls `done` every 20 ms until it holds, for at most `limit`.
-pub async fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// Polls `done` until it holds, for at most `limit`. (Where the tests have
+/// always found it; a binary that includes this file without waiting on
+/// anything leaves it unused.)
+#[allow(unused_imports)]
+pub use crate::wait::eventually;
 
 /// Everything that arrived on a subscription, in arrival order.
 #[derive(Clone, Default)]
@@ -176,6 +166,9 @@ pub struct Collected(Arc<Mutex<Vec<Received>>>);
 /// A topic and the payload that arrived on it.
 pub type Received = (String, Vec<u8>);
 
+// A count of arrivals that the tests compare (`len() > 0` among them), not
+// a container: no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 impl Collected {
     pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()
@@ -237,6 +230,8 @@ pub async fn collect(url_port: u16, client_id: &str, filter: &str) -> Collected 
                         .push((p.topic.clone(), p.payload.to_vec()));
                 }
                 Ok(_) => {}
+                // Not a wait for an event: the backoff of a client whose
+                // broker is away (restarted by the test), as any client's.
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
@@ -347,12 +342,20 @@ pub async fn probe_until(
     what: &str,
     mut arrived: impl FnMut() -> bool,
 ) {
-    let deadline = std::time::Instant::now() + limit;
-    while !arrived() {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        publish_all(port, topic, QoS::AtLeastOnce, vec![payload.to_vec()]).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let through = wait::at_most(limit)
+        .every(Duration::from_millis(200))
+        .poll_async(|| {
+            let done = arrived();
+            async move {
+                if done {
+                    return Some(());
+                }
+                publish_all(port, topic, QoS::AtLeastOnce, vec![payload.to_vec()]).await;
+                None
+            }
+        })
+        .await;
+    assert!(through.is_some(), "{what}");
 }
 
 /// `n` payloads of `size` bytes, each starting with its index so that they are distinct.

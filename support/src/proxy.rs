@@ -93,6 +93,7 @@ async fn forward(client: TcpStream, server: TcpStream, delay: Duration, delivere
             if n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
+            // The link's latency, which the proxy simulates: not a wait.
             tokio::time::sleep(delay).await;
             client_write.write_all(&buffer[..n]).await?;
             delivered.fetch_add(n as u64, Ordering::Relaxed);

@@ -1,0 +1,23 @@
+//! What flowrun's integration tests share, as a crate of its own (a
+//! dev-dependency, never published) instead of files included by path.
+//!
+//! - [`wait`]: bounded waits on an event — a port open, a message arrived,
+//!   a file written, a process ended — in place of fixed sleeps;
+//! - [`mosquitto`]: a real mosquitto on a free loopback port, and plain
+//!   clients to publish into it and collect what arrives;
+//! - [`rabbitmq`]: a real RabbitMQ with its MQTT plugin, the same way;
+//! - [`s3`]: an `s3s-fs` S3 server and a client to look at what it holds;
+//! - [`s3fs`]: one of its buckets mounted with s3fs-fuse;
+//! - [`logs`]: every log line of a test binary, kept and written for the
+//!   secrets scan;
+//! - [`proxy`]: a TCP proxy whose link can be cut, slowed and restored;
+//! - [`faces`]: checks on stored face crops.
+
+pub mod faces;
+pub mod logs;
+pub mod mosquitto;
+pub mod proxy;
+pub mod rabbitmq;
+pub mod s3;
+pub mod s3fs;
+pub mod wait;

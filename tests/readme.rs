@@ -1,6 +1,7 @@
-//! The README stays true to the code: its node catalogue says what
-//! `flowrun nodes` says, its Variables table names every variable a shipped
-//! spec or compose file reads, and every spec file it names exists.
+//! The README and the manual it points to stay true to the code: the node
+//! catalogue (docs/DESIGN.md) says what `flowrun nodes` says, the Variables
+//! table (docs/SPEC.md) names every variable a shipped spec or compose file
+//! reads, and every spec file the README or a manual page names exists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -10,15 +11,26 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn readme() -> String {
-    std::fs::read_to_string(root().join("README.md")).unwrap()
+/// A Markdown file of the repository, by its path from the root.
+fn doc(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// The README and the manual pages its sections moved to.
+const DOCS: [&str; 6] = [
+    "README.md",
+    "docs/SPEC.md",
+    "docs/TOPICS-AND-QOS.md",
+    "docs/DOCKER.md",
+    "docs/DESIGN.md",
+    "docs/TESTING.md",
+];
 
 /// The rows of the first Markdown table after `heading`, as cells.
 fn table_after(text: &str, heading: &str) -> Vec<Vec<String>> {
     let start = text
         .find(heading)
-        .unwrap_or_else(|| panic!("README.md has no `{heading}`"));
+        .unwrap_or_else(|| panic!("no `{heading}` heading"));
     text[start..]
         .lines()
         .skip_while(|l| !l.starts_with('|'))
@@ -76,7 +88,7 @@ fn the_node_catalogue_table_is_what_flowrun_nodes_says() {
     }
     assert!(expected.len() >= 13, "{listing}");
     let documented: BTreeMap<String, (String, String, String)> =
-        table_after(&readme(), "### Node catalogue")
+        table_after(&doc("docs/DESIGN.md"), "### Node catalogue")
             .into_iter()
             .map(|row| {
                 assert_eq!(row.len(), 4, "{row:?}");
@@ -88,7 +100,7 @@ fn the_node_catalogue_table_is_what_flowrun_nodes_says() {
             .collect();
     assert_eq!(
         documented, expected,
-        "README.md's node catalogue differs from `flowrun nodes`"
+        "docs/DESIGN.md's node catalogue differs from `flowrun nodes`"
     );
 }
 
@@ -135,7 +147,7 @@ fn compose_variables() -> BTreeSet<String> {
 
 #[test]
 fn the_variables_table_names_every_variable_specs_and_compose_files_read() {
-    let documented: BTreeSet<String> = table_after(&readme(), "## Variables")
+    let documented: BTreeSet<String> = table_after(&doc("docs/SPEC.md"), "## Variables")
         .iter()
         .flat_map(|row| {
             row[0]
@@ -149,28 +161,136 @@ fn the_variables_table_names_every_variable_specs_and_compose_files_read() {
     let missing: Vec<&String> = read.difference(&documented).collect();
     assert!(
         missing.is_empty(),
-        "README.md's Variables table lacks {missing:?}"
+        "docs/SPEC.md's Variables table lacks {missing:?}"
     );
 }
 
 #[test]
 fn every_spec_the_readme_names_exists() {
-    let text = readme();
     let mut named = BTreeSet::new();
-    for (at, _) in text.match_indices("specs/") {
-        let name: String = text[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || "/-_.".contains(*c))
-            .collect();
-        if name.ends_with(".yaml") {
-            named.insert(name);
+    for file in DOCS {
+        let text = doc(file);
+        for (at, _) in text.match_indices("specs/") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/-_.".contains(*c))
+                .collect();
+            if name.ends_with(".yaml") {
+                named.insert((file, name));
+            }
         }
     }
-    assert!(named.contains("specs/edge-bridge.yaml"), "{named:?}");
-    for name in named {
+    assert!(
+        named.contains(&("README.md", "specs/edge-bridge.yaml".to_owned())),
+        "{named:?}"
+    );
+    for (file, name) in named {
         assert!(
             root().join(&name).is_file(),
-            "README.md names {name}, which is missing"
+            "{file} names {name}, which is missing"
         );
     }
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation but `-` and `_`
+/// dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut code = false;
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            code = !code;
+        } else if !code && line.starts_with('#') {
+            found.insert(anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// `docs/../README.md` as `README.md`.
+fn normalize(path: &std::path::Path) -> String {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => parts.push(other.as_os_str()),
+        }
+    }
+    parts
+        .iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The README's sections moved to docs/: every link on these pages reaches
+/// a file, and a link into one of them a heading where it names one.
+#[test]
+fn every_link_between_the_docs_resolves() {
+    let mut checked = 0;
+    for file in DOCS.iter().chain(&["docs/WRITING-A-NODE.md"]) {
+        let text = doc(file);
+        let dir = PathBuf::from(file).parent().unwrap().to_path_buf();
+        for (at, _) in text.match_indices("](") {
+            let target: String = text[at + 2..].chars().take_while(|c| *c != ')').collect();
+            if target.contains("://") {
+                continue;
+            }
+            let (path, fragment) = target.split_once('#').unwrap_or((&target, ""));
+            let path = if path.is_empty() {
+                file.to_string()
+            } else {
+                normalize(&dir.join(path))
+            };
+            assert!(
+                root().join(&path).exists(),
+                "{file} links to {target}: no such file"
+            );
+            // Anchors are checked on the pages the README's sections moved
+            // between; other pages' headings are their own business.
+            let moved = DOCS.contains(&path.as_str()) || path == "docs/WRITING-A-NODE.md";
+            if !fragment.is_empty() && moved {
+                let headings = anchors(&doc(&path));
+                assert!(
+                    headings.contains(fragment),
+                    "{file} links to {target}: no such heading"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+}
+
+/// docs/WRITING-A-NODE.md shows `delay` as it is: its first Rust block is
+/// nodes/src/delay.rs but the module comment.
+#[test]
+fn the_worked_example_is_nodes_delay() {
+    let page = doc("docs/WRITING-A-NODE.md");
+    let start = page.find("```rust\n").expect("a Rust block") + "```rust\n".len();
+    let block = &page[start..start + page[start..].find("```\n").unwrap()];
+    let source = doc("nodes/src/delay.rs");
+    let code: String = source
+        .lines()
+        .skip_while(|l| l.starts_with("//!") || l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        block, code,
+        "docs/WRITING-A-NODE.md's delay differs from nodes/src/delay.rs"
+    );
 }

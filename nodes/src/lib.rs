@@ -40,6 +40,12 @@ pub mod vision;
 
 use flowrun_runtime::Catalogue;
 
+/// docs/WRITING-A-NODE.md, whose Rust blocks `cargo test --doc` compiles
+/// and runs.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/WRITING-A-NODE.md")]
+pub struct WritingANode;
+
 /// Every node type flowrun ships.
 pub fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::new();

@@ -168,7 +168,8 @@ fn queue_defaults<'p>(
             input.overflow = from.node_type.output_overflow;
         }
         let kind = from.kind_of(input.port.as_deref());
-        if let (None, Some(kind_capacity)) = (capacity, kind.and_then(PayloadKind::queue_capacity)) {
+        if let (None, Some(kind_capacity)) = (capacity, kind.and_then(PayloadKind::queue_capacity))
+        {
             input.capacity = kind_capacity;
         }
     }

@@ -117,6 +117,10 @@ cpu() {
 }
 
 ratio() { printf "%.3f" "$(echo "$1 / $2" | bc -l)"; }
+# files DIR, bytes DIR: how many objects a policy stored, and their bytes
+# (0 when it stored none: the folder is made by the first object).
+files() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
+bytes() { if [ -d "$1" ]; then find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; else echo 0; fi; }
 
 for video in "${videos[@]}"; do
   name=$(basename "$video")
@@ -125,12 +129,12 @@ for video in "${videos[@]}"; do
   mkdir -p "$bucket"
   policy_spec "$video" "$bucket" >"$work/policies.yaml"
   "$flowrun" run --no-watch --status-interval 3600 "$work/policies.yaml" >/dev/null 2>"$work/policies.log"
-  all_crops=$(find "$bucket/all" -type f 2>/dev/null | wc -l)
-  all_bytes=$(find "$bucket/all" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}')
+  all_crops=$(files "$bucket/all")
+  all_bytes=$(bytes "$bucket/all")
   printf "%-16s %6s %8s %12s %8s %8s\n" policy crops "vs all" bytes "vs all" tracks
   for policy in all first best first_and_best; do
-    crops=$(find "$bucket/$policy" -type f 2>/dev/null | wc -l)
-    bytes=$(find "$bucket/$policy" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    crops=$(files "$bucket/$policy")
+    bytes=$(bytes "$bucket/$policy")
     tracks=$(count "$work/policies.log" "t_$policy" confirmed)
     if [ "$all_crops" -gt 0 ]; then
       printf "%-16s %6s %8s %12s %8s %8s\n" "$policy" "$crops" "$(ratio "$crops" "$all_crops")" "$bytes" "$(ratio "$bytes" "$all_bytes")" "$tracks"
@@ -152,7 +156,7 @@ for video in "${videos[@]}"; do
     tracks=$(count "$work/cpu.log" track confirmed)
     if [ -z "$base_detector" ]; then base_detector=$detector base_tracks=$tracks; fi
     track_ratio=-
-    [ "$base_tracks" -gt 0 ] && track_ratio=$(ratio "$tracks" "$base_tracks")
+    if [ "$base_tracks" -gt 0 ]; then track_ratio=$(ratio "$tracks" "$base_tracks"); fi
     printf "%-14s %8.2f %10.2f %10s %8s %8s %10s\n" "$every" "$total" "$detector" "$(ratio "$detector" "$base_detector")" \
       "$(((frames + every - 1) / every))" "$tracks" "$track_ratio"
   done

@@ -314,15 +314,17 @@ impl Shared {
     /// a node takes it — with its acknowledgement, which that node settles —
     /// else nacked.
     async fn give_up(&self, mut message: Message, key: &str, error: PutError) {
-        tracing::error!(%error, "message not stored");
         self.metrics.errors.inc();
         if self.output.is_connected(Some(dead_letter::PORT)) {
+            // Handled by the graph: a warning, not an error, in the log.
+            tracing::warn!(%error, port = dead_letter::PORT, "message not stored; sent on");
             dead_letter::mark(&mut message, key, &error);
             self.output.send_to(dead_letter::PORT, message).await;
             self.dead_lettered.inc();
             self.show_state();
             return;
         }
+        tracing::error!(%error, "message not stored");
         self.set_trouble(error.text.clone());
         match error.failure {
             Failure::Message => message.reject(error.text),

@@ -170,14 +170,18 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
     let mut next_face = 0u64;
     let mut labels = Labels::default();
     while let Some(message) = ctx.input.blocking_recv() {
-        match (&message.payload, message.payload.get::<Frame>()) {
+        match (
+            &message.payload,
+            message.payload.get::<Frame>(),
+            tracked(&message),
+        ) {
             // A face `face_track` follows: it names a box, it is not a frame.
-            (_, Some(frame)) if tracked(&message).is_some() => {
-                if let (Some(track), Some(rect)) = (tracked(&message), frame.detections.first()) {
+            (_, Some(frame), Some(track)) => {
+                if let Some(rect) = frame.detections.first() {
                     labels.note(track, *rect);
                 }
             }
-            (_, Some(frame)) => {
+            (_, Some(frame), None) => {
                 let due = last_drawn.is_none_or(|t| t.elapsed() >= period);
                 let tracks = labels.label(&frame.detections);
                 let jpeg = if due {
@@ -205,7 +209,7 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                     shown.frame_tracks = tracks.into_iter().flatten().collect();
                 }
             }
-            (Payload::Bytes(bytes), None) => {
+            (Payload::Bytes(bytes), None, _) => {
                 let content_type = content_type(&message, bytes);
                 if content_type.starts_with("image/") {
                     let mut shown = lock(shared);
@@ -220,7 +224,7 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                 }
             }
             // A kind of another node crate: nothing this page can show.
-            (Payload::Typed(_), None) => {}
+            (Payload::Typed(_), None, _) => {}
         }
         message.ack();
     }

@@ -323,62 +323,20 @@ impl<'a> Loader<'a> {
                 };
                 (Node { pos, value }, anchor)
             }
-            Event::SequenceStart(anchor, _) => {
-                let mut items = Vec::new();
-                loop {
-                    let (event, item_pos) = self.next()?;
-                    if matches!(event, Event::SequenceEnd) {
-                        break;
-                    }
-                    items.push(self.node(event, item_pos, depth + 1)?);
-                }
-                (
-                    Node {
-                        pos,
-                        value: Value::Seq(items),
-                    },
-                    anchor,
-                )
-            }
-            Event::MappingStart(anchor, _) => {
-                let mut entries: Vec<(Node, Node)> = Vec::new();
-                loop {
-                    let (event, key_pos) = self.next()?;
-                    if matches!(event, Event::MappingEnd) {
-                        break;
-                    }
-                    let key = self.node(event, key_pos, depth + 1)?;
-                    let Some(key_text) = key.as_str().map(str::to_owned) else {
-                        return Err(YamlError {
-                            pos: key.pos,
-                            message: "a mapping key must be a plain string".into(),
-                            hint: None,
-                        });
-                    };
-                    if let Some((first, _)) =
-                        entries.iter().find(|(k, _)| k.as_str() == Some(&key_text))
-                    {
-                        return Err(YamlError {
-                            pos: key.pos,
-                            message: format!(
-                                "duplicate key `{key_text}` (first at line {})",
-                                first.pos.line
-                            ),
-                            hint: Some("each key may appear once in a mapping; remove one".into()),
-                        });
-                    }
-                    let (event, value_pos) = self.next()?;
-                    let value = self.node(event, value_pos, depth + 1)?;
-                    entries.push((key, value));
-                }
-                (
-                    Node {
-                        pos,
-                        value: Value::Map(entries),
-                    },
-                    anchor,
-                )
-            }
+            Event::SequenceStart(anchor, _) => (
+                Node {
+                    pos,
+                    value: Value::Seq(self.sequence(depth)?),
+                },
+                anchor,
+            ),
+            Event::MappingStart(anchor, _) => (
+                Node {
+                    pos,
+                    value: Value::Map(self.mapping(depth)?),
+                },
+                anchor,
+            ),
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id).cloned() else {
                     return Err(self.error(pos, "alias to an unknown anchor"));
@@ -392,6 +350,51 @@ impl<'a> Loader<'a> {
             self.anchors.insert(anchor, node.clone());
         }
         Ok(node)
+    }
+
+    /// The items of a sequence whose start was just read, up to its end.
+    fn sequence(&mut self, depth: usize) -> Result<Vec<Node>, YamlError> {
+        let mut items = Vec::new();
+        loop {
+            let (event, item_pos) = self.next()?;
+            if matches!(event, Event::SequenceEnd) {
+                return Ok(items);
+            }
+            items.push(self.node(event, item_pos, depth + 1)?);
+        }
+    }
+
+    /// The entries of a mapping whose start was just read, up to its end:
+    /// plain string keys, each at most once.
+    fn mapping(&mut self, depth: usize) -> Result<Vec<(Node, Node)>, YamlError> {
+        let mut entries: Vec<(Node, Node)> = Vec::new();
+        loop {
+            let (event, key_pos) = self.next()?;
+            if matches!(event, Event::MappingEnd) {
+                return Ok(entries);
+            }
+            let key = self.node(event, key_pos, depth + 1)?;
+            let Some(key_text) = key.as_str().map(str::to_owned) else {
+                return Err(YamlError {
+                    pos: key.pos,
+                    message: "a mapping key must be a plain string".into(),
+                    hint: None,
+                });
+            };
+            if let Some((first, _)) = entries.iter().find(|(k, _)| k.as_str() == Some(&key_text)) {
+                return Err(YamlError {
+                    pos: key.pos,
+                    message: format!(
+                        "duplicate key `{key_text}` (first at line {})",
+                        first.pos.line
+                    ),
+                    hint: Some("each key may appear once in a mapping; remove one".into()),
+                });
+            }
+            let (event, value_pos) = self.next()?;
+            let value = self.node(event, value_pos, depth + 1)?;
+            entries.push((key, value));
+        }
     }
 }
 

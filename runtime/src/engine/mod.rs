@@ -13,115 +13,31 @@
 //! aborted, its messages fail their acknowledgements (so QoS 1 sources
 //! redeliver them) and the report says what was cut short.
 
+mod report;
+mod supervisor;
+
+pub use report::{ReloadReport, RunReport};
+use supervisor::Supervisor;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalogue::BuiltConfig;
-use crate::diff::{diff, PlanDiff};
-use crate::edge::{Inbox, Input, Output};
+use crate::diff::diff;
+use crate::edge::{Inbox, Output};
 use crate::metrics::{Metrics, NodeMetrics};
-use crate::node::{BuildContext, NodeContext, NodeFailure};
+use crate::node::{BuildContext, NodeFailure};
 use crate::plan::{Plan, PlannedNode};
 use crate::spec::OnFailure;
 
-/// Restart backoff: starts here, doubles while the node keeps failing.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// A run this long counts as healthy: the next failure starts the backoff over.
-const HEALTHY_RUN: Duration = Duration::from_secs(10);
 /// After the drain deadline aborts the busy nodes, how long sources may take
 /// to learn the outcome of their messages before they are aborted too.
 const SOURCE_GRACE: Duration = Duration::from_secs(1);
-
-/// How a whole run ended.
-#[derive(Debug, Default, Clone)]
-pub struct RunReport {
-    /// Nodes that failed, with the last error of each ([`NodeFailure`] as
-    /// text: a report is cloned and compared, a boxed node error cannot be).
-    pub failures: BTreeMap<String, String>,
-    /// Nodes still running at the drain deadline, which were aborted.
-    pub cut_short: Vec<String>,
-}
-
-impl RunReport {
-    pub fn is_success(&self) -> bool {
-        self.failures.is_empty() && self.cut_short.is_empty()
-    }
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadReport {
-    pub diff: PlanDiff,
-    pub took: Duration,
-    /// Nodes that did not stop within the drain deadline and were aborted.
-    pub cut_short: Vec<String>,
-    /// Messages failed because they were queued for a removed node.
-    pub failed_messages: usize,
-    /// The nodes the reload started, and whether each says its config took
-    /// effect yet ([`ReloadReport::ready`]).
-    pub starting: Vec<(String, watch::Receiver<bool>)>,
-}
-
-impl ReloadReport {
-    /// The headline: `+1 −0 ~1, rewired out, 5 unchanged`. What changed in
-    /// each node is in [`ReloadReport::details`].
-    pub fn summary(&self) -> String {
-        let d = &self.diff;
-        let mut s = format!(
-            "+{} −{} ~{}",
-            d.added.len(),
-            d.removed.len(),
-            d.changed.len()
-        );
-        if !d.rewired.is_empty() {
-            let ids: Vec<&str> = d.rewired.iter().map(|(id, _)| id.as_str()).collect();
-            s.push_str(&format!(", rewired {}", ids.join(", ")));
-        }
-        s.push_str(&format!(", {} unchanged", d.unchanged));
-        if !self.cut_short.is_empty() {
-            s.push_str(&format!(
-                "; cut short at the deadline: {}",
-                self.cut_short.join(", ")
-            ));
-        }
-        if self.failed_messages > 0 {
-            s.push_str(&format!(
-                "; {} queued messages failed back to their sources",
-                self.failed_messages
-            ));
-        }
-        s
-    }
-
-    /// Waits, at most `limit`, until every node the reload started says its
-    /// config took effect (an MQTT subscriber: the broker confirmed the
-    /// edited subscriptions); returns those that did not.
-    pub async fn ready(&mut self, limit: Duration) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut late = Vec::new();
-        for (id, ready) in &mut self.starting {
-            let waited = tokio::time::timeout_at(deadline, ready.wait_for(|r| *r)).await;
-            if !matches!(waited, Ok(Ok(_))) {
-                late.push(id.clone());
-            }
-        }
-        late
-    }
-
-    /// One line per node added, removed or changed: `~ faces: topics[0].qos 1 → 2`.
-    pub fn details(&self) -> Vec<String> {
-        self.diff.lines()
-    }
-}
 
 /// A request to the engine from outside its task.
 enum Command {
@@ -539,77 +455,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The part of a node's health that is its own run (beside its broker links).
-const RUN_PART: &str = "run";
-
-/// Runs one node: builds an instance, runs it, and on failure restarts it
-/// with backoff or gives up, as its policy says.
-struct Supervisor {
-    id: String,
-    built: Arc<dyn BuiltConfig>,
-    build: BuildContext,
-    on_failure: OnFailure,
-    inbox: Arc<Inbox>,
-    output: Output,
-    metrics: Arc<NodeMetrics>,
-    stop: CancellationToken,
-    ready: Arc<watch::Sender<bool>>,
-}
-
-impl Supervisor {
-    async fn run(self) -> Result<(), NodeFailure> {
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            let started = Instant::now();
-            let error = match self.run_once().await {
-                Ok(()) => return Ok(()),
-                Err(error) => error,
-            };
-            self.metrics.errors.inc();
-            if self.on_failure == OnFailure::Stop || self.stop.is_cancelled() {
-                tracing::error!(node = %self.id, %error, "node failed");
-                return Err(error);
-            }
-            if started.elapsed() > HEALTHY_RUN {
-                backoff = FIRST_BACKOFF;
-            }
-            tracing::error!(node = %self.id, %error, retry_in = ?backoff, "node failed; restarting");
-            self.metrics.set_state(format!("restarting: {error}"));
-            self.metrics
-                .set_down(RUN_PART, format!("failed, restarting: {error}"));
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.stop.cancelled() => return Err(error),
-            }
-            self.metrics.restarts.inc();
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    async fn run_once(&self) -> Result<(), NodeFailure> {
-        let node = self.built.build(&self.build).map_err(NodeFailure::Build)?;
-        self.metrics.set_up(RUN_PART);
-        let ctx = NodeContext::new(
-            self.id.clone(),
-            Input::new(self.inbox.clone(), self.stop.clone(), self.metrics.clone()),
-            self.output.clone(),
-            self.metrics.clone(),
-            self.stop.clone(),
-            self.ready.clone(),
-        );
-        match AssertUnwindSafe(node.run(ctx)).catch_unwind().await {
-            Ok(result) => result.map_err(NodeFailure::Run),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(NodeFailure::Panicked(what))
-            }
-        }
     }
 }

@@ -23,6 +23,7 @@ packages=(
   debootstrap                                      # the images' Debian base, made without a registry
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu      # scripts/cross-arm64.sh: the arm64 linker
   qemu-user                                        # ... and running its build on the sample video
+  ffmpeg                                           # ... and on the video's frames as PNG (the same pixels on both)
   qemu-user-static binfmt-support                  # arm64 programs run by the kernel: the arm64 images
   binutils file curl ca-certificates
 )

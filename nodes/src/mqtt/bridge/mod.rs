@@ -230,7 +230,10 @@ impl NodeConfig for MqttBridgeConfig {
         for (i, topic) in self.topics.iter().enumerate() {
             for side in [LOCAL, REMOTE] {
                 if let Err(reason) = check_filter(&topic.filter(side)) {
-                    issues.push(ConfigIssue::new(format!("topics.{i}.pattern"), reason));
+                    issues.push(ConfigIssue::new(
+                        format!("topics.{i}.pattern"),
+                        reason.to_string(),
+                    ));
                 }
             }
             if !topic.require_subscribers {

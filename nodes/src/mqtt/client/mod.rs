@@ -215,7 +215,19 @@ pub enum Event {
     /// A message arrived.
     Received(Box<Received>),
     /// The answer to a subscribe: per filter, the QoS granted or why not.
-    Subscribed(Vec<Result<Qos, String>>),
+    Subscribed(Vec<Result<Qos, SubscribeRefused>>),
+}
+
+/// Why the broker refused one filter of a SUBSCRIBE (its SUBACK code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeRefused {
+    /// MQTT 3.1.1's one failure code (0x80), which gives no reason.
+    #[error("refused")]
+    Failure,
+    /// An MQTT 5 reason code (≥ 0x80) and its name, as the logs have
+    /// always given it (`NotAuthorized`, `QuotaExceeded`, …).
+    #[error("{name}")]
+    Reason { code: u8, name: &'static str },
 }
 
 /// One step of the event loop.

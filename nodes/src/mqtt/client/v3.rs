@@ -5,7 +5,9 @@ use rumqttc::{
     SubscribeReasonCode,
 };
 
-use super::{describe, AckToken, Event, Failure, Polled, Received, Settings, Will};
+use super::{
+    describe, AckToken, Event, Failure, Polled, Received, Settings, SubscribeRefused, Will,
+};
 use crate::mqtt::connection::Protocol;
 
 pub(super) fn options(s: Settings) -> MqttOptions {
@@ -66,7 +68,7 @@ pub(super) async fn poll(
                 .iter()
                 .map(|code| match code {
                     SubscribeReasonCode::Success(qos) => Ok((*qos).into()),
-                    SubscribeReasonCode::Failure => Err("refused".to_owned()),
+                    SubscribeReasonCode::Failure => Err(SubscribeRefused::Failure),
                 })
                 .collect(),
         )),

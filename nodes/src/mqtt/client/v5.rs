@@ -24,7 +24,7 @@ use rumqttc::Outgoing;
 
 use super::{
     describe, AckToken, Cause, ClientError, Event, Failure, Polled, Publish, Received, Settings,
-    Subscribing, Will,
+    SubscribeRefused, Subscribing, Will,
 };
 use crate::mqtt::connection::Protocol;
 use crate::mqtt::Qos;
@@ -254,13 +254,7 @@ impl Loop {
                 })
             }
             RawEvent::Incoming(Packet::SubAck(ack)) => Polled::Event(Event::Subscribed(
-                ack.return_codes
-                    .iter()
-                    .map(|code| match code {
-                        SubscribeReasonCode::Success(q) => Ok(from_qos(*q)),
-                        other => Err(format!("{other:?}")),
-                    })
-                    .collect(),
+                ack.return_codes.iter().map(suback).collect(),
             )),
             RawEvent::Outgoing(Outgoing::Publish(pkid)) => {
                 if pkid != 0 {
@@ -368,6 +362,27 @@ fn pub_ack_words(reason: PubAckReason) -> &'static str {
         PubAckReason::QuotaExceeded => "quota exceeded (0x97)",
         PubAckReason::PayloadFormatInvalid => "payload format invalid (0x99)",
     }
+}
+
+/// A SUBACK code: the QoS granted, or the refusal with its number and
+/// rumqttc's name for it.
+fn suback(code: &SubscribeReasonCode) -> Result<Qos, SubscribeRefused> {
+    use SubscribeReasonCode as C;
+    let (code, name) = match code {
+        C::Success(qos) => return Ok(from_qos(*qos)),
+        // rumqttc reads 0x80 as `Unspecified`; `Failure` is what it writes.
+        C::Failure => (0x80, "Failure"),
+        C::Unspecified => (0x80, "Unspecified"),
+        C::ImplementationSpecific => (0x83, "ImplementationSpecific"),
+        C::NotAuthorized => (0x87, "NotAuthorized"),
+        C::TopicFilterInvalid => (0x8F, "TopicFilterInvalid"),
+        C::PkidInUse => (0x91, "PkidInUse"),
+        C::QuotaExceeded => (0x97, "QuotaExceeded"),
+        C::SharedSubscriptionsNotSupported => (0x9E, "SharedSubscriptionsNotSupported"),
+        C::SubscriptionIdNotSupported => (0xA1, "SubscriptionIdNotSupported"),
+        C::WildcardSubscriptionsNotSupported => (0xA2, "WildcardSubscriptionsNotSupported"),
+    };
+    Err(SubscribeRefused::Reason { code, name })
 }
 
 /// A PUBREC reason code: the same codes as PUBACK's.

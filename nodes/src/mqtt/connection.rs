@@ -455,6 +455,26 @@ impl BrokerConfig {
         Ok(Options::new(settings, self.protocol))
     }
 
+    /// [`BrokerConfig::options`] for a connection that receives and
+    /// acknowledges each message once it is handled (`mqtt_sub`, each side
+    /// of `mqtt_bridge`): at most `inflight` unacknowledged at once. It
+    /// takes what the broker sends up to MQTT's own limit: a message over
+    /// `max_packet_bytes` is refused where it is handled (counted, logged)
+    /// instead of failing the connection it came on, which the broker would
+    /// redeliver it on, again and again.
+    pub fn receiving_options(
+        &self,
+        default_client_id: &str,
+        resolve: impl Fn(&str) -> std::path::PathBuf,
+    ) -> Result<Options, ConnectError> {
+        let mut options = self.options(default_client_id, resolve)?;
+        options
+            .set_manual_acks(true)
+            .set_receive_maximum(self.inflight)
+            .set_max_packet_sizes(MQTT_MAX_PACKET, self.max_packet_bytes);
+        Ok(options)
+    }
+
     /// `Err(why)` when a payload of `len` bytes on `topic`, with these user
     /// properties, would not fit a packet of `max_packet_bytes`. Handing such
     /// a publish to the client would fail the connection and have it resent

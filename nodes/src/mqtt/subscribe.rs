@@ -166,14 +166,7 @@ impl NodeConfig for MqttSubConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
-        let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
-        options
-            .set_manual_acks(true)
-            .set_receive_maximum(self.broker.inflight)
-            .set_max_packet_sizes(
-                super::connection::MQTT_MAX_PACKET,
-                self.broker.max_packet_bytes,
-            );
+        let options = self.broker.receiving_options(&ctx.id, |p| ctx.resolve(p))?;
         let url = self.broker.broker_url()?;
         let wanted = self
             .topics

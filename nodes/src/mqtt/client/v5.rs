@@ -29,8 +29,9 @@ use super::{
 use crate::mqtt::connection::Protocol;
 use crate::mqtt::Qos;
 
-pub(super) fn options(s: Settings) -> MqttOptions {
-    let mut options = MqttOptions::new(s.client_id, s.host, s.port);
+/// What 5 alone is told; [`super::Options::new`] adds the rest.
+pub(super) fn options(s: &Settings) -> MqttOptions {
+    let mut options = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
     let max_packet = u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX);
     options
         .set_keep_alive(s.keepalive)
@@ -45,15 +46,6 @@ pub(super) fn options(s: Settings) -> MqttOptions {
         let mut properties = options.connect_properties().unwrap_or_default();
         properties.session_expiry_interval = Some(u32::MAX);
         options.set_connect_properties(properties);
-    }
-    if let Some((user, password)) = s.credentials {
-        options.set_credentials(user, password);
-    }
-    if let Some(transport) = s.transport {
-        options.set_transport(transport);
-    }
-    if let Some(w) = s.will {
-        options.set_last_will(will(w));
     }
     options
 }

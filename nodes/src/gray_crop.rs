@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::frame::{keys, Frame, PixelFormat, Rect, FRAMES};
-use crate::vision::{frame_mat, to_cv_rect, VisionError};
+use crate::vision::{check_jpeg_quality, frame_mat, jpeg_params, to_cv_rect, VisionError};
 
 /// Crops each box of a frame, converts it to gray and encodes it.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -92,12 +92,7 @@ impl NodeConfig for GrayCropConfig {
                 ));
             }
         }
-        if !(1..=100).contains(&self.quality) {
-            issues.push(ConfigIssue::new(
-                "quality",
-                format!("quality must be between 1 and 100, not {}", self.quality),
-            ));
-        }
+        issues.extend(check_jpeg_quality(self.quality));
         issues
     }
 
@@ -122,9 +117,7 @@ impl Cropper {
     pub fn new(config: &GrayCropConfig) -> Result<Cropper, VisionError> {
         let params = match config.format {
             ImageFormat::Png => Vector::new(),
-            ImageFormat::Jpeg => {
-                Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, i32::from(config.quality)])
-            }
+            ImageFormat::Jpeg => jpeg_params(config.quality),
         };
         Ok(Cropper {
             margin: config.margin,

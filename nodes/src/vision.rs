@@ -6,8 +6,10 @@
 
 pub use crate::frame::{Frame, PixelFormat, Rect};
 use bytes::Bytes;
+use flowrun_runtime::ConfigIssue;
 use opencv::boxed_ref::BoxedRef;
-use opencv::core::{Mat, Vec3b};
+use opencv::core::{Mat, Vec3b, Vector};
+use opencv::imgcodecs;
 use opencv::prelude::*;
 
 /// Why a vision step failed.
@@ -17,6 +19,22 @@ pub enum VisionError {
     OpenCv(#[from] opencv::Error),
     #[error("{0}")]
     Input(String),
+}
+
+/// The `quality` issue of a node that encodes JPEG, if any: OpenCV takes
+/// 1 to 100.
+pub fn check_jpeg_quality(quality: u8) -> Option<ConfigIssue> {
+    (!(1..=100).contains(&quality)).then(|| {
+        ConfigIssue::new(
+            "quality",
+            format!("quality must be between 1 and 100, not {quality}"),
+        )
+    })
+}
+
+/// What `imencode` takes to write a JPEG of `quality`.
+pub fn jpeg_params(quality: u8) -> Vector<i32> {
+    Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, i32::from(quality)])
 }
 
 /// A view of `frame`'s pixels as a `Mat`, without copying them.

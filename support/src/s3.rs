@@ -12,11 +12,20 @@ use std::time::Duration;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::Client;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use crate::wait;
+
+/// A LIST that failed, in the SDK's own words (its debug form: the
+/// display form hides the cause).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}")]
+pub struct ListError(
+    pub Box<aws_sdk_s3::error::SdkError<ListObjectsV2Error, aws_sdk_s3::config::http::HttpResponse>>,
+);
 
 pub struct S3Server {
     pub port: u16,
@@ -172,7 +181,7 @@ impl S3Server {
     }
 
     /// `list`, or why it failed (no such bucket yet, server down).
-    pub async fn try_list(&self, bucket: &str) -> Result<Vec<String>, String> {
+    pub async fn try_list(&self, bucket: &str) -> Result<Vec<String>, ListError> {
         let mut keys = Vec::new();
         let mut pages = self
             .client()
@@ -181,7 +190,7 @@ impl S3Server {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| format!("{e:?}"))?;
+            let page = page.map_err(|e| ListError(Box::new(e)))?;
             keys.extend(
                 page.contents()
                     .iter()

@@ -9,6 +9,22 @@ use crate::wait;
 
 use crate::s3::S3Server;
 
+/// Why a bucket cannot be mounted here (a test then says so and skips).
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("/dev/fuse does not exist")]
+    NoFuse,
+    #[error("cannot run s3fs ({0}); scripts/setup.sh installs it")]
+    NoS3fs(std::io::Error),
+    #[error("s3fs exited with {status}: {stderr}")]
+    Exited {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("s3fs did not mount the bucket within 15 s")]
+    Timeout,
+}
+
 /// A bucket mounted with s3fs in the foreground; unmounted when dropped.
 pub struct Mount {
     point: tempfile::TempDir,
@@ -18,9 +34,9 @@ pub struct Mount {
 
 impl Mount {
     /// Mounts `bucket`, or says why it cannot.
-    pub fn new(server: &S3Server, bucket: &str) -> Result<Mount, String> {
+    pub fn new(server: &S3Server, bucket: &str) -> Result<Mount, MountError> {
         if !Path::new("/dev/fuse").exists() {
-            return Err("/dev/fuse does not exist".into());
+            return Err(MountError::NoFuse);
         }
         let passwd = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(
@@ -48,7 +64,7 @@ impl Mount {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run s3fs ({e}); scripts/setup.sh installs it"))?;
+            .map_err(MountError::NoS3fs)?;
         // Mounted, or s3fs ended (and says why on stderr).
         let settled = wait::at_most(Duration::from_secs(15))
             .every(Duration::from_millis(50))
@@ -65,12 +81,15 @@ impl Mount {
                 if let Some(mut pipe) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
                 }
-                return Err(format!("s3fs exited with {status}: {}", stderr.trim()));
+                return Err(MountError::Exited {
+                    status,
+                    stderr: stderr.trim().to_owned(),
+                });
             }
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err("s3fs did not mount the bucket within 15 s".into());
+                return Err(MountError::Timeout);
             }
         }
         Ok(Mount {

@@ -42,7 +42,36 @@ pub enum Refusal {
         found: &'static str,
     },
     #[error("the payload is a damaged or truncated {format}: {why}")]
-    Damaged { format: &'static str, why: String },
+    Damaged { format: &'static str, why: Damage },
+}
+
+/// Where an image stops being whole; `byte`s are offsets into the payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    #[error("it ends before its IEND chunk")]
+    NoIend,
+    #[error("its first chunk is `{0}`, not IHDR")]
+    NotIhdrFirst(String),
+    #[error("chunk `{chunk}` claims {length} bytes but only {left} remain")]
+    ChunkCut {
+        chunk: String,
+        length: usize,
+        left: usize,
+    },
+    #[error("chunk `{0}` has a wrong CRC")]
+    WrongCrc(String),
+    #[error("{0} bytes follow its IEND chunk")]
+    AfterIend(usize),
+    #[error("no segment marker at byte {0}")]
+    NoMarker(usize),
+    #[error("it ends before any image data")]
+    NoImageData,
+    #[error("it ends inside the segment at byte {0}")]
+    SegmentCut(usize),
+    #[error("the segment at byte {byte} claims {length} bytes that are not there")]
+    SegmentTooLong { byte: usize, length: usize },
+    #[error("it has no end-of-image marker (FF D9) at its end")]
+    NoEnd,
 }
 
 impl Refusal {
@@ -128,25 +157,26 @@ fn looks_like(format: Format, body: &[u8]) -> bool {
 
 /// Walks the chunks: each length must fit, each CRC match; `IHDR` first,
 /// `IEND` last and nothing after it.
-fn png_complete(body: &[u8]) -> Result<(), String> {
+fn png_complete(body: &[u8]) -> Result<(), Damage> {
     let mut rest = &body[PNG_SIGNATURE.len()..];
     let mut first = true;
     loop {
         let Some((header, after)) = rest.split_first_chunk::<8>() else {
-            return Err("it ends before its IEND chunk".into());
+            return Err(Damage::NoIend);
         };
         let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let kind = &header[4..8];
         let name = String::from_utf8_lossy(kind).into_owned();
         if first && kind != b"IHDR" {
-            return Err(format!("its first chunk is `{name}`, not IHDR"));
+            return Err(Damage::NotIhdrFirst(name));
         }
         first = false;
         if after.len() < length + 4 {
-            return Err(format!(
-                "chunk `{name}` claims {length} bytes but only {} remain",
-                after.len().saturating_sub(4)
-            ));
+            return Err(Damage::ChunkCut {
+                chunk: name,
+                length,
+                left: after.len().saturating_sub(4),
+            });
         }
         let (data, after) = after.split_at(length);
         let (crc, after) = after.split_at(4);
@@ -154,12 +184,12 @@ fn png_complete(body: &[u8]) -> Result<(), String> {
         hasher.update(kind);
         hasher.update(data);
         if hasher.finalize().to_be_bytes() != crc {
-            return Err(format!("chunk `{name}` has a wrong CRC"));
+            return Err(Damage::WrongCrc(name));
         }
         if kind == b"IEND" {
             return match after.len() {
                 0 => Ok(()),
-                n => Err(format!("{n} bytes follow its IEND chunk")),
+                n => Err(Damage::AfterIend(n)),
             };
         }
         rest = after;
@@ -168,27 +198,25 @@ fn png_complete(body: &[u8]) -> Result<(), String> {
 
 /// Walks the marker segments up to the scan, then requires the end marker
 /// as the last two bytes (the entropy-coded data between has no lengths).
-fn jpeg_complete(body: &[u8]) -> Result<(), String> {
+fn jpeg_complete(body: &[u8]) -> Result<(), Damage> {
     let mut at = 2;
     loop {
         let Some(&[0xFF, marker]) = body.get(at..at + 2) else {
-            return Err(format!("no segment marker at byte {at}"));
+            return Err(Damage::NoMarker(at));
         };
         match marker {
             // Fill bytes before a marker.
             0xFF => at += 1,
-            0xD9 => return Err("it ends before any image data".into()),
+            0xD9 => return Err(Damage::NoImageData),
             // Markers without a length.
             0x01 | 0xD0..=0xD7 => at += 2,
             _ => {
                 let Some(&[high, low]) = body.get(at + 2..at + 4) else {
-                    return Err(format!("it ends inside the segment at byte {at}"));
+                    return Err(Damage::SegmentCut(at));
                 };
                 let length = usize::from(u16::from_be_bytes([high, low]));
                 if length < 2 || at + 2 + length > body.len() {
-                    return Err(format!(
-                        "the segment at byte {at} claims {length} bytes that are not there"
-                    ));
+                    return Err(Damage::SegmentTooLong { byte: at, length });
                 }
                 at += 2 + length;
                 if marker == 0xDA {
@@ -200,7 +228,7 @@ fn jpeg_complete(body: &[u8]) -> Result<(), String> {
     if body.ends_with(&[0xFF, 0xD9]) && body.len() >= at + 2 {
         Ok(())
     } else {
-        Err("it has no end-of-image marker (FF D9) at its end".into())
+        Err(Damage::NoEnd)
     }
 }
 
@@ -276,6 +304,19 @@ mod tests {
             text.to_string().contains("damaged or truncated image/png"),
             "{text}"
         );
+        let mut trailing = png.clone();
+        trailing.extend_from_slice(b"junk");
+        let refusal = images_only().check(&trailing).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::Damaged {
+                format: "image/png",
+                why: Damage::AfterIend(4),
+            }
+        );
+        assert!(refusal
+            .to_string()
+            .ends_with(": 4 bytes follow its IEND chunk"));
         let only_png = ContentCheck {
             accept: vec![Format::Png],
             max_bytes: None,

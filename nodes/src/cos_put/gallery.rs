@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::s3::S3Store;
+use super::s3::{MissingCredential, S3Store};
 use super::{Backend, CosPutConfig};
 
 const PAGE: &str = include_str!("gallery.html");
@@ -28,8 +28,8 @@ pub enum GalleryError {
     Config(#[from] serde_json::Error),
     #[error("the gallery needs the `s3` backend (a folder can be browsed as it is)")]
     NotS3,
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] MissingCredential),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
 }
@@ -78,7 +78,7 @@ pub async fn serve(
     let Backend::S3(s3) = &config.backend else {
         return Err(GalleryError::NotS3);
     };
-    let store = S3Store::new(s3, |name| std::env::var(name).ok()).map_err(GalleryError::Store)?;
+    let store = S3Store::new(s3, |name| std::env::var(name).ok())?;
     let gallery = Arc::new(Gallery {
         store,
         bucket: s3.bucket.clone(),
@@ -118,6 +118,6 @@ async fn recent(
             "objects": shown,
         }))
         .into_response(),
-        Err(error) => (StatusCode::BAD_GATEWAY, error).into_response(),
+        Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
     }
 }

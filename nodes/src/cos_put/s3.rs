@@ -83,6 +83,31 @@ fn default_request_timeout_ms() -> u64 {
     30_000
 }
 
+/// A credential whose environment variable is unset or empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {what} is read from the environment variable {variable}, which is not set")]
+pub struct MissingCredential {
+    /// `access key id` or `secret access key`.
+    pub what: &'static str,
+    pub variable: String,
+}
+
+/// Why the gallery cannot show the recent objects (its HTTP 502 body).
+#[derive(Debug, thiserror::Error)]
+pub enum RecentError {
+    /// Listing failed: in the words a failed put has.
+    #[error(transparent)]
+    List(#[from] PutError),
+    #[error(transparent)]
+    Expiry(#[from] aws_sdk_s3::presigning::PresigningConfigError),
+    #[error("cannot presign s3://{bucket}/{key}: {source}")]
+    Presign {
+        bucket: String,
+        key: String,
+        source: Box<SdkError<aws_sdk_s3::operation::get_object::GetObjectError, HttpResponse>>,
+    },
+}
+
 /// A connected S3 client for one bucket.
 pub struct S3Store {
     client: Client,
@@ -94,11 +119,17 @@ pub struct S3Store {
 impl S3Store {
     /// A client for `config`, with credentials read through `env`. Nothing
     /// is sent yet.
-    pub fn new(config: &S3Config, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let read = |name: &str, what: &str| {
-            env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                format!("the {what} is read from the environment variable {name}, which is not set")
-            })
+    pub fn new(
+        config: &S3Config,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, MissingCredential> {
+        let read = |name: &str, what: &'static str| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| MissingCredential {
+                    what,
+                    variable: name.to_owned(),
+                })
         };
         let credentials = Credentials::new(
             read(&config.access_key_id_env, "access key id")?,
@@ -167,7 +198,7 @@ impl S3Store {
         prefix: &str,
         count: usize,
         expires: Duration,
-    ) -> Result<Vec<super::gallery::Shown>, String> {
+    ) -> Result<Vec<super::gallery::Shown>, RecentError> {
         use aws_sdk_s3::presigning::PresigningConfig;
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
@@ -180,7 +211,7 @@ impl S3Store {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| self.error("cannot list", None, &e).text)?;
+                .map_err(|e| self.error("cannot list", None, &e))?;
             objects.extend(page.contents().iter().cloned());
             token = page.next_continuation_token().map(str::to_owned);
             if token.is_none() {
@@ -197,7 +228,7 @@ impl S3Store {
                 .cmp(&modified(a))
                 .then_with(|| b.key().cmp(&a.key()))
         });
-        let presigning = PresigningConfig::expires_in(expires).map_err(|e| e.to_string())?;
+        let presigning = PresigningConfig::expires_in(expires)?;
         let mut shown = Vec::new();
         for object in objects.into_iter().take(count) {
             let Some(key) = object.key() else { continue };
@@ -208,7 +239,11 @@ impl S3Store {
                 .key(key)
                 .presigned(presigning.clone())
                 .await
-                .map_err(|e| format!("cannot presign s3://{}/{key}: {e}", self.bucket))?;
+                .map_err(|source| RecentError::Presign {
+                    bucket: self.bucket.clone(),
+                    key: key.to_owned(),
+                    source: Box::new(source),
+                })?;
             shown.push(super::gallery::Shown {
                 key: key.to_owned(),
                 size: object.size().unwrap_or(0),

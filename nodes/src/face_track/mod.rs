@@ -222,6 +222,17 @@ struct Faces {
     faces: Vec<Face<Message>>,
 }
 
+/// Why a message gave no faces to track (it is rejected).
+#[derive(Debug, thiserror::Error)]
+enum SplitError {
+    #[error("a message of bytes instead of a frame")]
+    NotAFrame,
+    #[error(transparent)]
+    Score(#[from] crate::vision::VisionError),
+    #[error("the scoring thread ended abnormally: {0}")]
+    ScoringThread(#[from] tokio::task::JoinError),
+}
+
 /// One message per box of `message`'s frame, each with its score, its
 /// `face` index and `message`'s acknowledgement; `message` itself is
 /// settled. A bad payload is rejected and its error returned.
@@ -229,10 +240,10 @@ async fn split(
     message: Message,
     scorer: &mut Option<Scorer>,
     received: u64,
-) -> Result<Faces, String> {
+) -> Result<Faces, SplitError> {
     let Some(frame) = message.payload.get::<Frame>() else {
         message.reject("face_track takes decoded frames, not bytes");
-        return Err("a message of bytes instead of a frame".into());
+        return Err(SplitError::NotAFrame);
     };
     let frame = frame.clone();
     let for_scoring = frame.clone();
@@ -250,14 +261,14 @@ async fn split(
     let scores = match scored {
         Ok((scores, owned)) => {
             *scorer = Some(owned);
-            scores.map_err(|e| e.to_string())
+            scores.map_err(SplitError::from)
         }
-        Err(e) => Err(format!("the scoring thread ended abnormally: {e}")),
+        Err(e) => Err(SplitError::from(e)),
     };
     let scores = match scores {
         Ok(scores) => scores,
         Err(error) => {
-            message.reject(error.clone());
+            message.reject(error.to_string());
             return Err(error);
         }
     };

@@ -103,8 +103,8 @@ enum ProtocolName {
 }
 
 impl TryFrom<ProtocolName> for Protocol {
-    type Error = String;
-    fn try_from(name: ProtocolName) -> Result<Self, String> {
+    type Error = UnknownProtocol;
+    fn try_from(name: ProtocolName) -> Result<Self, UnknownProtocol> {
         let text = match name {
             ProtocolName::Number(n) => n.to_string(),
             ProtocolName::Float(x) => x.to_string(),
@@ -114,17 +114,20 @@ impl TryFrom<ProtocolName> for Protocol {
     }
 }
 
+/// A `protocol:` that names no version flowrun speaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("protocol `{0}` is not supported: use auto (the default), \"3.1.1\" or \"5\"")]
+pub struct UnknownProtocol(pub String);
+
 /// The same words as the spec's `protocol:`, for command-line options.
 impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = UnknownProtocol;
+    fn from_str(text: &str) -> Result<Self, UnknownProtocol> {
         match text.trim() {
             "auto" => Ok(Protocol::Auto),
             "3.1.1" | "4" => Ok(Protocol::V311),
             "5" | "5.0" => Ok(Protocol::V5),
-            other => Err(format!(
-                "protocol `{other}` is not supported: use auto (the default), \"3.1.1\" or \"5\""
-            )),
+            other => Err(UnknownProtocol(other.to_owned())),
         }
     }
 }
@@ -219,13 +222,40 @@ pub const MQTT_MAX_PACKET: usize = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("bad broker URL `{url}`: {reason}")]
-    Url { url: String, reason: String },
+    Url { url: String, reason: BadUrl },
     #[error("cannot read {what} `{path}`: {source}")]
     File {
         what: &'static str,
         path: String,
         source: std::io::Error,
     },
+}
+
+/// What is wrong with a broker URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadUrl {
+    #[error("expected mqtt://host:port or mqtts://host:port")]
+    NoScheme,
+    #[error("unknown scheme `{0}`: use mqtt:// or mqtts://")]
+    Scheme(String),
+    #[error("only host and port belong in the URL (credentials go in `username`/`password`)")]
+    NotHostAndPort,
+    #[error("`{0}` is not a port number")]
+    Port(String),
+    #[error("no host")]
+    NoHost,
+}
+
+/// A payload too large for `max_packet_bytes` once the publish's own
+/// bytes are counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("payload of {len} bytes on `{topic}` is over the {limit} bytes that fit `max_packet_bytes` ({max_packet_bytes})")]
+pub struct TooLarge {
+    pub len: usize,
+    pub topic: String,
+    /// The largest payload that fits.
+    pub limit: usize,
+    pub max_packet_bytes: usize,
 }
 
 /// A broker address taken apart.
@@ -237,34 +267,29 @@ pub struct BrokerUrl {
 }
 
 impl BrokerUrl {
-    pub fn parse(url: &str) -> Result<BrokerUrl, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or("expected mqtt://host:port or mqtts://host:port")?;
+    pub fn parse(url: &str) -> Result<BrokerUrl, BadUrl> {
+        let (scheme, rest) = url.split_once("://").ok_or(BadUrl::NoScheme)?;
         let tls = match scheme {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
-            other => return Err(format!("unknown scheme `{other}`: use mqtt:// or mqtts://")),
+            other => return Err(BadUrl::Scheme(other.to_owned())),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '@']) {
-            return Err(
-                "only host and port belong in the URL (credentials go in `username`/`password`)"
-                    .into(),
-            );
+            return Err(BadUrl::NotHostAndPort);
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) if !host.ends_with(':') => {
                 let port = port
                     .parse::<u16>()
-                    .map_err(|_| format!("`{port}` is not a port number"))?;
+                    .map_err(|_| BadUrl::Port(port.to_owned()))?;
                 (host, port)
             }
             _ => (rest, if tls { 8883 } else { 1883 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err("no host".into());
+            return Err(BadUrl::NoHost);
         }
         Ok(BrokerUrl {
             host: host.to_owned(),
@@ -362,16 +387,21 @@ impl BrokerConfig {
             .unwrap_or_else(|| format!("flowrun-{default}"))
     }
 
+    /// `url`, taken apart.
+    pub fn broker_url(&self) -> Result<BrokerUrl, ConnectError> {
+        BrokerUrl::parse(&self.url).map_err(|reason| ConnectError::Url {
+            url: self.url.clone(),
+            reason,
+        })
+    }
+
     /// rumqttc options; relative TLS paths resolve with `resolve`.
     pub fn options(
         &self,
         default_client_id: &str,
         resolve: impl Fn(&str) -> std::path::PathBuf,
     ) -> Result<Options, ConnectError> {
-        let url = BrokerUrl::parse(&self.url).map_err(|reason| ConnectError::Url {
-            url: self.url.clone(),
-            reason,
-        })?;
+        let url = self.broker_url()?;
         let client_id = self.client_id(default_client_id);
         let mut settings = Settings {
             client_id,
@@ -425,6 +455,26 @@ impl BrokerConfig {
         Ok(Options::new(settings, self.protocol))
     }
 
+    /// [`BrokerConfig::options`] for a connection that receives and
+    /// acknowledges each message once it is handled (`mqtt_sub`, each side
+    /// of `mqtt_bridge`): at most `inflight` unacknowledged at once. It
+    /// takes what the broker sends up to MQTT's own limit: a message over
+    /// `max_packet_bytes` is refused where it is handled (counted, logged)
+    /// instead of failing the connection it came on, which the broker would
+    /// redeliver it on, again and again.
+    pub fn receiving_options(
+        &self,
+        default_client_id: &str,
+        resolve: impl Fn(&str) -> std::path::PathBuf,
+    ) -> Result<Options, ConnectError> {
+        let mut options = self.options(default_client_id, resolve)?;
+        options
+            .set_manual_acks(true)
+            .set_receive_maximum(self.inflight)
+            .set_max_packet_sizes(MQTT_MAX_PACKET, self.max_packet_bytes);
+        Ok(options)
+    }
+
     /// `Err(why)` when a payload of `len` bytes on `topic`, with these user
     /// properties, would not fit a packet of `max_packet_bytes`. Handing such
     /// a publish to the client would fail the connection and have it resent
@@ -434,13 +484,15 @@ impl BrokerConfig {
         topic: &str,
         user_properties: &[(String, String)],
         len: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), TooLarge> {
         let limit = self.max_payload(topic, user_properties);
         if len > limit {
-            return Err(format!(
-                "payload of {len} bytes on `{topic}` is over the {limit} bytes that fit `max_packet_bytes` ({})",
-                self.max_packet_bytes
-            ));
+            return Err(TooLarge {
+                len,
+                topic: topic.to_owned(),
+                limit,
+                max_packet_bytes: self.max_packet_bytes,
+            });
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! acks), and its `poll` is not meant to be dropped half-way, so it runs in
 //! a task of its own.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use flowrun_runtime::NodeMetrics;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Client, Event, EventLoop, Options, Polled};
+use super::client::{Client, Event, EventLoop, Failure, Options, Polled};
 use super::connection::{BrokerConfig, Protocol};
 
 /// What the connection task tells its node.
@@ -145,11 +146,8 @@ impl Poller {
                 _ = self.reconnect.notified() => {
                     self.eventloop.clean();
                     self.metrics.set_down(&self.part, format!("reconnecting to {}", self.url));
-                    if connected {
-                        connected = false;
-                        if self.tx.send(LinkEvent::Disconnected).await.is_err() {
-                            return;
-                        }
+                    if self.disconnected(&mut connected).await.is_break() {
+                        return;
                     }
                     continue;
                 }
@@ -162,53 +160,16 @@ impl Poller {
                 }) => {
                     connected = true;
                     backoff = self.min;
-                    tracing::info!(node = %self.node, url = %self.url, session_present, %protocol, "connected to the broker");
-                    if self.auto && protocol == Protocol::V311 {
-                        tracing::warn!(node = %self.node, url = %self.url, "{FELL_BACK}");
-                        self.metrics
-                            .set_state("connected over MQTT 3.1.1 (the broker does not speak 5)");
-                    } else {
-                        self.metrics.set_state("connected");
-                    }
-                    self.metrics.set_up(&self.part);
-                    LinkEvent::Connected {
-                        session_present,
-                        protocol,
-                    }
+                    self.on_connected(session_present, protocol)
                 }
                 Ok(Polled::Event(event)) => LinkEvent::Packet(event),
                 Ok(Polled::Nothing) => continue,
                 Err(failure) => {
-                    let was_connected = std::mem::replace(&mut connected, false);
-                    if was_connected && self.tx.send(LinkEvent::Disconnected).await.is_err() {
+                    if self.disconnected(&mut connected).await.is_break()
+                        || self.on_failure(failure, &mut backoff).await.is_break()
+                    {
                         return;
                     }
-                    // A refused publish is the broker's answer, not a broken
-                    // link: say which, and connect again without waiting.
-                    if !failure.refused.is_empty() {
-                        for refused in failure.refused {
-                            if self.tx.send(LinkEvent::Packet(refused)).await.is_err() {
-                                return;
-                            }
-                        }
-                        continue;
-                    }
-                    let wait = jitter(backoff);
-                    let reason = failure.reason;
-                    tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
-                    self.metrics.set_state(format!(
-                        "disconnected ({reason}), retry in {:.1}s",
-                        wait.as_secs_f64()
-                    ));
-                    self.metrics.set_down(
-                        &self.part,
-                        format!("disconnected from {} ({reason})", self.url),
-                    );
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    backoff = (backoff * 2).min(self.max);
                     continue;
                 }
             };
@@ -216,6 +177,66 @@ impl Poller {
                 return;
             }
         }
+    }
+
+    /// Tells the node that the connection dropped, if it was up; `Break`
+    /// when the node is gone. (`&mut self`: the task must stay `Send`, and
+    /// the event loop is not `Sync`.)
+    async fn disconnected(&mut self, connected: &mut bool) -> ControlFlow<()> {
+        if std::mem::take(connected) && self.tx.send(LinkEvent::Disconnected).await.is_err() {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Logs and shows a new connection; the event that tells the node.
+    fn on_connected(&self, session_present: bool, protocol: Protocol) -> LinkEvent {
+        tracing::info!(node = %self.node, url = %self.url, session_present, %protocol, "connected to the broker");
+        if self.auto && protocol == Protocol::V311 {
+            tracing::warn!(node = %self.node, url = %self.url, "{FELL_BACK}");
+            self.metrics
+                .set_state("connected over MQTT 3.1.1 (the broker does not speak 5)");
+        } else {
+            self.metrics.set_state("connected");
+        }
+        self.metrics.set_up(&self.part);
+        LinkEvent::Connected {
+            session_present,
+            protocol,
+        }
+    }
+
+    /// After the connection ended: hands refused publishes to the node, or
+    /// says why it failed and waits out `backoff` (then doubled). `Break`
+    /// when the node is gone or stops.
+    async fn on_failure(&mut self, failure: Failure, backoff: &mut Duration) -> ControlFlow<()> {
+        // A refused publish is the broker's answer, not a broken link: say
+        // which, and connect again without waiting.
+        if !failure.refused.is_empty() {
+            for refused in failure.refused {
+                if self.tx.send(LinkEvent::Packet(refused)).await.is_err() {
+                    return ControlFlow::Break(());
+                }
+            }
+            return ControlFlow::Continue(());
+        }
+        let wait = jitter(*backoff);
+        let reason = failure.reason;
+        tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
+        self.metrics.set_state(format!(
+            "disconnected ({reason}), retry in {:.1}s",
+            wait.as_secs_f64()
+        ));
+        self.metrics.set_down(
+            &self.part,
+            format!("disconnected from {} ({reason})", self.url),
+        );
+        tokio::select! {
+            _ = self.stop.cancelled() => return ControlFlow::Break(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        *backoff = (*backoff * 2).min(self.max);
+        ControlFlow::Continue(())
     }
 }
 

@@ -75,14 +75,19 @@ impl JsonSchema for Qos {
     }
 }
 
+/// A number that is no MQTT quality of service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("qos {0} does not exist: use 0, 1 or 2")]
+pub struct BadQos(pub u8);
+
 impl TryFrom<u8> for Qos {
-    type Error = String;
-    fn try_from(value: u8) -> Result<Self, String> {
+    type Error = BadQos;
+    fn try_from(value: u8) -> Result<Self, BadQos> {
         match value {
             0 => Ok(Qos::AtMostOnce),
             1 => Ok(Qos::AtLeastOnce),
             2 => Ok(Qos::ExactlyOnce),
-            other => Err(format!("qos {other} does not exist: use 0, 1 or 2")),
+            other => Err(BadQos(other)),
         }
     }
 }

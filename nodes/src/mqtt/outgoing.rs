@@ -7,10 +7,21 @@ use std::sync::Arc;
 use flowrun_runtime::{Message, NodeContext, Payload};
 
 use super::client::{Options, Publish};
-use super::connection::BrokerConfig;
+use super::connection::{BrokerConfig, TooLarge};
 use super::link::{Link, EVENTS};
-use super::topic::TopicTemplate;
+use super::topic::{RenderError, TopicTemplate};
 use super::Qos;
+
+/// Why a message can never be published: it is refused, not retried.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unsendable {
+    #[error("mqtt_pub publishes bytes, not frames")]
+    NotBytes,
+    #[error(transparent)]
+    Topic(#[from] RenderError),
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
 
 /// What an `mqtt_pub` publishes, where, and how much it hands over unacknowledged.
 pub(super) struct Outgoing {
@@ -42,20 +53,25 @@ impl Outgoing {
     /// The publish to send for `message`, or why it was refused (counted,
     /// logged) because it can never be sent: a missing topic key, a payload
     /// over the packet limit.
-    pub(super) fn prepare(&self, message: &Message, ctx: &NodeContext) -> Result<Publish, String> {
-        let refused = |reason: String| {
+    pub(super) fn prepare(
+        &self,
+        message: &Message,
+        ctx: &NodeContext,
+    ) -> Result<Publish, Unsendable> {
+        self.publish_of(message).inspect_err(|reason| {
             ctx.metrics.errors.inc();
             tracing::warn!(node = %ctx.id, "message refused: {reason}");
-            reason
-        };
+        })
+    }
+
+    fn publish_of(&self, message: &Message) -> Result<Publish, Unsendable> {
         let Payload::Bytes(payload) = &message.payload else {
-            return Err(refused("mqtt_pub publishes bytes, not frames".into()));
+            return Err(Unsendable::NotBytes);
         };
-        let topic = self.topic.render(&message.meta).map_err(refused)?;
+        let topic = self.topic.render(&message.meta)?;
         let user_properties = user_properties(message, &self.user_properties);
         self.broker
-            .check_fits(&topic, &user_properties, payload.len())
-            .map_err(refused)?;
+            .check_fits(&topic, &user_properties, payload.len())?;
         Ok(Publish {
             topic,
             payload: payload.clone(),

@@ -212,7 +212,7 @@ fn hand_over(
     let publish = match out.prepare(&message, ctx) {
         Ok(prepared) => prepared,
         Err(reason) => {
-            message.reject(reason);
+            message.reject(reason.to_string());
             return Ok(());
         }
     };

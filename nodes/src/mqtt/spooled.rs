@@ -185,7 +185,7 @@ impl Spooled {
                     batch.push((publish.topic, publish.payload));
                     accepted.push(message);
                 }
-                Err(reason) => message.reject(reason),
+                Err(reason) => message.reject(reason.to_string()),
             }
         }
         if batch.is_empty() {

@@ -37,7 +37,7 @@ use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::{Event, Options, Received, Subscribing};
+use super::client::{Event, Options, Received, SubscribeRefused, Subscribing};
 use super::connection::BrokerConfig;
 use super::inbound::InboundAcks;
 use super::link::{Link, LinkEvent};
@@ -108,7 +108,7 @@ impl NodeConfig for MqttSubConfig {
         for (i, topic) in self.topics.iter().enumerate() {
             let field = format!("topics.{i}.filter");
             if let Err(reason) = check_filter(&topic.filter) {
-                issues.push(ConfigIssue::new(field, reason));
+                issues.push(ConfigIssue::new(field, reason.to_string()));
             } else if let Some(rest) = topic.filter.strip_prefix("$share/") {
                 let (group, plain) = rest.split_once('/').unwrap_or((rest, ""));
                 issues.push(
@@ -166,16 +166,8 @@ impl NodeConfig for MqttSubConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Node>, NodeError> {
-        let mut options = self.broker.options(&ctx.id, |p| ctx.resolve(p))?;
-        options
-            .set_manual_acks(true)
-            .set_receive_maximum(self.broker.inflight)
-            .set_max_packet_sizes(
-                super::connection::MQTT_MAX_PACKET,
-                self.broker.max_packet_bytes,
-            );
-        let url = super::connection::BrokerUrl::parse(&self.broker.url)
-            .map_err(|reason| format!("bad broker URL `{}`: {reason}", self.broker.url))?;
+        let options = self.broker.receiving_options(&ctx.id, |p| ctx.resolve(p))?;
+        let url = self.broker.broker_url()?;
         let wanted = self
             .topics
             .iter()
@@ -201,27 +193,38 @@ impl NodeConfig for MqttSubConfig {
     }
 }
 
+/// A topic filter MQTT does not allow; each names the whole filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadFilter {
+    #[error("a shared subscription is `$share/<group>/<filter>`")]
+    Share,
+    #[error("the filter is empty")]
+    Empty,
+    #[error("`#` must be a whole level and the last one in `{0}`")]
+    MultiLevel(String),
+    #[error("`+` must be a whole level in `{0}`")]
+    SingleLevel(String),
+}
+
 /// MQTT's rules for a filter: `#` only last and alone in its level, `+` alone in its level.
-pub fn check_filter(filter: &str) -> Result<(), String> {
+pub fn check_filter(filter: &str) -> Result<(), BadFilter> {
     let plain = match filter.strip_prefix("$share/") {
         Some(rest) => match rest.split_once('/') {
             Some((group, plain)) if !group.is_empty() && !group.contains(['+', '#']) => plain,
-            _ => return Err("a shared subscription is `$share/<group>/<filter>`".into()),
+            _ => return Err(BadFilter::Share),
         },
         None => filter,
     };
     if plain.is_empty() {
-        return Err("the filter is empty".into());
+        return Err(BadFilter::Empty);
     }
     let levels: Vec<&str> = plain.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(format!(
-                "`#` must be a whole level and the last one in `{filter}`"
-            ));
+            return Err(BadFilter::MultiLevel(filter.to_owned()));
         }
         if level.contains('+') && *level != "+" {
-            return Err(format!("`+` must be a whole level in `{filter}`"));
+            return Err(BadFilter::SingleLevel(filter.to_owned()));
         }
     }
     Ok(())
@@ -253,7 +256,7 @@ pub const RECEIVED_MS: &str = "received_ms";
 impl MqttSub {
     /// The broker answered the subscriptions: says which it refused, and
     /// that the node is ready.
-    fn on_suback(&mut self, codes: &[Result<Qos, String>], ctx: &NodeContext) {
+    fn on_suback(&mut self, codes: &[Result<Qos, SubscribeRefused>], ctx: &NodeContext) {
         let refused = self.subscriptions.on_suback(codes);
         for (filter, reason) in &refused {
             ctx.metrics.errors.inc();
@@ -363,10 +366,16 @@ mod tests {
         assert!(check_filter("image").is_ok());
         assert!(check_filter("faces/+/#").is_ok());
         assert!(check_filter("$share/g/faces/#").is_ok());
-        assert!(check_filter("faces/#/x").is_err());
-        assert!(check_filter("faces/a+").is_err());
-        assert!(check_filter("$share//x").is_err());
-        assert!(check_filter("").is_err());
+        assert_eq!(
+            check_filter("faces/#/x"),
+            Err(BadFilter::MultiLevel("faces/#/x".into()))
+        );
+        assert_eq!(
+            check_filter("faces/a+").unwrap_err().to_string(),
+            "`+` must be a whole level in `faces/a+`"
+        );
+        assert_eq!(check_filter("$share//x"), Err(BadFilter::Share));
+        assert_eq!(check_filter(""), Err(BadFilter::Empty));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::client::Subscribing;
+use super::client::{SubscribeRefused, Subscribing};
 use super::connection::Protocol;
 use super::link::Link;
 use super::Qos;
@@ -229,7 +229,10 @@ impl Subscriptions {
     /// The broker's answer to the SUBSCRIBE sent on connecting: per filter,
     /// the QoS granted or why not. Returns the refused filters with their
     /// reasons, and records what is now held.
-    pub fn on_suback(&mut self, codes: &[Result<Qos, String>]) -> Vec<(String, String)> {
+    pub fn on_suback(
+        &mut self,
+        codes: &[Result<Qos, SubscribeRefused>],
+    ) -> Vec<(String, SubscribeRefused)> {
         let mut refused = Vec::new();
         for ((filter, asked), code) in self.pending.drain(..).zip(codes) {
             match code {
@@ -249,7 +252,7 @@ impl Subscriptions {
                 }
                 Err(reason) => {
                     self.held.remove(&filter);
-                    refused.push((filter, reason.clone()));
+                    refused.push((filter, *reason));
                 }
             }
         }
@@ -450,8 +453,12 @@ mod tests {
         let requests = subs.on_connect(true, Protocol::V5);
         assert!(requests.unsubscribe.is_empty());
         assert_eq!(subscribe(&requests), ["a/#", "b/#"]);
-        let refused = subs.on_suback(&[Ok(ONE), Err("not authorized".into())]);
-        assert_eq!(refused, [("b/#".to_owned(), "not authorized".to_owned())]);
+        let not_authorized = SubscribeRefused::Reason {
+            code: 0x87,
+            name: "NotAuthorized",
+        };
+        let refused = subs.on_suback(&[Ok(ONE), Err(not_authorized)]);
+        assert_eq!(refused, [("b/#".to_owned(), not_authorized)]);
         assert_eq!(subs.state(), "subscribed a/# (qos 1)");
     }
 

@@ -11,6 +11,32 @@ enum Part {
     Key(String),
 }
 
+/// Why a topic template cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("the topic is empty")]
+    Empty,
+    #[error("a publish topic cannot hold the wildcards `#` or `+`")]
+    Wildcard,
+    /// The byte offset of the `{` in the template.
+    #[error("unclosed `{{` at byte {0}")]
+    Unclosed(usize),
+    /// The text between the braces.
+    #[error("bad placeholder `{{{0}}}`: write `{{metadata_key}}`")]
+    Placeholder(String),
+    #[error("a `}}` without its `{{`")]
+    StrayClose,
+}
+
+/// Why a message's metadata does not make a topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the message has no `{0}` metadata for the topic")]
+    Missing(String),
+    #[error("metadata `{key}` = `{value}` would put a wildcard in the topic")]
+    Wildcard { key: String, value: String },
+}
+
 /// A parsed topic template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicTemplate {
@@ -18,12 +44,12 @@ pub struct TopicTemplate {
 }
 
 impl TopicTemplate {
-    pub fn parse(template: &str) -> Result<TopicTemplate, String> {
+    pub fn parse(template: &str) -> Result<TopicTemplate, TemplateError> {
         if template.is_empty() {
-            return Err("the topic is empty".into());
+            return Err(TemplateError::Empty);
         }
         if template.contains(['#', '+']) {
-            return Err("a publish topic cannot hold the wildcards `#` or `+`".into());
+            return Err(TemplateError::Wildcard);
         }
         let mut parts = Vec::new();
         let mut rest = template;
@@ -32,23 +58,18 @@ impl TopicTemplate {
                 parts.push(Part::Text(rest[..open].to_owned()));
             }
             let after = &rest[open + 1..];
-            let close = after.find('}').ok_or_else(|| {
-                format!(
-                    "unclosed `{{` at byte {}",
-                    template.len() - rest.len() + open
-                )
-            })?;
+            let close = after
+                .find('}')
+                .ok_or(TemplateError::Unclosed(template.len() - rest.len() + open))?;
             let key = &after[..close];
             if key.is_empty() || key.contains('{') {
-                return Err(format!(
-                    "bad placeholder `{{{key}}}`: write `{{metadata_key}}`"
-                ));
+                return Err(TemplateError::Placeholder(key.to_owned()));
             }
             parts.push(Part::Key(key.to_owned()));
             rest = &after[close + 1..];
         }
         if rest.contains('}') {
-            return Err("a `}` without its `{`".into());
+            return Err(TemplateError::StrayClose);
         }
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_owned()));
@@ -57,7 +78,7 @@ impl TopicTemplate {
     }
 
     /// The topic for a message, or the first placeholder its metadata lacks.
-    pub fn render(&self, meta: &Metadata) -> Result<String, String> {
+    pub fn render(&self, meta: &Metadata) -> Result<String, RenderError> {
         let mut topic = String::new();
         for part in &self.parts {
             match part {
@@ -65,14 +86,13 @@ impl TopicTemplate {
                 Part::Key(key) => {
                     let value = meta
                         .get(key)
-                        .ok_or_else(|| {
-                            format!("the message has no `{key}` metadata for the topic")
-                        })?
+                        .ok_or_else(|| RenderError::Missing(key.clone()))?
                         .to_string();
                     if value.contains(['#', '+', '\0']) {
-                        return Err(format!(
-                            "metadata `{key}` = `{value}` would put a wildcard in the topic"
-                        ));
+                        return Err(RenderError::Wildcard {
+                            key: key.clone(),
+                            value,
+                        });
                     }
                     topic.push_str(&value);
                 }
@@ -156,17 +176,24 @@ mod tests {
         assert_eq!(t.render(&meta).unwrap(), "faces/cam0/12-1");
         meta.remove("face");
         assert_eq!(
-            t.render(&meta).unwrap_err(),
+            t.render(&meta).unwrap_err().to_string(),
             "the message has no `face` metadata for the topic"
         );
     }
 
     #[test]
     fn refuses_bad_templates() {
-        assert!(TopicTemplate::parse("a/#").is_err());
-        assert!(TopicTemplate::parse("a/{x").is_err());
-        assert!(TopicTemplate::parse("a/{}").is_err());
-        assert!(TopicTemplate::parse("a/x}").is_err());
+        assert_eq!(TopicTemplate::parse("a/#"), Err(TemplateError::Wildcard));
+        let unclosed = TopicTemplate::parse("a/{x").unwrap_err();
+        assert_eq!(unclosed.to_string(), "unclosed `{` at byte 2");
+        assert_eq!(
+            TopicTemplate::parse("a/{}").unwrap_err().to_string(),
+            "bad placeholder `{}`: write `{metadata_key}`"
+        );
+        assert_eq!(
+            TopicTemplate::parse("a/x}").unwrap_err().to_string(),
+            "a `}` without its `{`"
+        );
         assert_eq!(
             TopicTemplate::parse("image")
                 .unwrap()

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::{keys, Frame, PixelFormat};
-use crate::vision::{frame_mat, to_cv_rect, VisionError};
+use crate::vision::{check_jpeg_quality, frame_mat, jpeg_params, to_cv_rect, VisionError};
 use labels::Labels;
 use server::{Shared, Shown};
 
@@ -101,12 +101,7 @@ impl NodeConfig for PreviewConfig {
                 ),
             ));
         }
-        if !(1..=100).contains(&self.quality) {
-            issues.push(ConfigIssue::new(
-                "quality",
-                format!("quality must be between 1 and 100, not {}", self.quality),
-            ));
-        }
+        issues.extend(check_jpeg_quality(self.quality));
         issues
     }
 
@@ -286,7 +281,6 @@ pub fn annotate(frame: &Frame, tracks: &[Option<u64>], quality: u8) -> Result<By
         }
     }
     let mut jpeg = Vector::<u8>::new();
-    let params = Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, i32::from(quality)]);
-    imgcodecs::imencode(".jpg", &canvas, &mut jpeg, &params)?;
+    imgcodecs::imencode(".jpg", &canvas, &mut jpeg, &jpeg_params(quality))?;
     Ok(Bytes::from(jpeg.to_vec()))
 }

@@ -230,7 +230,10 @@ impl NodeConfig for MqttBridgeConfig {
         for (i, topic) in self.topics.iter().enumerate() {
             for side in [LOCAL, REMOTE] {
                 if let Err(reason) = check_filter(&topic.filter(side)) {
-                    issues.push(ConfigIssue::new(format!("topics.{i}.pattern"), reason));
+                    issues.push(ConfigIssue::new(
+                        format!("topics.{i}.pattern"),
+                        reason.to_string(),
+                    ));
                 }
             }
             if !topic.require_subscribers {
@@ -261,36 +264,19 @@ impl NodeConfig for MqttBridgeConfig {
             .status_topic
             .clone()
             .unwrap_or_else(|| format!("flowrun/bridge/{}/state", ctx.id));
-        let mut local = self
+        // Each side acknowledges a message once the other broker took it.
+        let local = self
             .local
-            .options(&format!("{}-local", ctx.id), |p| ctx.resolve(p))?;
+            .receiving_options(&format!("{}-local", ctx.id), |p| ctx.resolve(p))?;
         let mut remote = self
             .remote
-            .options(&format!("{}-remote", ctx.id), |p| ctx.resolve(p))?;
-        // Each side takes what its broker sends up to MQTT's own limit: a
-        // message over `max_packet_bytes` is refused when it is forwarded
-        // (counted, logged) instead of failing the connection it came on,
-        // which the broker would redeliver it on, again and again.
-        local
-            .set_manual_acks(true)
-            .set_receive_maximum(self.local.inflight)
-            .set_max_packet_sizes(
-                super::connection::MQTT_MAX_PACKET,
-                self.local.max_packet_bytes,
-            );
-        remote
-            .set_manual_acks(true)
-            .set_receive_maximum(self.remote.inflight)
-            .set_max_packet_sizes(
-                super::connection::MQTT_MAX_PACKET,
-                self.remote.max_packet_bytes,
-            )
-            .set_last_will(Will {
-                topic: status.clone(),
-                payload: "0".into(),
-                qos: Qos::AtLeastOnce,
-                retain: true,
-            });
+            .receiving_options(&format!("{}-remote", ctx.id), |p| ctx.resolve(p))?;
+        remote.set_last_will(Will {
+            topic: status.clone(),
+            payload: "0".into(),
+            qos: Qos::AtLeastOnce,
+            retain: true,
+        });
         Ok(Box::new(node::MqttBridge {
             config: self.clone(),
             options: [local, remote],

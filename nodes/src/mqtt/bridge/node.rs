@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flowrun_runtime::{Counter, Message, Metadata, Node, NodeContext, NodeError, Outcome, Payload};
 use futures::future::BoxFuture;
 
-use super::super::client::{Event, Options, Publish, Received, Subscribing};
+use super::super::client::{Event, Options, Publish, Received, SubscribeRefused, Subscribing};
 use super::super::connection::{BrokerUrl, Protocol};
 use super::super::echoes::Echoes;
 use super::super::inbound::{Held, InboundAcks};
@@ -202,7 +202,7 @@ impl Running {
         Ok(())
     }
 
-    fn on_suback(&mut self, from: usize, codes: &[Result<Qos, String>]) {
+    fn on_suback(&mut self, from: usize, codes: &[Result<Qos, SubscribeRefused>]) {
         let ctx = &self.ctx;
         let subscriptions = &mut self.sides[from].subscriptions;
         for (filter, reason) in subscriptions.on_suback(codes) {

@@ -59,11 +59,24 @@ pub struct Options {
 
 impl Options {
     pub(crate) fn new(settings: Settings, protocol: Protocol) -> Options {
-        Options {
+        let mut options = Options {
             protocol,
-            v3: Box::new(v3::options(settings.clone())),
-            v5: Box::new(v5::options(settings)),
+            v3: Box::new(v3::options(&settings)),
+            v5: Box::new(v5::options(&settings)),
+        };
+        // What both versions take alike is set here, once for both.
+        if let Some((user, password)) = settings.credentials {
+            options.v3.set_credentials(user.clone(), password.clone());
+            options.v5.set_credentials(user, password);
         }
+        if let Some(transport) = settings.transport {
+            options.v3.set_transport(transport.clone());
+            options.v5.set_transport(transport);
+        }
+        if let Some(will) = settings.will {
+            options.set_last_will(will);
+        }
+        options
     }
 
     /// The configured version (`Auto` included).
@@ -215,7 +228,19 @@ pub enum Event {
     /// A message arrived.
     Received(Box<Received>),
     /// The answer to a subscribe: per filter, the QoS granted or why not.
-    Subscribed(Vec<Result<Qos, String>>),
+    Subscribed(Vec<Result<Qos, SubscribeRefused>>),
+}
+
+/// Why the broker refused one filter of a SUBSCRIBE (its SUBACK code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeRefused {
+    /// MQTT 3.1.1's one failure code (0x80), which gives no reason.
+    #[error("refused")]
+    Failure,
+    /// An MQTT 5 reason code (≥ 0x80) and its name, as the logs have
+    /// always given it (`NotAuthorized`, `QuotaExceeded`, …).
+    #[error("{name}")]
+    Reason { code: u8, name: &'static str },
 }
 
 /// One step of the event loop.
@@ -384,29 +409,23 @@ impl Client {
 impl Active {
     fn try_publish(&self, publish: Publish) -> Result<(), ClientError> {
         match self {
-            Active::V3(c) => c
-                .try_publish(
-                    publish.topic,
-                    publish.qos.into(),
-                    publish.retain,
-                    publish.payload,
-                )
-                .map_err(|e| ClientError(e.to_string())),
+            Active::V3(c) => {
+                let (topic, qos, retain, payload) = v3::parts(publish);
+                c.try_publish(topic, qos, retain, payload)
+                    .map_err(|e| ClientError(e.to_string()))
+            }
             Active::V5(c) => v5::try_publish(c, publish),
         }
     }
 
     async fn publish(&self, publish: Publish) -> Result<(), ClientError> {
         match self {
-            Active::V3(c) => c
-                .publish(
-                    publish.topic,
-                    publish.qos.into(),
-                    publish.retain,
-                    publish.payload,
-                )
-                .await
-                .map_err(|e| ClientError(e.to_string())),
+            Active::V3(c) => {
+                let (topic, qos, retain, payload) = v3::parts(publish);
+                c.publish(topic, qos, retain, payload)
+                    .await
+                    .map_err(|e| ClientError(e.to_string()))
+            }
             Active::V5(c) => v5::publish(c, publish).await,
         }
     }

@@ -1,30 +1,36 @@
 //! MQTT 3.1.1 through rumqttc's default client.
 
+use bytes::Bytes;
 use rumqttc::{
     ConnectionError, Event as RawEvent, Incoming, LastWill, MqttOptions, Outgoing,
     SubscribeReasonCode,
 };
 
-use super::{describe, AckToken, Event, Failure, Polled, Received, Settings, Will};
+use super::{
+    describe, AckToken, Event, Failure, Polled, Publish, Received, Settings, SubscribeRefused, Will,
+};
 use crate::mqtt::connection::Protocol;
 
-pub(super) fn options(s: Settings) -> MqttOptions {
-    let mut options = MqttOptions::new(s.client_id, s.host, s.port);
+/// What 3.1.1 alone is told; [`super::Options::new`] adds the rest.
+pub(super) fn options(s: &Settings) -> MqttOptions {
+    let mut options = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
     options
         .set_keep_alive(s.keepalive)
         .set_clean_session(s.clean_session)
         .set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes)
         .set_inflight(s.inflight);
-    if let Some((user, password)) = s.credentials {
-        options.set_credentials(user, password);
-    }
-    if let Some(transport) = s.transport {
-        options.set_transport(transport);
-    }
-    if let Some(w) = s.will {
-        options.set_last_will(will(w));
-    }
     options
+}
+
+/// What rumqttc's 3.1.1 client publishes: topic, QoS, retain flag and
+/// payload (3.1.1 has no user properties).
+pub(super) fn parts(publish: Publish) -> (String, rumqttc::QoS, bool, Bytes) {
+    (
+        publish.topic,
+        publish.qos.into(),
+        publish.retain,
+        publish.payload,
+    )
 }
 
 pub(super) fn will(will: Will) -> LastWill {
@@ -66,7 +72,7 @@ pub(super) async fn poll(
                 .iter()
                 .map(|code| match code {
                     SubscribeReasonCode::Success(qos) => Ok((*qos).into()),
-                    SubscribeReasonCode::Failure => Err("refused".to_owned()),
+                    SubscribeReasonCode::Failure => Err(SubscribeRefused::Failure),
                 })
                 .collect(),
         )),

@@ -24,13 +24,14 @@ use rumqttc::Outgoing;
 
 use super::{
     describe, AckToken, Cause, ClientError, Event, Failure, Polled, Publish, Received, Settings,
-    Subscribing, Will,
+    SubscribeRefused, Subscribing, Will,
 };
 use crate::mqtt::connection::Protocol;
 use crate::mqtt::Qos;
 
-pub(super) fn options(s: Settings) -> MqttOptions {
-    let mut options = MqttOptions::new(s.client_id, s.host, s.port);
+/// What 5 alone is told; [`super::Options::new`] adds the rest.
+pub(super) fn options(s: &Settings) -> MqttOptions {
+    let mut options = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
     let max_packet = u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX);
     options
         .set_keep_alive(s.keepalive)
@@ -45,15 +46,6 @@ pub(super) fn options(s: Settings) -> MqttOptions {
         let mut properties = options.connect_properties().unwrap_or_default();
         properties.session_expiry_interval = Some(u32::MAX);
         options.set_connect_properties(properties);
-    }
-    if let Some((user, password)) = s.credentials {
-        options.set_credentials(user, password);
-    }
-    if let Some(transport) = s.transport {
-        options.set_transport(transport);
-    }
-    if let Some(w) = s.will {
-        options.set_last_will(will(w));
     }
     options
 }
@@ -254,13 +246,7 @@ impl Loop {
                 })
             }
             RawEvent::Incoming(Packet::SubAck(ack)) => Polled::Event(Event::Subscribed(
-                ack.return_codes
-                    .iter()
-                    .map(|code| match code {
-                        SubscribeReasonCode::Success(q) => Ok(from_qos(*q)),
-                        other => Err(format!("{other:?}")),
-                    })
-                    .collect(),
+                ack.return_codes.iter().map(suback).collect(),
             )),
             RawEvent::Outgoing(Outgoing::Publish(pkid)) => {
                 if pkid != 0 {
@@ -368,6 +354,27 @@ fn pub_ack_words(reason: PubAckReason) -> &'static str {
         PubAckReason::QuotaExceeded => "quota exceeded (0x97)",
         PubAckReason::PayloadFormatInvalid => "payload format invalid (0x99)",
     }
+}
+
+/// A SUBACK code: the QoS granted, or the refusal with its number and
+/// rumqttc's name for it.
+fn suback(code: &SubscribeReasonCode) -> Result<Qos, SubscribeRefused> {
+    use SubscribeReasonCode as C;
+    let (code, name) = match code {
+        C::Success(qos) => return Ok(from_qos(*qos)),
+        // rumqttc reads 0x80 as `Unspecified`; `Failure` is what it writes.
+        C::Failure => (0x80, "Failure"),
+        C::Unspecified => (0x80, "Unspecified"),
+        C::ImplementationSpecific => (0x83, "ImplementationSpecific"),
+        C::NotAuthorized => (0x87, "NotAuthorized"),
+        C::TopicFilterInvalid => (0x8F, "TopicFilterInvalid"),
+        C::PkidInUse => (0x91, "PkidInUse"),
+        C::QuotaExceeded => (0x97, "QuotaExceeded"),
+        C::SharedSubscriptionsNotSupported => (0x9E, "SharedSubscriptionsNotSupported"),
+        C::SubscriptionIdNotSupported => (0xA1, "SubscriptionIdNotSupported"),
+        C::WildcardSubscriptionsNotSupported => (0xA2, "WildcardSubscriptionsNotSupported"),
+    };
+    Err(SubscribeRefused::Reason { code, name })
 }
 
 /// A PUBREC reason code: the same codes as PUBACK's.

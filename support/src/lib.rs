@@ -11,9 +11,11 @@
 //! - [`logs`]: every log line of a test binary, kept and written for the
 //!   secrets scan;
 //! - [`proxy`]: a TCP proxy whose link can be cut, slowed and restored;
-//! - [`faces`]: checks on stored face crops.
+//! - [`faces`]: checks on stored face crops;
+//! - [`http`]: a plain HTTP GET on loopback.
 
 pub mod faces;
+pub mod http;
 pub mod logs;
 pub mod mosquitto;
 pub mod proxy;
@@ -21,3 +23,12 @@ pub mod rabbitmq;
 pub mod s3;
 pub mod s3fs;
 pub mod wait;
+
+/// A loopback port nobody listens on right now (the OS picks it; it is
+/// free again once the probe listener is dropped).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}

@@ -12,9 +12,13 @@
 //!   secrets scan;
 //! - [`proxy`]: a TCP proxy whose link can be cut, slowed and restored;
 //! - [`faces`]: checks on stored face crops;
+//! - [`flowrun`]: a `flowrun run` process and its parsed status lines;
+//! - [`crops`]: real face crops from Megamind.avi, made once by flowrun;
 //! - [`http`]: a plain HTTP GET on loopback.
 
+pub mod crops;
 pub mod faces;
+pub mod flowrun;
 pub mod http;
 pub mod logs;
 pub mod mosquitto;
@@ -31,4 +35,14 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("no free loopback port")
+}
+
+/// Cargo's `target/` folder, found from the test binary's own path
+/// (`target/<profile>/deps/<binary>`), so that it follows `CARGO_TARGET_DIR`.
+pub fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.ancestors()
+        .nth(3)
+        .expect("the test binary lives in target/<profile>/deps")
+        .into()
 }

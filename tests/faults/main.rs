@@ -10,25 +10,17 @@
 //! The scenarios run one at a time: their timings are the point, and two
 //! at once on a 2-core machine would blur them.
 
-#[path = "../support/crops.rs"]
-#[allow(dead_code)]
-mod crops;
-use flowrun_test_support::faces;
-#[path = "../e2e/flowrun.rs"]
-#[allow(dead_code)]
-mod flowrun;
-use flowrun_test_support::logs;
-use flowrun_test_support::mosquitto;
-use flowrun_test_support::proxy;
 mod rig;
-use flowrun_test_support::s3;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crops::faces as crops;
-use flowrun_test_support::wait;
+use flowrun_test_support::flowrun::{Binary, Flowrun};
+use flowrun_test_support::{crops, wait};
 use rig::{Link, Rig, SENT};
+
+/// The binary under test (see `flowrun_test_support::flowrun`).
+const FLOWRUN: Binary = Binary::at(env!("CARGO_BIN_EXE_flowrun"));
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -45,7 +37,7 @@ async fn s0_no_fault_stores_every_face_once() {
     let _serial = SERIAL.lock().await;
     let rig = Rig::start(Link::Bridge, false).await;
     let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
-    let sent = rig.produce(crops().await).await.unwrap();
+    let sent = rig.produce(crops::faces(FLOWRUN).await).await.unwrap();
     let recovery = rig.recovery(sent.last).await;
 
     let (end, clean) = cloud.stop().await;
@@ -65,7 +57,7 @@ async fn s1_cloud_flowrun_killed_and_restarted_loses_nothing() {
     let rig = Rig::start(Link::Bridge, false).await;
     let spec = Rig::shipped_cloud_spec();
     let cloud = rig.start_cloud(&spec, false).await;
-    let producer = rig.produce(crops().await);
+    let producer = rig.produce(crops::faces(FLOWRUN).await);
     rig.stored_at_least(MID_STREAM).await;
 
     let before = cloud.kill();
@@ -85,7 +77,7 @@ async fn s1_cloud_flowrun_killed_and_restarted_loses_nothing() {
 async fn cloud_broker_restart(scenario: &str, spec: &Path, link: Link) {
     let mut rig = Rig::start(link, false).await;
     let cloud = rig.start_cloud(spec, false).await;
-    let producer = rig.produce(crops().await);
+    let producer = rig.produce(crops::faces(FLOWRUN).await);
     rig.stored_at_least(MID_STREAM).await;
 
     tokio::task::block_in_place(|| rig.cloud.restart());
@@ -142,7 +134,7 @@ async fn s2_cloud_broker_restarted_one_worker_on_a_plain_subscription_loses_noth
 async fn link_down(link: Link) {
     let rig = Rig::start(link, true).await;
     let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
-    let producer = rig.produce(crops().await);
+    let producer = rig.produce(crops::faces(FLOWRUN).await);
     rig.stored_at_least(MID_STREAM).await;
 
     let cut = rig.cut.as_ref().unwrap();
@@ -186,7 +178,7 @@ async fn s4_s3_server_down_10s_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let mut rig = Rig::start(Link::Bridge, false).await;
     let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
-    let producer = rig.produce(crops().await);
+    let producer = rig.produce(crops::faces(FLOWRUN).await);
     rig.stored_at_least(MID_STREAM).await;
 
     rig.store.stop();
@@ -238,14 +230,14 @@ fn save_as_an_editor(spec: &Path, text: &str) {
 async fn edit_scenario() -> (
     Rig,
     std::path::PathBuf,
-    flowrun::Flowrun,
+    Flowrun,
     tokio::task::JoinHandle<rig::Sent>,
 ) {
     let rig = Rig::start(Link::Bridge, false).await;
     let spec = rig.cloud_spec_copy();
     std::fs::write(&spec, edited_cloud_spec(0)).unwrap();
     let cloud = rig.start_cloud(&spec, true).await;
-    let producer = rig.produce(crops().await);
+    let producer = rig.produce(crops::faces(FLOWRUN).await);
     rig.stored_at_least(SENT / 10).await;
     (rig, spec, cloud, producer)
 }
@@ -253,7 +245,7 @@ async fn edit_scenario() -> (
 /// The end of an edit scenario: every face stored, none twice.
 async fn edits_lost_nothing(
     rig: &Rig,
-    cloud: flowrun::Flowrun,
+    cloud: Flowrun,
     producer: tokio::task::JoinHandle<rig::Sent>,
     fault_end: Instant,
     scenario: &str,
@@ -277,7 +269,7 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
     let (rig, spec, cloud, producer) = edit_scenario().await;
     for edit in 1..=EDITS {
         save_as_an_editor(&spec, &edited_cloud_spec(edit));
-        let reloaded = |c: &flowrun::Flowrun| c.lines_with("reloaded cloud-cos.yaml");
+        let reloaded = |c: &Flowrun| c.lines_with("reloaded cloud-cos.yaml");
         let applied = wait::at_most(Duration::from_secs(10))
             .until_async(|| reloaded(&cloud) >= edit as usize)
             .await;

@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::flowrun::{cloud_cos_env, repository, Flowrun};
+use flowrun_test_support::mosquitto::{collect, eventually, Mosquitto};
+use flowrun_test_support::proxy::Proxy;
+use flowrun_test_support::s3::S3Server;
 use flowrun_test_support::wait;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
-use crate::flowrun::{repository, Flowrun};
-use crate::mosquitto::{collect, eventually, Mosquitto};
-use crate::proxy::Proxy;
-use crate::s3::S3Server;
+use crate::FLOWRUN;
 
 /// Faces each scenario sends.
 pub const SENT: usize = 2000;
@@ -113,7 +114,7 @@ impl Rig {
         let text = std::fs::read_to_string(repository().join("specs").join(shipped)).unwrap();
         let spec = dir.path().join(shipped);
         std::fs::write(&spec, only_nodes(&text, nodes)).unwrap();
-        let mut link_process = Flowrun::start_file(
+        let mut link_process = FLOWRUN.start_file(
             link.name(),
             &spec,
             false,
@@ -161,16 +162,14 @@ impl Rig {
     /// Starts a cloud process on `spec` (watching it with `watch`) and
     /// waits until its subscription exists.
     pub async fn start_cloud(&self, spec: &Path, watch: bool) -> Flowrun {
-        let env = [
-            ("CLOUD_BROKER", self.cloud.url()),
-            ("WORKER_ID", "1".into()),
-            ("S3_ENDPOINT", self.store.endpoint()),
-            ("BUCKET", BUCKET.into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", self.store.access_key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.store.secret_key.clone()),
-        ];
-        let cloud = Flowrun::start_file("cloud-cos", spec, watch, &env);
+        let env = cloud_cos_env(
+            1,
+            self.cloud.url(),
+            &self.store,
+            self.store.endpoint(),
+            BUCKET,
+        );
+        let cloud = FLOWRUN.start_file("cloud-cos", spec, watch, &env);
         // A new session subscribes; a kept one (a restart) has its
         // subscription on the broker already.
         eventually(START, "the cloud subscribed or resumed its session", || {

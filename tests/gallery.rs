@@ -3,7 +3,7 @@
 //! the most recent objects under a prefix, each shown through a presigned
 //! link the browser fetches from the store itself.
 
-use flowrun_test_support::{http, s3};
+use flowrun_test_support::{chromium, http, s3};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use s3::{free_port, S3Server};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const SAMPLES: &str = "/usr/share/doc/opencv-doc/examples/data";
 
 /// GET `path_and_query` on `port`: the status line and the body.
@@ -110,21 +109,8 @@ async fn the_gallery_shows_the_newest_faces_through_presigned_links() {
     let profile = tempfile::tempdir().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let dom = loop {
-        let output = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("http://127.0.0.1:{port}/?prefix=faces/"))
-            .output()
-            .expect("chromium runs (scripts/setup.sh installs it)");
-        let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+        let url = format!("http://127.0.0.1:{port}/?prefix=faces/");
+        let dom = chromium::run(&url, profile.path(), 5000, &["--dump-dom"]);
         if dom.matches("data-width=\"").count() == 2 || Instant::now() > deadline {
             break dom;
         }

@@ -14,8 +14,10 @@
 //! - [`faces`]: checks on stored face crops;
 //! - [`flowrun`]: a `flowrun run` process and its parsed status lines;
 //! - [`crops`]: real face crops from Megamind.avi, made once by flowrun;
-//! - [`http`]: a plain HTTP GET on loopback.
+//! - [`http`]: a plain HTTP GET on loopback;
+//! - [`chromium`]: headless Chromium on a page flowrun serves.
 
+pub mod chromium;
 pub mod crops;
 pub mod faces;
 pub mod flowrun;

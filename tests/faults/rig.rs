@@ -9,12 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::crops;
 use flowrun_test_support::flowrun::{cloud_cos_env, repository, Flowrun};
 use flowrun_test_support::mosquitto::{collect, eventually, Mosquitto};
 use flowrun_test_support::proxy::Proxy;
 use flowrun_test_support::s3::S3Server;
 use flowrun_test_support::wait;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use tokio::task::JoinHandle;
 
 use crate::FLOWRUN;
 
@@ -188,7 +190,7 @@ impl Rig {
     /// Publishes [`SENT`] faces to the edge broker at QoS 1, paced, each
     /// under its own identity topic; resolves once the broker acknowledged
     /// all of them.
-    pub fn produce(&self, crops: &'static [Vec<u8>]) -> tokio::task::JoinHandle<Sent> {
+    pub fn produce(&self, crops: &'static [Vec<u8>]) -> JoinHandle<Sent> {
         let port = self.edge.port;
         tokio::spawn(async move {
             let mut options = MqttOptions::new("producer", "127.0.0.1", port);
@@ -236,6 +238,42 @@ impl Rig {
             drop(publisher.await.unwrap());
             Sent { expected, last }
         })
+    }
+
+    /// A scenario under way: the cloud on `spec` (watched with `watch`),
+    /// faces flowing, `stored` of them in the bucket.
+    pub async fn stream(
+        &self,
+        spec: &Path,
+        watch: bool,
+        stored: usize,
+    ) -> (Flowrun, JoinHandle<Sent>) {
+        let cloud = self.start_cloud(spec, watch).await;
+        let producer = self.produce(crops::faces(crate::FLOWRUN).await);
+        self.stored_at_least(stored).await;
+        (cloud, producer)
+    }
+
+    /// The end of a scenario whose fault ended at `fault_end`: the recovery
+    /// timed, every face sent, the cloud stopped cleanly, the bucket
+    /// checked and the figures reported. `stored_before`: what a cloud
+    /// killed on the way had counted.
+    pub async fn finish(
+        &self,
+        scenario: &str,
+        fault_end: Instant,
+        cloud: Flowrun,
+        producer: JoinHandle<Sent>,
+        stored_before: u64,
+    ) -> Outcome {
+        let recovery = self.recovery(fault_end).await;
+        let sent = producer.await.unwrap();
+        let (end, clean) = cloud.stop().await;
+        assert!(clean, "the cloud did not exit cleanly");
+        let stored = stored_before + end.state_count("store", "stored");
+        let outcome = self.outcome(&sent, stored).await;
+        outcome.report(scenario, self.link, &recovery);
+        outcome
     }
 
     /// PUT requests that reached the store so far, per key.

@@ -6,14 +6,13 @@
 //! test waits for, and killed when the deadline passes.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use flowrun_test_support::wait;
+use flowrun_test_support::{free_port, http, wait};
 
 const FLOWRUN: &str = env!("CARGO_BIN_EXE_flowrun");
 
@@ -502,33 +501,17 @@ nodes:
     assert!(stdout_of(&out).is_empty());
 }
 
-/// A port nothing listens on now (the OS picks it; it is free again once
-/// the probe listener is dropped).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
-    listener.local_addr().expect("the probe's address").port()
-}
-
 /// `GET path` over plain HTTP/1.1: the status line and the body, or `None`
 /// while nothing answers.
 fn http_get(port: u16, path: &str) -> Option<(String, String)> {
     let (head, body) = http_exchange(port, path, "")?;
-    Some((head.lines().next()?.to_owned(), body))
+    Some((http::status_line(&head).to_owned(), body))
 }
 
 /// `GET path` with `headers` (each ending in CRLF): the whole head and the body.
 fn http_exchange(port: u16, path: &str, headers: &str) -> Option<(String, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    Some((head.to_owned(), body.to_owned()))
+    let (head, body) = http::get(port, path, headers)?;
+    Some((head, String::from_utf8(body).ok()?))
 }
 
 /// The value of the sample `name{node="id"}` in Prometheus text.
@@ -540,23 +523,30 @@ fn sample(metrics: &str, name: &str, node: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[test]
-fn metrics_serves_healthz_and_per_node_counters() {
-    let (_dir, path) = spec_file(FOREVER);
+/// `flowrun run` of [`FOREVER`] serving metrics on a free port, once its
+/// counters move (a message counted): the process, the port, and the
+/// spec's folder (to keep).
+fn run_with_metrics() -> (Running, u16, tempfile::TempDir) {
+    let (dir, path) = spec_file(FOREVER);
     let port = free_port();
     let mut running = Running::start(flowrun().arg("run").arg(&path).args([
         "--no-watch",
         "--metrics",
         &format!("127.0.0.1:{port}"),
     ]));
-    running.wait_for("/healthz", |_| {
-        http_get(port, "/healthz").is_some_and(|(status, _)| status.contains(" 200 "))
-    });
-    // Counters move once messages flow.
     running.wait_for("a message counted", |_| {
         http_get(port, "/metrics")
             .and_then(|(_, body)| sample(&body, "flowrun_node_sent_total", "gen"))
             .is_some_and(|sent| sent > 0.0)
+    });
+    (running, port, dir)
+}
+
+#[test]
+fn metrics_serves_healthz_and_per_node_counters() {
+    let (mut running, port, _dir) = run_with_metrics();
+    running.wait_for("/healthz", |_| {
+        http_get(port, "/healthz").is_some_and(|(status, _)| status.contains(" 200 "))
     });
     let (status, metrics) = http_get(port, "/metrics").expect("/metrics answers");
     assert!(status.contains(" 200 "), "{status}");
@@ -746,18 +736,7 @@ fn healthz_turns_503_naming_the_node_when_its_broker_dies() {
 /// OpenMetrics (ending in `# EOF`) to a client that asks for it.
 #[test]
 fn metrics_are_in_the_format_their_content_type_declares() {
-    let (_dir, path) = spec_file(FOREVER);
-    let port = free_port();
-    let mut running = Running::start(flowrun().arg("run").arg(&path).args([
-        "--no-watch",
-        "--metrics",
-        &format!("127.0.0.1:{port}"),
-    ]));
-    running.wait_for("a message counted", |_| {
-        http_get(port, "/metrics")
-            .and_then(|(_, body)| sample(&body, "flowrun_node_sent_total", "gen"))
-            .is_some_and(|sent| sent > 0.0)
-    });
+    let (_running, port, _dir) = run_with_metrics();
     let (head, text) = http_exchange(port, "/metrics", "").expect("/metrics answers");
     assert!(
         head.to_ascii_lowercase()

@@ -3,37 +3,20 @@
 //! the most recent objects under a prefix, each shown through a presigned
 //! link the browser fetches from the store itself.
 
-use flowrun_test_support::s3;
+use flowrun_test_support::{chromium, http, s3};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use s3::{free_port, S3Server};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const SAMPLES: &str = "/usr/share/doc/opencv-doc/examples/data";
 
 /// GET `path_and_query` on `port`: the status line and the body.
 fn get(port: u16, path_and_query: &str) -> Option<(String, Vec<u8>)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let body = response[split + 4..].to_vec();
-    // Chunked bodies are not decoded: the tests read JSON and images that
-    // the servers here send with a length.
-    Some((head.lines().next()?.to_owned(), body))
+    let (head, body) = http::get(port, path_and_query, "")?;
+    Some((http::status_line(&head).to_owned(), body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,21 +109,8 @@ async fn the_gallery_shows_the_newest_faces_through_presigned_links() {
     let profile = tempfile::tempdir().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let dom = loop {
-        let output = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("http://127.0.0.1:{port}/?prefix=faces/"))
-            .output()
-            .expect("chromium runs (scripts/setup.sh installs it)");
-        let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+        let url = format!("http://127.0.0.1:{port}/?prefix=faces/");
+        let dom = chromium::run(&url, profile.path(), 5000, &["--dump-dom"]);
         if dom.matches("data-width=\"").count() == 2 || Instant::now() > deadline {
             break dom;
         }

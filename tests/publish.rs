@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flowrun_nodes::mqtt::Qos;
 use flowrun_test_support::wait;
-use mosquitto::{collect, eventually, subscribe_v5, Mosquitto, Options};
+use mosquitto::{eventually, subscribe_v5, Mosquitto, Options};
 
 fn flowrun() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flowrun"))
@@ -21,8 +21,7 @@ fn publish(args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_a_file_and_exits_0_when_acknowledged() {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "publish-collector", "image").await;
+    let (broker, out) = Mosquitto::start_collecting("image").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("face.png");
     std::fs::write(&file, vec![7u8; 9000]).unwrap();
@@ -57,11 +56,7 @@ async fn publishes_a_file_and_exits_0_when_acknowledged() {
 
 #[test]
 fn exits_1_when_no_broker_answers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = flowrun_test_support::free_port();
     let output = flowrun()
         .args([
             "publish",

@@ -102,8 +102,6 @@ async fn bad_payloads_are_counted_and_dead_lettered_and_good_ones_stored() {
     let store = S3Server::start();
     store.create_bucket("faces").await;
     let dead = tempfile::tempdir().unwrap();
-    std::env::set_var("FLOWRUN_TEST_BAD_INPUT_ID", &store.access_key);
-    std::env::set_var("FLOWRUN_TEST_BAD_INPUT_SECRET", &store.secret_key);
     let yaml = format!(
         r#"version: 1
 nodes:
@@ -121,8 +119,7 @@ nodes:
       s3:
         endpoint: {endpoint}
         bucket: faces
-        access_key_id_env: FLOWRUN_TEST_BAD_INPUT_ID
-        secret_access_key_env: FLOWRUN_TEST_BAD_INPUT_SECRET
+        {credentials}
   refused:
     type: cos_put
     inputs: [store.dead_letter]
@@ -135,12 +132,10 @@ nodes:
         url = broker.url(),
         dead = dead.path().display(),
         endpoint = store.endpoint(),
+        credentials = support::storage::credentials(&store, "BAD_INPUT"),
     );
     let running = support::engine::start(&yaml, &[]);
-    eventually(Duration::from_secs(20), "the subscription", || {
-        running.state("images").contains("subscribed")
-    })
-    .await;
+    support::engine::wait_subscribed(&running, "images").await;
 
     let png = encoded(".png", 40.0);
     let jpeg = encoded(".jpg", 200.0);

@@ -47,10 +47,7 @@ nodes:
     );
     let mut dead = subscribe_v5(&broker.url(), "dead/store/#").await;
     let running = support::engine::start(&yaml, &[]);
-    eventually(Duration::from_secs(20), "the subscription", || {
-        running.state("images").contains("subscribed")
-    })
-    .await;
+    support::engine::wait_subscribed(&running, "images").await;
 
     let total = 3;
     let payloads = numbered_payloads(total, 9000);

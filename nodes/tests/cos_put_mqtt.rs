@@ -18,12 +18,6 @@ async fn a_store_outage_mid_stream_loses_no_qos1_message_and_stores_none_twice()
     let broker = Mosquitto::start();
     let mut store = S3Server::start();
     store.create_bucket("faces").await;
-    let (id_var, secret_var) = (
-        format!("FLOWRUN_TEST_MQTT_{}_ID", store.port),
-        format!("FLOWRUN_TEST_MQTT_{}_SECRET", store.port),
-    );
-    std::env::set_var(&id_var, &store.access_key);
-    std::env::set_var(&secret_var, &store.secret_key);
     let yaml = format!(
         r#"version: 1
 nodes:
@@ -39,17 +33,14 @@ nodes:
       s3:
         endpoint: {endpoint}
         bucket: faces
-        access_key_id_env: {id_var}
-        secret_access_key_env: {secret_var}
+        {credentials}
 "#,
         url = broker.url(),
         endpoint = store.endpoint(),
+        credentials = support::storage::credentials(&store, "MQTT"),
     );
     let running = support::engine::start(&yaml, &[]);
-    eventually(Duration::from_secs(20), "the subscription", || {
-        running.state("images").contains("subscribed")
-    })
-    .await;
+    support::engine::wait_subscribed(&running, "images").await;
 
     let total = 1000;
     let payloads = numbered_payloads(total, 9000);

@@ -7,19 +7,7 @@ use std::time::{Duration, Instant};
 
 use flowrun_test_support::wait;
 use support::s3::S3Server;
-use support::storage::{run_spec, sample_images, state, SAMPLE_IMAGES};
-
-/// Puts the server's keys in environment variables only this test reads,
-/// and returns the spec lines that name them.
-fn credentials(server: &S3Server, tag: &str) -> String {
-    let (id_var, secret_var) = (
-        format!("FLOWRUN_TEST_{tag}_{}_ID", server.port),
-        format!("FLOWRUN_TEST_{tag}_{}_SECRET", server.port),
-    );
-    std::env::set_var(&id_var, &server.access_key);
-    std::env::set_var(&secret_var, &server.secret_key);
-    format!("access_key_id_env: {id_var}\n        secret_access_key_env: {secret_var}")
-}
+use support::storage::{credentials, run_spec, sample_images, state, SAMPLE_IMAGES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_hundreds_of_real_images_byte_identical_with_their_content_type() {

@@ -18,15 +18,9 @@ pub fn secret(name: &str) -> String {
     format!("{SECRET_MARK}-{name}")
 }
 
-/// `target/test-logs/`, found from the test binary's own path
-/// (`target/<profile>/deps/<binary>`), so that it follows `CARGO_TARGET_DIR`.
+/// `target/test-logs/`.
 pub fn dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the test binary lives in target/<profile>/deps");
-    let dir = target.join("test-logs");
+    let dir = crate::target_dir().join("test-logs");
     std::fs::create_dir_all(&dir).expect("target/test-logs is writable");
     dir
 }

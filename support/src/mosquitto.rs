@@ -3,12 +3,13 @@
 //! rumqttc clients to publish into it and collect what arrives.
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::free_port;
 use crate::wait;
 use flowrun_nodes::mqtt::client::{self as flowrun_client, Polled};
 use flowrun_nodes::mqtt::connection::{BrokerConfig, Protocol};
@@ -36,19 +37,20 @@ pub struct Mosquitto {
     child: Option<Child>,
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Mosquitto {
     /// A broker that drops nothing: unlimited queues, persistence on (so a
     /// stop and start keeps sessions), as the shipped configs do.
     pub fn start() -> Mosquitto {
         Self::start_with(Options::default())
+    }
+
+    /// A broker for one test with a [`collect`]or already subscribed to
+    /// `filter` on it, so that nothing the test's graph publishes there
+    /// is missed.
+    pub async fn start_collecting(filter: &str) -> (Mosquitto, Collected) {
+        let broker = Mosquitto::start();
+        let collected = collect(broker.port, "collector", filter).await;
+        (broker, collected)
     }
 
     pub fn start_with(options: Options) -> Mosquitto {

@@ -15,8 +15,9 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::Client;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 
+pub use crate::free_port;
 use crate::wait;
 
 /// A LIST that failed, in the SDK's own words (its debug form: the
@@ -215,14 +216,6 @@ impl S3Server {
         let body = object.body.collect().await.unwrap().into_bytes().to_vec();
         (body, content_type)
     }
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
 }
 
 /// Waits until something accepts connections on `port`, or `limit` passes.

@@ -7,32 +7,26 @@
 //! The tests run one at a time: each runs face detection on a 2-core
 //! machine, and running them together would only make each slower.
 
-use flowrun_test_support::faces;
-#[allow(dead_code)]
-mod flowrun;
+mod cloud;
 mod rabbit;
 mod track;
-
-use flowrun_test_support::logs;
-use flowrun_test_support::mosquitto;
-use flowrun_test_support::rabbitmq;
-use flowrun_test_support::s3;
-use flowrun_test_support::s3fs;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use faces::{assert_gray_png, assert_one_object_per_face};
-use flowrun::{repository, Flowrun, Status, MEGAMIND};
-use flowrun_test_support::wait;
-use mosquitto::Mosquitto;
-use s3::{free_port, S3Server};
+use cloud::Cloud;
+use flowrun_test_support::faces::{assert_gray_png, assert_one_object_per_face};
+use flowrun_test_support::flowrun::{repository, Binary, Flowrun, Status, MEGAMIND};
+use flowrun_test_support::mosquitto::Mosquitto;
+use flowrun_test_support::s3::{free_port, S3Server};
+use flowrun_test_support::{s3fs, wait};
+
+/// The binary under test (see `flowrun_test_support::flowrun`).
+const FLOWRUN: Binary = Binary::at(env!("CARGO_BIN_EXE_flowrun"));
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starting a process and connecting it.
-const START: Duration = Duration::from_secs(30);
 /// The 11 s video through detection, with room for a loaded machine.
 const VIDEO: Duration = Duration::from_secs(120);
 /// Faces on their way from the edge to the bucket after the video ended.
@@ -49,28 +43,15 @@ fn edge_env(device: &str, edge: &Mosquitto, cloud: &str) -> Vec<(&'static str, S
     ]
 }
 
-fn cloud_cos_env(worker: u32, cloud: &str, store: &S3Server) -> Vec<(&'static str, String)> {
-    vec![
-        ("CLOUD_BROKER", cloud.to_owned()),
-        ("WORKER_ID", worker.to_string()),
-        ("S3_ENDPOINT", store.endpoint()),
-        ("BUCKET", BUCKET.into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", store.access_key.clone()),
-        ("AWS_SECRET_ACCESS_KEY", store.secret_key.clone()),
-    ]
-}
-
-/// Starts a cloud process and waits until its shared subscription exists,
-/// so that the broker keeps every face for it from then on.
-async fn start_cloud(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
-    let mut cloud = Flowrun::start(name, spec, env);
-    cloud
-        .wait_until("subscribed", START, |s| {
-            s.state("faces").starts_with("subscribed")
-        })
-        .await;
-    cloud
+/// Starts specs/cloud-fs.yaml storing into the folder `bucket`, and waits
+/// until it has subscribed.
+async fn start_cloud_fs(name: &str, broker: &str, bucket: &std::path::Path) -> Flowrun {
+    let env = [
+        ("CLOUD_BROKER", broker.to_owned()),
+        ("BUCKET_DIR", bucket.display().to_string()),
+        ("WORKER_ID", "1".into()),
+    ];
+    FLOWRUN.start_cloud(name, "cloud-fs.yaml", &env).await
 }
 
 /// Waits until the edge has put every face of the video on its broker:
@@ -144,30 +125,18 @@ async fn assert_capture_metadata(store: &S3Server, device: &str, keys: &[String]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_bridge_and_cloud_cos_store_each_face_once_as_a_gray_png() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let cloud_broker = Mosquitto::start();
-    let store = S3Server::start();
-    store.create_bucket(BUCKET).await;
-
-    let mut cloud = start_cloud(
-        "cloud-cos",
-        "cloud-cos.yaml",
-        &cloud_cos_env(1, &cloud_broker.url(), &store),
-    )
-    .await;
-    let mut edge = Flowrun::start(
-        "edge-bridge",
-        "edge-bridge.yaml",
-        &edge_env("door-1", &edge_broker, &cloud_broker.url()),
-    );
+    let rig = Cloud::start(Mosquitto::start(), S3Server::start()).await;
+    let store = &rig.store;
+    let mut cloud = rig.worker("cloud-cos", 1).await;
+    let mut edge = rig.edge("edge-bridge", "edge-bridge.yaml", "door-1");
     let faces = run_edge(&mut edge).await;
     cloud
         .wait_until("stored every face", DELIVERY, |s| {
             s.state_count("store", "stored") >= faces
         })
         .await;
-    assert_bucket_holds_faces(&store, "faces/door-1/camera/", faces).await;
-    assert_capture_metadata(&store, "door-1", &store.list(BUCKET).await).await;
+    assert_bucket_holds_faces(store, "faces/door-1/camera/", faces).await;
+    assert_capture_metadata(store, "door-1", &store.list(BUCKET).await).await;
     // "Where are my faces?": the status names the last object, with its URL.
     let state = cloud.status().state("store").to_owned();
     assert!(
@@ -204,17 +173,8 @@ async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_an_s3fs_mount(
     let edge_broker = Mosquitto::start();
     let cloud_broker = Mosquitto::start();
 
-    let mut cloud = start_cloud(
-        "cloud-fs",
-        "cloud-fs.yaml",
-        &[
-            ("CLOUD_BROKER", cloud_broker.url()),
-            ("BUCKET_DIR", mount.path().display().to_string()),
-            ("WORKER_ID", "1".into()),
-        ],
-    )
-    .await;
-    let mut edge = Flowrun::start(
+    let mut cloud = start_cloud_fs("cloud-fs", &cloud_broker.url(), &mount.path()).await;
+    let mut edge = FLOWRUN.start(
         "edge-forwarder",
         "edge-forwarder.yaml",
         &edge_env("door-2", &edge_broker, &cloud_broker.url()),
@@ -243,27 +203,15 @@ async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_an_s3fs_mount(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let cloud_broker = Mosquitto::start();
-    let store = S3Server::start();
-    store.create_bucket(BUCKET).await;
-
+    let rig = Cloud::start(Mosquitto::start(), S3Server::start()).await;
     let mut workers = Vec::new();
     for worker in 1..=3 {
         workers.push(
-            start_cloud(
-                &format!("cloud-cos worker {worker}"),
-                "cloud-cos.yaml",
-                &cloud_cos_env(worker, &cloud_broker.url(), &store),
-            )
-            .await,
+            rig.worker(&format!("cloud-cos worker {worker}"), worker)
+                .await,
         );
     }
-    let mut edge = Flowrun::start(
-        "edge-bridge",
-        "edge-bridge.yaml",
-        &edge_env("door-3", &edge_broker, &cloud_broker.url()),
-    );
+    let mut edge = rig.edge("edge-bridge", "edge-bridge.yaml", "door-3");
     let faces = run_edge(&mut edge).await;
     let stored = |workers: &[Flowrun]| -> u64 {
         workers
@@ -280,7 +228,7 @@ async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
         "the workers stored {} of {faces} faces after {DELIVERY:?}",
         stored(&workers)
     );
-    assert_bucket_holds_faces(&store, "faces/door-3/camera/", faces).await;
+    assert_bucket_holds_faces(&rig.store, "faces/door-3/camera/", faces).await;
     let (_, clean) = edge.stop().await;
     assert!(clean, "edge-bridge did not exit cleanly");
 
@@ -306,7 +254,7 @@ async fn the_demo_runs_alone_and_ends_with_its_summary() {
     let mut demo = Command::new("bash")
         .arg(repository().join("scripts/demo.sh"))
         // The built binary: no set-up, no release build.
-        .env("FLOWRUN", env!("CARGO_BIN_EXE_flowrun"))
+        .env("FLOWRUN", FLOWRUN.path())
         .env("MQTT_PORT", free_port().to_string())
         .env("PREVIEW_ADDRESS", &preview)
         .env("BUCKET_DIR", bucket.path())

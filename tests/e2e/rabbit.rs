@@ -3,13 +3,14 @@
 //! many a user already runs. `protocol: auto` falls back to 3.1.1, `share:`
 //! subscribes the plain filter and says so, and every face is stored.
 
-use crate::faces::assert_one_object_per_face;
-use crate::flowrun::Flowrun;
-use crate::mosquitto::Mosquitto;
-use crate::rabbitmq::RabbitMq;
-use crate::s3::S3Server;
+use flowrun_test_support::faces::assert_one_object_per_face;
+use flowrun_test_support::mosquitto::Mosquitto;
+use flowrun_test_support::rabbitmq::RabbitMq;
+use flowrun_test_support::s3::S3Server;
+
+use crate::cloud::Cloud;
 use crate::{
-    assert_bucket_holds_faces, cloud_cos_env, edge_env, run_edge, start_cloud, BUCKET, DELIVERY,
+    assert_bucket_holds_faces, edge_env, run_edge, start_cloud_fs, BUCKET, DELIVERY, FLOWRUN,
     SERIAL,
 };
 
@@ -25,31 +26,19 @@ fn start_rabbit() -> RabbitMq {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_bridge_and_cloud_cos_store_each_face_once_through_rabbitmq() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let cloud_broker = start_rabbit();
-    let store = S3Server::start();
-    store.create_bucket(BUCKET).await;
-
-    let mut cloud = start_cloud(
-        "rabbit-cloud-cos",
-        "cloud-cos.yaml",
-        &cloud_cos_env(1, &cloud_broker.url(), &store),
-    )
-    .await;
-    let mut edge = Flowrun::start(
-        "rabbit-edge-bridge",
-        "edge-bridge.yaml",
-        &edge_env("door-7", &edge_broker, &cloud_broker.url()),
-    );
+    let rig = Cloud::start(start_rabbit(), S3Server::start()).await;
+    let store = &rig.store;
+    let mut cloud = rig.worker("rabbit-cloud-cos", 1).await;
+    let mut edge = rig.edge("rabbit-edge-bridge", "edge-bridge.yaml", "door-7");
     let faces = run_edge(&mut edge).await;
     cloud
         .wait_until("stored every face", DELIVERY, |s| {
             s.state_count("store", "stored") >= faces
         })
         .await;
-    assert_bucket_holds_faces(&store, "faces/door-7/camera/", faces).await;
+    assert_bucket_holds_faces(store, "faces/door-7/camera/", faces).await;
     // Over 3.1.1 too: read from the topic, not from MQTT 5 properties.
-    crate::assert_capture_metadata(&store, "door-7", &store.list(BUCKET).await).await;
+    crate::assert_capture_metadata(store, "door-7", &store.list(BUCKET).await).await;
     // Both said what they negotiated, and what it costs.
     assert!(cloud.lines_with(FELL_BACK) >= 1, "{}", cloud.log());
     assert_eq!(cloud.lines_with(NOT_SHARED), 1, "{}", cloud.log());
@@ -77,17 +66,8 @@ async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_rabbitmq() {
     let cloud_broker = start_rabbit();
     let bucket = tempfile::tempdir().unwrap();
 
-    let mut cloud = start_cloud(
-        "rabbit-cloud-fs",
-        "cloud-fs.yaml",
-        &[
-            ("CLOUD_BROKER", cloud_broker.url()),
-            ("BUCKET_DIR", bucket.path().display().to_string()),
-            ("WORKER_ID", "1".into()),
-        ],
-    )
-    .await;
-    let mut edge = Flowrun::start(
+    let mut cloud = start_cloud_fs("rabbit-cloud-fs", &cloud_broker.url(), bucket.path()).await;
+    let mut edge = FLOWRUN.start(
         "rabbit-edge-forwarder",
         "edge-forwarder.yaml",
         &edge_env("door-8", &edge_broker, &cloud_broker.url()),
@@ -120,27 +100,16 @@ async fn edge_forwarder_and_cloud_fs_store_each_face_once_through_rabbitmq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_cloud_workers_on_rabbitmq_store_every_face_with_repeats_as_overwrites() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let cloud_broker = start_rabbit();
-    let store = S3Server::start_with_request_log(true);
-    store.create_bucket(BUCKET).await;
-
+    let rig = Cloud::start(start_rabbit(), S3Server::start_with_request_log(true)).await;
+    let store = &rig.store;
     let mut workers = Vec::new();
     for worker in 1..=2 {
         workers.push(
-            start_cloud(
-                &format!("rabbit-cloud-cos-{worker}"),
-                "cloud-cos.yaml",
-                &cloud_cos_env(worker, &cloud_broker.url(), &store),
-            )
-            .await,
+            rig.worker(&format!("rabbit-cloud-cos-{worker}"), worker)
+                .await,
         );
     }
-    let mut edge = Flowrun::start(
-        "rabbit-edge-bridge-2",
-        "edge-bridge.yaml",
-        &edge_env("door-9", &edge_broker, &cloud_broker.url()),
-    );
+    let mut edge = rig.edge("rabbit-edge-bridge-2", "edge-bridge.yaml", "door-9");
     let faces = run_edge(&mut edge).await;
     for worker in &mut workers {
         worker
@@ -150,7 +119,7 @@ async fn two_cloud_workers_on_rabbitmq_store_every_face_with_repeats_as_overwrit
             .await;
         assert_eq!(worker.lines_with(NOT_SHARED), 1, "{}", worker.log());
     }
-    assert_bucket_holds_faces(&store, "faces/door-9/camera/", faces).await;
+    assert_bucket_holds_faces(store, "faces/door-9/camera/", faces).await;
     let puts = store.puts(BUCKET);
     assert_eq!(puts.len() as u64, faces);
     assert!(
@@ -174,28 +143,15 @@ async fn two_cloud_workers_on_rabbitmq_store_every_face_with_repeats_as_overwrit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloud_broker_restarted_mid_stream_over_3_1_1_loses_no_face() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let mut cloud_broker = start_rabbit();
-    let store = S3Server::start();
-    store.create_bucket(BUCKET).await;
-
-    let mut cloud = start_cloud(
-        "rabbit-restart-cloud-cos",
-        "cloud-cos.yaml",
-        &cloud_cos_env(1, &cloud_broker.url(), &store),
-    )
-    .await;
-    let mut edge = Flowrun::start(
-        "rabbit-restart-edge-bridge",
-        "edge-bridge.yaml",
-        &edge_env("door-6", &edge_broker, &cloud_broker.url()),
-    );
+    let mut rig = Cloud::start(start_rabbit(), S3Server::start()).await;
+    let mut cloud = rig.worker("rabbit-restart-cloud-cos", 1).await;
+    let mut edge = rig.edge("rabbit-restart-edge-bridge", "edge-bridge.yaml", "door-6");
     cloud
         .wait_until("some faces stored", crate::VIDEO, |s| {
             s.state_count("store", "stored") >= 30
         })
         .await;
-    tokio::task::block_in_place(|| cloud_broker.restart());
+    tokio::task::block_in_place(|| rig.broker.restart());
     let faces = run_edge(&mut edge).await;
     // Bounded, without failing: the figure is printed either way.
     let _ = flowrun_test_support::wait::at_most(DELIVERY)
@@ -203,7 +159,7 @@ async fn the_cloud_broker_restarted_mid_stream_over_3_1_1_loses_no_face() {
         .until_async(|| cloud.status().state_count("store", "stored") >= faces)
         .await;
     let stored = cloud.status().state_count("store", "stored");
-    let keys = store.list(BUCKET).await;
+    let keys = rig.store.list(BUCKET).await;
     println!(
         "RABBITMQ-RESTART faces={faces} stored={stored} objects={} lost={}",
         keys.len(),
@@ -223,8 +179,7 @@ async fn the_cloud_broker_restarted_mid_stream_over_3_1_1_loses_no_face() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_bridge_and_cloud_cos_store_each_face_once_through_flowruns_own_3_1_1_broker() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let port = crate::s3::free_port();
+    let port = flowrun_test_support::s3::free_port();
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("cloud-broker.yaml");
     std::fs::write(
@@ -234,29 +189,18 @@ async fn edge_bridge_and_cloud_cos_store_each_face_once_through_flowruns_own_3_1
         ),
     )
     .unwrap();
-    let _broker = Flowrun::start_file("rumqttd-311", &spec, false, &[]);
-    crate::mosquitto::wait_for_port(port, std::time::Duration::from_secs(30));
-    let url = format!("mqtt://127.0.0.1:{port}");
-    let store = S3Server::start();
-    store.create_bucket(BUCKET).await;
-    let mut cloud = start_cloud(
-        "rumqttd-cloud-cos",
-        "cloud-cos.yaml",
-        &cloud_cos_env(1, &url, &store),
-    )
-    .await;
-    let mut edge = Flowrun::start(
-        "rumqttd-edge-bridge",
-        "edge-bridge.yaml",
-        &edge_env("door-5", &edge_broker, &url),
-    );
+    let _broker = FLOWRUN.start_file("rumqttd-311", &spec, false, &[]);
+    flowrun_test_support::mosquitto::wait_for_port(port, std::time::Duration::from_secs(30));
+    let rig = Cloud::start(format!("mqtt://127.0.0.1:{port}"), S3Server::start()).await;
+    let mut cloud = rig.worker("rumqttd-cloud-cos", 1).await;
+    let mut edge = rig.edge("rumqttd-edge-bridge", "edge-bridge.yaml", "door-5");
     let faces = run_edge(&mut edge).await;
     cloud
         .wait_until("stored every face", DELIVERY, |s| {
             s.state_count("store", "stored") >= faces
         })
         .await;
-    assert_bucket_holds_faces(&store, "faces/door-5/camera/", faces).await;
+    assert_bucket_holds_faces(&rig.store, "faces/door-5/camera/", faces).await;
     assert!(cloud.lines_with(FELL_BACK) >= 1, "{}", cloud.log());
     let (_, clean) = edge.stop().await;
     assert!(clean, "edge-bridge did not exit cleanly");

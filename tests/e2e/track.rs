@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use crate::faces::assert_gray_png;
-use crate::flowrun::{Flowrun, Status, MEGAMIND};
-use crate::mosquitto::Mosquitto;
-use crate::s3::S3Server;
-use crate::{cloud_cos_env, edge_env, start_cloud, BUCKET, DELIVERY, SERIAL, VIDEO};
+use flowrun_test_support::faces::assert_gray_png;
+use flowrun_test_support::flowrun::{Status, MEGAMIND};
+use flowrun_test_support::mosquitto::Mosquitto;
+use flowrun_test_support::s3::S3Server;
+
+use crate::cloud::Cloud;
+use crate::{BUCKET, DELIVERY, FLOWRUN, SERIAL, VIDEO};
 
 /// The bytes of every object under `prefix`, after checking each is a gray PNG.
 async fn stored_bytes(store: &S3Server, prefix: &str) -> (usize, u64) {
@@ -34,22 +36,17 @@ async fn stored_bytes(store: &S3Server, prefix: &str) -> (usize, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn track_best_stores_one_crop_per_person_a_twentieth_of_every_face() {
     let _serial = SERIAL.lock().await;
-    let edge_broker = Mosquitto::start();
-    let cloud_broker = Mosquitto::start();
-    let store = S3Server::start();
-    store.create_bucket(BUCKET).await;
-    let mut cloud = start_cloud(
-        "cloud-cos",
-        "cloud-cos.yaml",
-        &cloud_cos_env(1, &cloud_broker.url(), &store),
-    )
-    .await;
+    let rig = Cloud::start(Mosquitto::start(), S3Server::start()).await;
+    let mut cloud = rig.worker("cloud-cos", 1).await;
 
     let mut sent = Vec::new();
     for (device, track) in [("door-all", "all"), ("door-best", "best")] {
-        let mut env = edge_env(device, &edge_broker, &cloud_broker.url());
-        env.push(("TRACK", track.into()));
-        let mut edge = Flowrun::start(&format!("edge-{track}"), "edge-bridge.yaml", &env);
+        let mut edge = rig.edge_with(
+            &format!("edge-{track}"),
+            "edge-bridge.yaml",
+            device,
+            &[("TRACK", track.into())],
+        );
         let status = edge
             .wait_until("done with the video", VIDEO, Status::edge_finished)
             .await;
@@ -73,8 +70,8 @@ async fn track_best_stores_one_crop_per_person_a_twentieth_of_every_face() {
     // split or join a track or two).
     assert!(tracks_all.abs_diff(tracks_best) <= 2, "{sent:?}");
 
-    let (objects_all, bytes_all) = stored_bytes(&store, "faces/door-all/").await;
-    let (objects_best, bytes_best) = stored_bytes(&store, "faces/door-best/").await;
+    let (objects_all, bytes_all) = stored_bytes(&rig.store, "faces/door-all/").await;
+    let (objects_best, bytes_best) = stored_bytes(&rig.store, "faces/door-best/").await;
     assert_eq!(
         (objects_all, objects_best),
         (every_face as usize, best as usize)
@@ -140,7 +137,7 @@ async fn a_reload_mid_video_flushes_open_tracks_and_loses_no_appearance() {
     std::fs::create_dir(&bucket).unwrap();
     let spec = dir.path().join("track.yaml");
     std::fs::write(&spec, reload_spec(&bucket, 12)).unwrap();
-    let mut flowrun = Flowrun::start_file("track-reload", &spec, true, &[]);
+    let mut flowrun = FLOWRUN.start_file("track-reload", &spec, true, &[]);
     // Mid-video: the edited tracker has followed faces for a while, and the
     // camera has frames left.
     let before = flowrun

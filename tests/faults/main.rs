@@ -10,25 +10,18 @@
 //! The scenarios run one at a time: their timings are the point, and two
 //! at once on a 2-core machine would blur them.
 
-#[path = "../support/crops.rs"]
-#[allow(dead_code)]
-mod crops;
-use flowrun_test_support::faces;
-#[path = "../e2e/flowrun.rs"]
-#[allow(dead_code)]
-mod flowrun;
-use flowrun_test_support::logs;
-use flowrun_test_support::mosquitto;
-use flowrun_test_support::proxy;
 mod rig;
-use flowrun_test_support::s3;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crops::faces as crops;
-use flowrun_test_support::wait;
-use rig::{Link, Rig, SENT};
+use flowrun_test_support::flowrun::{Binary, Flowrun};
+use flowrun_test_support::{crops, wait};
+use rig::{Link, Rig, Sent, SENT};
+use tokio::task::JoinHandle;
+
+/// The binary under test (see `flowrun_test_support::flowrun`).
+const FLOWRUN: Binary = Binary::at(env!("CARGO_BIN_EXE_flowrun"));
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -45,7 +38,7 @@ async fn s0_no_fault_stores_every_face_once() {
     let _serial = SERIAL.lock().await;
     let rig = Rig::start(Link::Bridge, false).await;
     let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
-    let sent = rig.produce(crops().await).await.unwrap();
+    let sent = rig.produce(crops::faces(FLOWRUN).await).await.unwrap();
     let recovery = rig.recovery(sent.last).await;
 
     let (end, clean) = cloud.stop().await;
@@ -64,62 +57,41 @@ async fn s1_cloud_flowrun_killed_and_restarted_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let rig = Rig::start(Link::Bridge, false).await;
     let spec = Rig::shipped_cloud_spec();
-    let cloud = rig.start_cloud(&spec, false).await;
-    let producer = rig.produce(crops().await);
-    rig.stored_at_least(MID_STREAM).await;
+    let (cloud, producer) = rig.stream(&spec, false, MID_STREAM).await;
 
     let before = cloud.kill();
     let cloud = rig.start_cloud(&spec, false).await;
     let fault_end = Instant::now();
-    let recovery = rig.recovery(fault_end).await;
-
-    let sent = producer.await.unwrap();
-    let (after, clean) = cloud.stop().await;
-    assert!(clean, "the restarted cloud did not exit cleanly");
-    let stored = before.state_count("store", "stored") + after.state_count("store", "stored");
-    rig.outcome(&sent, stored)
-        .await
-        .report("1-cloud-sigkill", rig.link, &recovery);
+    let stored_before = before.state_count("store", "stored");
+    rig.finish("1-cloud-sigkill", fault_end, cloud, producer, stored_before)
+        .await;
 }
 
-async fn cloud_broker_restart(scenario: &str, spec: &Path, link: Link) {
+/// Scenario 2 with the shipped cloud spec, through `link`.
+async fn cloud_broker_restart(link: Link) {
+    let spec = Rig::shipped_cloud_spec();
+    cloud_broker_restart_on("2-cloud-broker-restart", &spec, link).await;
+}
+
+async fn cloud_broker_restart_on(scenario: &str, spec: &Path, link: Link) {
     let mut rig = Rig::start(link, false).await;
-    let cloud = rig.start_cloud(spec, false).await;
-    let producer = rig.produce(crops().await);
-    rig.stored_at_least(MID_STREAM).await;
+    let (cloud, producer) = rig.stream(spec, false, MID_STREAM).await;
 
     tokio::task::block_in_place(|| rig.cloud.restart());
     let fault_end = Instant::now();
-    let recovery = rig.recovery(fault_end).await;
-
-    let sent = producer.await.unwrap();
-    let (end, clean) = cloud.stop().await;
-    assert!(clean, "the cloud did not exit cleanly");
-    rig.outcome(&sent, end.state_count("store", "stored"))
-        .await
-        .report(scenario, rig.link, &recovery);
+    rig.finish(scenario, fault_end, cloud, producer, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_cloud_broker_restarted_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    cloud_broker_restart(
-        "2-cloud-broker-restart",
-        &Rig::shipped_cloud_spec(),
-        Link::Bridge,
-    )
-    .await;
+    cloud_broker_restart(Link::Bridge).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_cloud_broker_restarted_through_the_forwarder_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    cloud_broker_restart(
-        "2-cloud-broker-restart",
-        &Rig::shipped_cloud_spec(),
-        Link::Forwarder,
-    )
-    .await;
+    cloud_broker_restart(Link::Forwarder).await;
 }
 
 /// Scenario 2 with one cloud worker on a plain subscription (`faces/#`),
@@ -136,14 +108,13 @@ async fn s2_cloud_broker_restarted_one_worker_on_a_plain_subscription_loses_noth
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("cloud-cos.yaml");
     std::fs::write(&spec, shipped.replace(shared, "")).unwrap();
-    cloud_broker_restart("2b-cloud-broker-restart-plain-sub", &spec, Link::Bridge).await;
+    cloud_broker_restart_on("2b-cloud-broker-restart-plain-sub", &spec, Link::Bridge).await;
 }
 
 async fn link_down(link: Link) {
     let rig = Rig::start(link, true).await;
-    let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
-    let producer = rig.produce(crops().await);
-    rig.stored_at_least(MID_STREAM).await;
+    let spec = Rig::shipped_cloud_spec();
+    let (cloud, producer) = rig.stream(&spec, false, MID_STREAM).await;
 
     let cut = rig.cut.as_ref().unwrap();
     cut.cut();
@@ -159,14 +130,8 @@ async fn link_down(link: Link) {
     );
     rig.cut.as_ref().unwrap().restore();
     let fault_end = Instant::now();
-    let recovery = rig.recovery(fault_end).await;
-
-    let sent = producer.await.unwrap();
-    let (end, clean) = cloud.stop().await;
-    assert!(clean, "the cloud did not exit cleanly");
-    rig.outcome(&sent, end.state_count("store", "stored"))
-        .await
-        .report("3-link-down-10s", rig.link, &recovery);
+    rig.finish("3-link-down-10s", fault_end, cloud, producer, 0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,23 +150,16 @@ async fn s3_link_down_10s_through_the_forwarder_the_edge_buffers_and_loses_nothi
 async fn s4_s3_server_down_10s_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let mut rig = Rig::start(Link::Bridge, false).await;
-    let cloud = rig.start_cloud(&Rig::shipped_cloud_spec(), false).await;
-    let producer = rig.produce(crops().await);
-    rig.stored_at_least(MID_STREAM).await;
+    let spec = Rig::shipped_cloud_spec();
+    let (cloud, producer) = rig.stream(&spec, false, MID_STREAM).await;
 
     rig.store.stop();
     // The outage itself: a fixed time by definition, nothing to wait for.
     tokio::time::sleep(OUTAGE).await;
     tokio::task::block_in_place(|| rig.store.resume());
     let fault_end = Instant::now();
-    let recovery = rig.recovery(fault_end).await;
-
-    let sent = producer.await.unwrap();
-    let (end, clean) = cloud.stop().await;
-    assert!(clean, "the cloud did not exit cleanly");
-    rig.outcome(&sent, end.state_count("store", "stored"))
-        .await
-        .report("4-s3-down-10s", rig.link, &recovery);
+    rig.finish("4-s3-down-10s", fault_end, cloud, producer, 0)
+        .await;
 }
 
 /// Edits the shipped cloud spec gets in scenario 5: the odd ones change
@@ -235,35 +193,23 @@ fn save_as_an_editor(spec: &Path, text: &str) {
 
 /// The rig of the edit scenarios: the cloud on a watched copy of its spec,
 /// faces flowing, a tenth of them stored.
-async fn edit_scenario() -> (
-    Rig,
-    std::path::PathBuf,
-    flowrun::Flowrun,
-    tokio::task::JoinHandle<rig::Sent>,
-) {
+async fn edit_scenario() -> (Rig, PathBuf, Flowrun, JoinHandle<Sent>) {
     let rig = Rig::start(Link::Bridge, false).await;
     let spec = rig.cloud_spec_copy();
     std::fs::write(&spec, edited_cloud_spec(0)).unwrap();
-    let cloud = rig.start_cloud(&spec, true).await;
-    let producer = rig.produce(crops().await);
-    rig.stored_at_least(SENT / 10).await;
+    let (cloud, producer) = rig.stream(&spec, true, SENT / 10).await;
     (rig, spec, cloud, producer)
 }
 
 /// The end of an edit scenario: every face stored, none twice.
 async fn edits_lost_nothing(
     rig: &Rig,
-    cloud: flowrun::Flowrun,
-    producer: tokio::task::JoinHandle<rig::Sent>,
+    cloud: Flowrun,
+    producer: JoinHandle<Sent>,
     fault_end: Instant,
     scenario: &str,
 ) {
-    let recovery = rig.recovery(fault_end).await;
-    let sent = producer.await.unwrap();
-    let (end, clean) = cloud.stop().await;
-    assert!(clean, "the cloud did not exit cleanly");
-    let outcome = rig.outcome(&sent, end.state_count("store", "stored")).await;
-    outcome.report(scenario, rig.link, &recovery);
+    let outcome = rig.finish(scenario, fault_end, cloud, producer, 0).await;
     assert_eq!(
         outcome.redelivered(),
         0,
@@ -277,7 +223,7 @@ async fn s5_cloud_spec_edited_20_times_mid_stream_loses_nothing() {
     let (rig, spec, cloud, producer) = edit_scenario().await;
     for edit in 1..=EDITS {
         save_as_an_editor(&spec, &edited_cloud_spec(edit));
-        let reloaded = |c: &flowrun::Flowrun| c.lines_with("reloaded cloud-cos.yaml");
+        let reloaded = |c: &Flowrun| c.lines_with("reloaded cloud-cos.yaml");
         let applied = wait::at_most(Duration::from_secs(10))
             .until_async(|| reloaded(&cloud) >= edit as usize)
             .await;

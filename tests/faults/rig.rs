@@ -9,13 +9,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flowrun_test_support::crops;
+use flowrun_test_support::flowrun::{cloud_cos_env, repository, Flowrun};
+use flowrun_test_support::mosquitto::{collect, eventually, Mosquitto};
+use flowrun_test_support::proxy::Proxy;
+use flowrun_test_support::s3::S3Server;
 use flowrun_test_support::wait;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use tokio::task::JoinHandle;
 
-use crate::flowrun::{repository, Flowrun};
-use crate::mosquitto::{collect, eventually, Mosquitto};
-use crate::proxy::Proxy;
-use crate::s3::S3Server;
+use crate::FLOWRUN;
 
 /// Faces each scenario sends.
 pub const SENT: usize = 2000;
@@ -113,7 +116,7 @@ impl Rig {
         let text = std::fs::read_to_string(repository().join("specs").join(shipped)).unwrap();
         let spec = dir.path().join(shipped);
         std::fs::write(&spec, only_nodes(&text, nodes)).unwrap();
-        let mut link_process = Flowrun::start_file(
+        let mut link_process = FLOWRUN.start_file(
             link.name(),
             &spec,
             false,
@@ -161,16 +164,14 @@ impl Rig {
     /// Starts a cloud process on `spec` (watching it with `watch`) and
     /// waits until its subscription exists.
     pub async fn start_cloud(&self, spec: &Path, watch: bool) -> Flowrun {
-        let env = [
-            ("CLOUD_BROKER", self.cloud.url()),
-            ("WORKER_ID", "1".into()),
-            ("S3_ENDPOINT", self.store.endpoint()),
-            ("BUCKET", BUCKET.into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", self.store.access_key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.store.secret_key.clone()),
-        ];
-        let cloud = Flowrun::start_file("cloud-cos", spec, watch, &env);
+        let env = cloud_cos_env(
+            1,
+            self.cloud.url(),
+            &self.store,
+            self.store.endpoint(),
+            BUCKET,
+        );
+        let cloud = FLOWRUN.start_file("cloud-cos", spec, watch, &env);
         // A new session subscribes; a kept one (a restart) has its
         // subscription on the broker already.
         eventually(START, "the cloud subscribed or resumed its session", || {
@@ -189,7 +190,7 @@ impl Rig {
     /// Publishes [`SENT`] faces to the edge broker at QoS 1, paced, each
     /// under its own identity topic; resolves once the broker acknowledged
     /// all of them.
-    pub fn produce(&self, crops: &'static [Vec<u8>]) -> tokio::task::JoinHandle<Sent> {
+    pub fn produce(&self, crops: &'static [Vec<u8>]) -> JoinHandle<Sent> {
         let port = self.edge.port;
         tokio::spawn(async move {
             let mut options = MqttOptions::new("producer", "127.0.0.1", port);
@@ -237,6 +238,42 @@ impl Rig {
             drop(publisher.await.unwrap());
             Sent { expected, last }
         })
+    }
+
+    /// A scenario under way: the cloud on `spec` (watched with `watch`),
+    /// faces flowing, `stored` of them in the bucket.
+    pub async fn stream(
+        &self,
+        spec: &Path,
+        watch: bool,
+        stored: usize,
+    ) -> (Flowrun, JoinHandle<Sent>) {
+        let cloud = self.start_cloud(spec, watch).await;
+        let producer = self.produce(crops::faces(crate::FLOWRUN).await);
+        self.stored_at_least(stored).await;
+        (cloud, producer)
+    }
+
+    /// The end of a scenario whose fault ended at `fault_end`: the recovery
+    /// timed, every face sent, the cloud stopped cleanly, the bucket
+    /// checked and the figures reported. `stored_before`: what a cloud
+    /// killed on the way had counted.
+    pub async fn finish(
+        &self,
+        scenario: &str,
+        fault_end: Instant,
+        cloud: Flowrun,
+        producer: JoinHandle<Sent>,
+        stored_before: u64,
+    ) -> Outcome {
+        let recovery = self.recovery(fault_end).await;
+        let sent = producer.await.unwrap();
+        let (end, clean) = cloud.stop().await;
+        assert!(clean, "the cloud did not exit cleanly");
+        let stored = stored_before + end.state_count("store", "stored");
+        let outcome = self.outcome(&sent, stored).await;
+        outcome.report(scenario, self.link, &recovery);
+        outcome
     }
 
     /// PUT requests that reached the store so far, per key.

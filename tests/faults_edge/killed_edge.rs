@@ -16,12 +16,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::flowrun::{repository, Flowrun, MEGAMIND};
-use crate::mosquitto::{collect, Mosquitto};
-use crate::proxy::Proxy;
 use crate::report::Figures;
-use crate::s3::S3Server;
-use crate::{bucket_keys, start_cloud, wait_for_keys, BUCKET, SERIAL};
+use crate::{bucket_keys, start_cloud, wait_for_keys, BUCKET, FLOWRUN, SERIAL};
+use flowrun_test_support::flowrun::{repository, MEGAMIND};
+use flowrun_test_support::mosquitto::{collect, Mosquitto};
+use flowrun_test_support::proxy::Proxy;
+use flowrun_test_support::s3::S3Server;
 
 const DEVICE: &str = "door-6";
 /// Faces the edge broker accepts before the cloud link is cut, and before
@@ -80,7 +80,7 @@ async fn a_killed_edge_loses_nothing_its_broker_acknowledged() {
         ("EDGE_BROKER", edge_broker.url()),
         ("CLOUD_BROKER", link.url("mqtt")),
     ];
-    let mut edge = Flowrun::start("edge-bridge", &spec, &env);
+    let mut edge = FLOWRUN.start("edge-bridge", &spec, &env);
     edge.wait_until("capturing", CAPTURE, |_| accepted.len() >= BEFORE_CUT)
         .await;
     link.cut();
@@ -103,7 +103,7 @@ async fn a_killed_edge_loses_nothing_its_broker_acknowledged() {
         .saturating_sub(last.count("faces", "in") + last.count("faces", "drop"));
     let faces_unacknowledged = last.faces().saturating_sub(last.count("publish", "ack"));
 
-    let mut edge = Flowrun::start("edge-bridge (restarted)", &spec, &env);
+    let mut edge = FLOWRUN.start("edge-bridge (restarted)", &spec, &env);
     link.restore();
     wait_for_keys(&store, &before_kill, DELIVERY).await;
     let recover = killed.elapsed();

@@ -17,13 +17,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::crops::{self, name};
-use crate::flowrun::Flowrun;
-use crate::mosquitto::Mosquitto;
-use crate::proxy::Proxy;
 use crate::report::Figures;
-use crate::s3::S3Server;
-use crate::{bucket_keys, start_cloud, wait_for_keys, BUCKET, SERIAL, START};
+use crate::{bucket_keys, start_cloud, wait_for_keys, BUCKET, FLOWRUN, SERIAL, START};
+use flowrun_test_support::crops::{self, name};
+use flowrun_test_support::mosquitto::Mosquitto;
+use flowrun_test_support::proxy::Proxy;
+use flowrun_test_support::s3::S3Server;
 
 const DEVICE: &str = "door-7";
 /// What the issue asks for.
@@ -73,8 +72,8 @@ fn key(name: &str) -> String {
 async fn a_spooled_edge_killed_while_its_link_is_down_delivers_every_face() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    crops::write_numbered(&dir.path().join("a"), "a", RUN_A).await;
-    crops::write_numbered(&dir.path().join("b"), "b", RUN_B).await;
+    crops::write_numbered(FLOWRUN, &dir.path().join("a"), "a", RUN_A).await;
+    crops::write_numbered(FLOWRUN, &dir.path().join("b"), "b", RUN_B).await;
     let cloud_broker = Mosquitto::start();
     let store = S3Server::start();
     store.create_bucket(BUCKET).await;
@@ -90,7 +89,7 @@ async fn a_spooled_edge_killed_while_its_link_is_down_delivers_every_face() {
             ("SPOOL_DIR", dir.path().join("spool").display().to_string()),
         ]
     };
-    let mut run_a = Flowrun::start("edge run A", &spec, &env("a"));
+    let mut run_a = FLOWRUN.start("edge run A", &spec, &env("a"));
     run_a
         .wait_until("delivering", START, |s| s.count("publish", "ack") >= 100)
         .await;
@@ -108,7 +107,7 @@ async fn a_spooled_edge_killed_while_its_link_is_down_delivers_every_face() {
         "run A captured every face before the kill: not mid-stream"
     );
 
-    let mut run_b = Flowrun::start("edge run B (restarted)", &spec, &env("b"));
+    let mut run_b = FLOWRUN.start("edge run B (restarted)", &spec, &env("b"));
     let b_done = format!("done: {RUN_B} files");
     run_b
         .wait_until("capturing run B with the link down", START, |s| {

@@ -7,29 +7,21 @@
 //! `RELIABILITY scenario=… sent=… stored=… lost=… duplicated=… recover_ms=…`.
 //! The tests run one at a time: each is a timing of a 2-core machine.
 
-#[path = "../support/crops.rs"]
-mod crops;
-use flowrun_test_support::faces;
 mod killed_edge;
 mod link_down;
-use flowrun_test_support::proxy;
 mod report;
 mod rss;
 mod slow_store;
 
-#[path = "../e2e/flowrun.rs"]
-#[allow(dead_code)]
-mod flowrun;
-use flowrun_test_support::logs;
-use flowrun_test_support::mosquitto;
-use flowrun_test_support::s3;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use flowrun::Flowrun;
+use flowrun_test_support::flowrun::{cloud_cos_env, Binary, Flowrun};
+use flowrun_test_support::s3::S3Server;
 use flowrun_test_support::wait;
-use s3::S3Server;
+
+/// The binary under test (see `flowrun_test_support::flowrun`).
+const FLOWRUN: Binary = Binary::at(env!("CARGO_BIN_EXE_flowrun"));
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -38,36 +30,13 @@ const START: Duration = Duration::from_secs(30);
 
 const BUCKET: &str = "faces";
 
-fn cloud_cos_env(
-    cloud_broker: String,
-    s3_endpoint: String,
-    store: &S3Server,
-) -> Vec<(&'static str, String)> {
-    vec![
-        ("CLOUD_BROKER", cloud_broker),
-        ("WORKER_ID", "1".into()),
-        ("S3_ENDPOINT", s3_endpoint),
-        ("BUCKET", BUCKET.into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", store.access_key.clone()),
-        ("AWS_SECRET_ACCESS_KEY", store.secret_key.clone()),
-    ]
-}
-
-/// Starts the shipped cloud-cos and waits until its shared subscription
-/// exists, so that the broker keeps every face for it from then on.
+/// Starts the shipped cloud-cos on `cloud_broker`, storing at `s3_endpoint`
+/// with `store`'s keys, and waits until its shared subscription exists.
 async fn start_cloud(cloud_broker: String, s3_endpoint: String, store: &S3Server) -> Flowrun {
-    let mut process = Flowrun::start(
-        "cloud-cos",
-        "cloud-cos.yaml",
-        &cloud_cos_env(cloud_broker, s3_endpoint, store),
-    );
-    process
-        .wait_until("subscribed", START, |s| {
-            s.state("faces").starts_with("subscribed")
-        })
-        .await;
-    process
+    let env = cloud_cos_env(1, cloud_broker, store, s3_endpoint, BUCKET);
+    FLOWRUN
+        .start_cloud("cloud-cos", "cloud-cos.yaml", &env)
+        .await
 }
 
 /// The keys in the bucket, as a set.

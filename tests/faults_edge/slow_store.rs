@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use flowrun_test_support::wait;
 
-use crate::crops::{self, name};
-use crate::flowrun::Flowrun;
-use crate::mosquitto::{collect, Mosquitto, Options};
-use crate::proxy::Proxy;
 use crate::report::Figures;
 use crate::rss;
-use crate::s3::S3Server;
-use crate::{bucket_keys, start_cloud, wait_for_keys, BUCKET, SERIAL, START};
+use crate::{bucket_keys, start_cloud, wait_for_keys, BUCKET, FLOWRUN, SERIAL, START};
+use flowrun_test_support::crops::{self, name};
+use flowrun_test_support::mosquitto::{collect, Mosquitto, Options};
+use flowrun_test_support::proxy::Proxy;
+use flowrun_test_support::s3::S3Server;
 
 const DEVICE: &str = "door-8";
 const BURST: usize = 2_000;
@@ -79,9 +78,14 @@ fn publish_packet_ends(faces: &[Vec<u8>]) -> Vec<u64> {
 async fn a_slow_store_under_a_burst_keeps_the_backlog_in_the_broker() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    crops::write_numbered(&dir.path().join("faces"), "c", BURST).await;
-    let largest = crops::faces().await.iter().map(Vec::len).max().unwrap() as u64;
-    let published = publish_packet_ends(crops::faces().await);
+    crops::write_numbered(FLOWRUN, &dir.path().join("faces"), "c", BURST).await;
+    let largest = crops::faces(FLOWRUN)
+        .await
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap() as u64;
+    let published = publish_packet_ends(crops::faces(FLOWRUN).await);
     let cloud_broker = Mosquitto::start_with(Options {
         // $SYS figures every second: the broker's own count of messages held.
         extra: "sys_interval 1".into(),
@@ -101,7 +105,7 @@ async fn a_slow_store_under_a_burst_keeps_the_backlog_in_the_broker() {
     )
     .await;
 
-    let mut burst = Flowrun::start(
+    let mut burst = FLOWRUN.start(
         "burst",
         &burst_spec(dir.path()),
         &[

@@ -5,32 +5,16 @@
 
 use std::time::Duration;
 
+use super::roundtrip::producer_spec;
 use crate::support::engine;
 use crate::support::logs::{self, secret};
-use crate::support::mosquitto::{collect, eventually, run, Mosquitto, Options};
+use crate::support::mosquitto::{collect, eventually, free_port, run, Mosquitto, Options};
 
-fn producer_spec(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-version: 1
-name: produce
-nodes:
-  gen:
-    type: generate
-    count: 5
-    size: 9000
-    require_ack: true
-  pub:
-    type: mqtt_pub
-    inputs: [gen]
-    broker:
-      url: "{url}"
-      reconnect_min_ms: 50
-      reconnect_max_ms: 200
-{extra}
-    topic: "in/{{seq}}"
-"#
-    )
+/// Five 9,000-byte messages to `url`, reconnecting quickly; `extra` adds
+/// broker settings (`, username: edge`).
+fn producer(url: &str, extra: &str) -> String {
+    let broker = format!(r#"url: "{url}", reconnect_min_ms: 50, reconnect_max_ms: 200{extra}"#);
+    producer_spec(&broker, 5, 9000, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,8 +33,8 @@ async fn password_auth_wrong_password_is_clear_and_never_logged() {
         deny_anonymous: true,
         ..Options::default()
     });
-    let credentials = "      username: edge\n      password: ${MQTT_PASSWORD}";
-    let spec = producer_spec(&broker.url(), credentials);
+    let credentials = r#", username: edge, password: "${MQTT_PASSWORD}""#;
+    let spec = producer(&broker.url(), credentials);
 
     let wrong = engine::start(&spec, &[("MQTT_PASSWORD", &wrong_password)]);
     eventually(Duration::from_secs(10), "a refused connection", || {
@@ -150,11 +134,7 @@ fn tls_broker(d: &std::path::Path, extra: &str) -> (Mosquitto, u16) {
         "127.0.0.1",
         "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
     );
-    let plain_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let plain_port = free_port();
     let broker = Mosquitto::start_with(Options {
         extra: format!(
             "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n{extra}listener {plain_port} 127.0.0.1\n",
@@ -173,8 +153,8 @@ async fn tls_round_trip_with_a_test_ca() {
     let (broker, plain_port) = tls_broker(d, "");
     let out = collect(plain_port, "tls-collector", "in/#").await;
     let url = format!("mqtts://127.0.0.1:{}", broker.port);
-    let tls = format!("      tls: {{ca_file: \"{}/ca.crt\"}}", d.display());
-    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    let tls = format!(", tls: {{ca_file: \"{}/ca.crt\"}}", d.display());
+    let running = engine::start(&producer(&url, &tls), &[]);
     let report = running.finished(Duration::from_secs(20)).await;
     assert!(report.is_success(), "{report:?}");
     eventually(Duration::from_secs(10), "5 messages over TLS", || {
@@ -201,10 +181,10 @@ async fn client_certificate_accepted_and_a_wrong_ca_refused_clearly() {
 
     // With the client certificate: every message arrives.
     let tls = format!(
-        "      tls: {{ca_file: \"{d}/ca.crt\", cert_file: \"{d}/client.crt\", key_file: \"{d}/client.key\"}}",
+        ", tls: {{ca_file: \"{d}/ca.crt\", cert_file: \"{d}/client.crt\", key_file: \"{d}/client.key\"}}",
         d = d.display()
     );
-    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    let running = engine::start(&producer(&url, &tls), &[]);
     let report = running.finished(Duration::from_secs(20)).await;
     assert!(report.is_success(), "{report:?}");
     eventually(
@@ -217,10 +197,10 @@ async fn client_certificate_accepted_and_a_wrong_ca_refused_clearly() {
     // Trusting another CA: the broker's certificate is refused, the status
     // says what to check, and nothing is sent.
     let tls = format!(
-        "      tls: {{ca_file: \"{d}/other-ca.crt\", cert_file: \"{d}/client.crt\", key_file: \"{d}/client.key\"}}",
+        ", tls: {{ca_file: \"{d}/other-ca.crt\", cert_file: \"{d}/client.crt\", key_file: \"{d}/client.key\"}}",
         d = d.display()
     );
-    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    let running = engine::start(&producer(&url, &tls), &[]);
     eventually(Duration::from_secs(10), "a TLS error in the status", || {
         running.state("pub").contains("TLS handshake failed")
     })
@@ -231,8 +211,8 @@ async fn client_certificate_accepted_and_a_wrong_ca_refused_clearly() {
     running.stop().await;
 
     // Without the client certificate the broker requires: said so.
-    let tls = format!("      tls: {{ca_file: \"{d}/ca.crt\"}}", d = d.display());
-    let running = engine::start(&producer_spec(&url, &tls), &[]);
+    let tls = format!(", tls: {{ca_file: \"{d}/ca.crt\"}}", d = d.display());
+    let running = engine::start(&producer(&url, &tls), &[]);
     eventually(Duration::from_secs(10), "a failure in the status", || {
         running.state("pub").starts_with("disconnected")
     })

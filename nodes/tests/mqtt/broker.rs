@@ -5,17 +5,9 @@ use std::time::Duration;
 use flowrun_nodes::mqtt::client::Received;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::roundtrip::{generate_spec, relay_spec, wait_subscribed};
+use super::roundtrip::{generate_spec, producer_spec, relay_spec};
 use crate::support::engine;
-use crate::support::mosquitto::{collect, eventually, subscribe_v5, wait_for_port};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::mosquitto::{collect, eventually, free_port, subscribe_v5, wait_for_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_carries_messages() {
@@ -29,24 +21,8 @@ async fn embedded_broker_carries_messages() {
         broker.state("broker"),
         format!("listening on 127.0.0.1:{port}")
     );
-    let out = collect(port, "embedded-collector", "faces/#").await;
-    let yaml = format!(
-        r#"
-version: 1
-name: produce
-nodes:
-  gen:
-    type: generate
-    count: 10
-    size: 9000
-    require_ack: true
-  pub:
-    type: mqtt_pub
-    inputs: [gen]
-    broker: {{url: "mqtt://127.0.0.1:{port}"}}
-    topic: "faces/{{seq}}"
-"#
-    );
+    let out = collect(port, "embedded-collector", "in/#").await;
+    let yaml = producer_spec(&format!(r#"url: "mqtt://127.0.0.1:{port}""#), 10, 9000, "");
     let report = engine::start(&yaml, &[])
         .finished(Duration::from_secs(20))
         .await;
@@ -94,7 +70,7 @@ async fn embedded_v5_broker_round_trips_9kb_at_qos1() {
     let (broker, url) = start_v5_broker().await;
     let mut out = subscribe_v5(&url, "out/#").await;
     let relay = engine::start(&relay_spec(&url, "5", 1), &[]);
-    wait_subscribed(&relay, "sub").await;
+    engine::wait_subscribed(&relay, "sub").await;
     let (size, count) = (9 * 1024, 20);
     let report = engine::start(&generate_spec(&url, "5", 1, size, count), &[])
         .finished(Duration::from_secs(30))
@@ -123,7 +99,7 @@ async fn embedded_v5_broker_keeps_a_persistent_session() {
     let mut out = subscribe_v5(&url, "out/#").await;
     let relay = relay_spec(&url, "5", 1);
     let first = engine::start(&relay, &[]);
-    wait_subscribed(&first, "sub").await;
+    engine::wait_subscribed(&first, "sub").await;
     assert!(first.stop().await.is_success());
     let count = 50;
     let report = engine::start(&generate_spec(&url, "5", 1, 64, count), &[])

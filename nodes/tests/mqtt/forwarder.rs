@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use rumqttc::QoS;
 
-use super::roundtrip::wait_subscribed;
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, probe_until, publish_all, Collected, Mosquitto,
+    eventually, numbered_payloads, probe_until, publish_all, Collected, Mosquitto,
 };
 
 const COUNT: usize = 5000;
@@ -62,7 +61,7 @@ pub async fn wait_link_up(
     out: &Collected,
 ) {
     if !spec_is_bridge {
-        return wait_subscribed(running, "edge").await;
+        return engine::wait_subscribed(running, "edge").await;
     }
     probe_until(
         edge.port,
@@ -132,8 +131,7 @@ pub async fn carries(
     within: Duration,
 ) {
     let edge = Mosquitto::start();
-    let cloud = Mosquitto::start();
-    let out = collect(cloud.port, "cloud-collector", "image").await;
+    let (cloud, out) = Mosquitto::start_collecting("image").await;
     let running = engine::start(&spec(&edge, &cloud), &[]);
     wait_link_up(&running, bridge, &edge, &out).await;
 
@@ -153,8 +151,7 @@ pub async fn carries(
 
 async fn outage(bridge: bool) {
     let edge = Mosquitto::start();
-    let mut cloud = Mosquitto::start();
-    let out = collect(cloud.port, "cloud-collector", "image").await;
+    let (mut cloud, out) = Mosquitto::start_collecting("image").await;
     let running = engine::start(&spec(bridge, &edge, &cloud), &[]);
     wait_link_up(&running, bridge, &edge, &out).await;
 
@@ -189,8 +186,7 @@ async fn outage(bridge: bool) {
 async fn bridge_leaves_the_backlog_in_the_edge_broker_while_the_cloud_is_down() {
     const BACKLOG: usize = 2000;
     let edge = Mosquitto::start();
-    let mut cloud = Mosquitto::start();
-    let out = collect(cloud.port, "cloud-collector", "image").await;
+    let (mut cloud, out) = Mosquitto::start_collecting("image").await;
     let running = engine::start(&spec(true, &edge, &cloud), &[]);
     wait_link_up(&running, true, &edge, &out).await;
     let before = running.counts("link").received;

@@ -5,52 +5,25 @@
 
 use std::time::Duration;
 
-use crate::mqtt::roundtrip::wait_subscribed;
+use crate::mqtt::roundtrip::{producer_spec, relay_with};
 use crate::support::engine;
 use crate::support::logs;
 use crate::support::mosquitto::{collect, eventually, Mosquitto};
 use crate::support::rabbitmq::RabbitMq;
 
-/// in/# → mqtt_sub → mqtt_pub → out/#, and a producer of `count` 9 KB
-/// messages on in/<seq>; every broker connection at the default protocol.
+/// in/# → mqtt_sub → mqtt_pub → out/#, publishing at QoS 1; every broker
+/// connection at the default protocol.
 fn relay(url: &str, qos: u8) -> String {
-    format!(
-        r#"
-version: 1
-name: relay
-nodes:
-  sub:
-    type: mqtt_sub
-    broker: {{url: "{url}", client_id: relay-sub}}
-    topics: [{{filter: "in/#", qos: {qos}}}]
-  fwd:
-    type: mqtt_pub
-    inputs: [sub]
-    broker: {{url: "{url}", client_id: relay-pub}}
-    topic: "out/{{topic_level_1}}"
-    qos: 1
-"#
-    )
+    relay_with(url, "", qos, 1)
 }
 
+/// [`producer_spec`] of `count` 9 KB messages, reconnecting quickly;
+/// `broker_extra` adds broker settings (`, protocol: "5"`).
 pub fn producer(url: &str, broker_extra: &str, count: usize) -> String {
-    format!(
-        r#"
-version: 1
-name: produce
-nodes:
-  gen:
-    type: generate
-    count: {count}
-    size: 9216
-    require_ack: true
-  pub:
-    type: mqtt_pub
-    inputs: [gen]
-    broker: {{url: "{url}", client_id: producer, reconnect_min_ms: 50, reconnect_max_ms: 200{broker_extra}}}
-    topic: "in/{{seq}}"
-"#
-    )
+    let broker = format!(
+        r#"url: "{url}", client_id: producer, reconnect_min_ms: 50, reconnect_max_ms: 200{broker_extra}"#
+    );
+    producer_spec(&broker, count, 9216, "")
 }
 
 /// Runs the relay and the producer against `url`; every message must
@@ -59,7 +32,7 @@ nodes:
 async fn carries_every_message(url: &str, port: u16, qos: u8, count: usize) -> engine::Running {
     let out = collect(port, "collector", "out/#").await;
     let relay = engine::start(&relay(url, qos), &[]);
-    wait_subscribed(&relay, "sub").await;
+    engine::wait_subscribed(&relay, "sub").await;
     let report = engine::start(&producer(url, "", count), &[])
         .finished(Duration::from_secs(60))
         .await;

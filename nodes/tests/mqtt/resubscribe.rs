@@ -179,8 +179,7 @@ async fn a_filter_renamed_in_the_spec_stops_being_delivered_live_and_after_a_res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_topic_renamed_live_stops_being_bridged() {
     let edge = Mosquitto::start();
-    let cloud = Mosquitto::start();
-    let out = collect(cloud.port, "collector", "#").await;
+    let (cloud, out) = Mosquitto::start_collecting("#").await;
     let bridge = |pattern: &str| {
         format!(
             r#"

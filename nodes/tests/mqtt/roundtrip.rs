@@ -4,12 +4,18 @@
 use std::time::Duration;
 
 use crate::support::engine;
-use crate::support::mosquitto::{collect, eventually, Mosquitto};
+use crate::support::mosquitto::{eventually, Mosquitto};
 
 /// A graph that forwards everything under `in/` to `out/` through mqtt_sub
 /// and mqtt_pub, so a message crosses both node types.
 /// `protocol` is the MQTT version every node uses.
 pub fn relay_spec(url: &str, protocol: &str, qos: u8) -> String {
+    relay_with(url, &format!(r#", protocol: "{protocol}""#), qos, qos)
+}
+
+/// [`relay_spec`] subscribing at `qos` and publishing at `pub_qos`;
+/// `broker` adds settings to both connections (`, protocol: "5"`).
+pub fn relay_with(url: &str, broker: &str, qos: u8, pub_qos: u8) -> String {
     format!(
         r#"
 version: 1
@@ -17,19 +23,25 @@ name: relay
 nodes:
   sub:
     type: mqtt_sub
-    broker: {{url: "{url}", client_id: relay-sub, protocol: "{protocol}"}}
+    broker: {{url: "{url}", client_id: relay-sub{broker}}}
     topics: [{{filter: "in/#", qos: {qos}}}]
   fwd:
     type: mqtt_pub
     inputs: [sub]
-    broker: {{url: "{url}", client_id: relay-pub, protocol: "{protocol}"}}
+    broker: {{url: "{url}", client_id: relay-pub{broker}}}
     topic: "out/{{topic_level_1}}"
-    qos: {qos}
+    qos: {pub_qos}
 "#
     )
 }
 
-pub fn generate_spec(url: &str, protocol: &str, qos: u8, size: usize, count: usize) -> String {
+/// generate → mqtt_pub: `count` messages of `size` bytes on `in/<seq>`,
+/// the graph ending once the broker acknowledged each (`require_ack`).
+/// `broker` is the node's broker settings, the entries of a YAML flow
+/// mapping (`url: "…", client_id: producer`); `publish`, further lines of
+/// the mqtt_pub node (`    qos: 1\n`). Every test that only needs
+/// messages put into a broker uses it.
+pub fn producer_spec(broker: &str, count: usize, size: usize, publish: &str) -> String {
     format!(
         r#"
 version: 1
@@ -43,18 +55,16 @@ nodes:
   pub:
     type: mqtt_pub
     inputs: [gen]
-    broker: {{url: "{url}", client_id: producer, protocol: "{protocol}"}}
+    broker: {{{broker}}}
     topic: "in/{{seq}}"
-    qos: {qos}
-"#
+{publish}"#
     )
 }
 
-pub async fn wait_subscribed(running: &engine::Running, node: &str) {
-    eventually(Duration::from_secs(10), "subscription", || {
-        running.state(node).starts_with("subscribed")
-    })
-    .await;
+/// [`producer_spec`] with every connection speaking `protocol`, at `qos`.
+pub fn generate_spec(url: &str, protocol: &str, qos: u8, size: usize, count: usize) -> String {
+    let broker = format!(r#"url: "{url}", client_id: producer, protocol: "{protocol}""#);
+    producer_spec(&broker, count, size, &format!("    qos: {qos}\n"))
 }
 
 async fn round_trip(qos: u8, size: usize, count: usize) {
@@ -64,10 +74,9 @@ async fn round_trip(qos: u8, size: usize, count: usize) {
 /// generate → mqtt_pub → broker → mqtt_sub → mqtt_pub → broker → collector,
 /// every node speaking `protocol`.
 pub async fn round_trip_over(protocol: &str, qos: u8, size: usize, count: usize) {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
+    let (broker, out) = Mosquitto::start_collecting("out/#").await;
     let relay = engine::start(&relay_spec(&broker.url(), protocol, qos), &[]);
-    wait_subscribed(&relay, "sub").await;
+    engine::wait_subscribed(&relay, "sub").await;
 
     let produce = engine::start(
         &generate_spec(&broker.url(), protocol, qos, size, count),
@@ -130,8 +139,7 @@ async fn round_trip_qos2_2mb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_message_is_refused_and_the_link_stays_up() {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "in/#").await;
+    let (broker, out) = Mosquitto::start_collecting("in/#").await;
     let url = broker.url();
     let yaml = format!(
         r#"

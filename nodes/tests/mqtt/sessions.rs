@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use rumqttc::QoS;
 
-use super::roundtrip::wait_subscribed;
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, probe_until, publish_all, Mosquitto,
+    eventually, numbered_payloads, probe_until, publish_all, Mosquitto,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,8 +29,7 @@ const V3: Version = Version {
 /// the same client id: all 200 arrive.
 pub async fn persistent_session_delivers(version: Version) {
     let Version { settings, prefix } = version;
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
+    let (broker, out) = Mosquitto::start_collecting("out/#").await;
     let url = broker.url();
     let yaml = format!(
         r#"
@@ -50,7 +48,7 @@ nodes:
 "#
     );
     let first = engine::start(&yaml, &[]);
-    wait_subscribed(&first, "sub").await;
+    engine::wait_subscribed(&first, "sub").await;
     assert!(first.stop().await.is_success());
 
     publish_all(
@@ -78,8 +76,7 @@ async fn shared_subscription_spreads_messages_exactly_once() {
 /// exactly once, each some.
 pub async fn shared_subscription_spreads(version: Version) {
     let Version { settings, prefix } = version;
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
+    let (broker, out) = Mosquitto::start_collecting("out/#").await;
     let url = broker.url();
     let sub = |n: u8| {
         format!(
@@ -94,7 +91,7 @@ pub async fn shared_subscription_spreads(version: Version) {
     );
     let running = engine::start(&yaml, &[]);
     for worker in ["w1", "w2", "w3"] {
-        wait_subscribed(&running, worker).await;
+        engine::wait_subscribed(&running, worker).await;
     }
     publish_all(
         broker.port,
@@ -121,8 +118,7 @@ pub async fn shared_subscription_spreads(version: Version) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_will_is_published_when_the_node_vanishes() {
-    let broker = Mosquitto::start();
-    let wills = collect(broker.port, "will-watcher", "status/#").await;
+    let (broker, wills) = Mosquitto::start_collecting("status/#").await;
     let url = broker.url();
     let yaml = format!(
         r#"
@@ -138,7 +134,7 @@ nodes:
 "#
     );
     let running = engine::start(&yaml, &[]);
-    wait_subscribed(&running, "sub").await;
+    engine::wait_subscribed(&running, "sub").await;
     assert_eq!(wills.len(), 0);
     // Stopping drops the connection without a DISCONNECT, like a crash would.
     assert!(running.stop().await.is_success());
@@ -154,8 +150,7 @@ nodes:
 /// subscribing again, nothing published after the restart would arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_subscription_receives_again_after_a_broker_restart() {
-    let mut broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
+    let (mut broker, out) = Mosquitto::start_collecting("out/#").await;
     let url = broker.url();
     let yaml = format!(
         r#"
@@ -174,7 +169,7 @@ nodes:
 "#
     );
     let running = engine::start(&yaml, &[]);
-    wait_subscribed(&running, "sub").await;
+    engine::wait_subscribed(&running, "sub").await;
     tokio::task::block_in_place(|| broker.restart());
 
     // Published until one arrives: those before the node subscribed again

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rumqttc::QoS;
 
 use super::forwarder::carries;
-use super::roundtrip::{round_trip_over, wait_subscribed};
+use super::roundtrip::round_trip_over;
 use super::sessions::Version;
 use crate::support::engine;
 use crate::support::mosquitto::{
@@ -39,8 +39,7 @@ async fn v5_round_trip_qos2_2mb() {
 /// mqtt_sub metadata → a topic made from it downstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_properties_travel_from_pub_metadata_to_sub_metadata() {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
+    let (broker, out) = Mosquitto::start_collecting("out/#").await;
     let url = broker.url();
     let relay = format!(
         r#"
@@ -59,7 +58,7 @@ nodes:
 "#
     );
     let relay = engine::start(&relay, &[]);
-    wait_subscribed(&relay, "sub").await;
+    engine::wait_subscribed(&relay, "sub").await;
     let produce = format!(
         r#"
 version: 1
@@ -194,8 +193,7 @@ nodes:
 /// What follows still flows, on the same connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_subscriber_takes_a_message_over_its_max_packet_bytes() {
-    let broker = Mosquitto::start();
-    let out = collect(broker.port, "collector", "out/#").await;
+    let (broker, out) = Mosquitto::start_collecting("out/#").await;
     let url = broker.url();
     let yaml = format!(
         r#"
@@ -214,7 +212,7 @@ nodes:
 "#
     );
     let running = engine::start(&yaml, &[]);
-    wait_subscribed(&running, "sub").await;
+    engine::wait_subscribed(&running, "sub").await;
     publish_all(
         broker.port,
         "in/big",

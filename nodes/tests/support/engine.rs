@@ -39,6 +39,15 @@ pub fn start(yaml: &str, env: &[(&str, &str)]) -> Running {
     }
 }
 
+/// Waits (bounded) until the subscriber `node` of `running` has subscribed:
+/// from then on the broker keeps what is published for it.
+pub async fn wait_subscribed(running: &Running, node: &str) {
+    flowrun_test_support::wait::eventually(Duration::from_secs(20), "the subscription", || {
+        running.state(node).starts_with("subscribed")
+    })
+    .await;
+}
+
 /// Validates `yaml` (every `${VAR}` from `env`) into a plan; panics with the
 /// diagnostics if it is invalid.
 pub fn plan(yaml: &str, env: &[(&str, &str)]) -> Plan {

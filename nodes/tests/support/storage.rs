@@ -28,6 +28,19 @@ pub async fn run_spec(
     (report, metrics)
 }
 
+/// Puts the server's keys in environment variables only this test reads,
+/// and returns the spec lines that name them (at the indentation of the
+/// settings under `backend:` → `s3:`).
+pub fn credentials(server: &super::s3::S3Server, tag: &str) -> String {
+    let (id_var, secret_var) = (
+        format!("FLOWRUN_TEST_{tag}_{}_ID", server.port),
+        format!("FLOWRUN_TEST_{tag}_{}_SECRET", server.port),
+    );
+    std::env::set_var(&id_var, &server.access_key);
+    std::env::set_var(&secret_var, &server.secret_key);
+    format!("access_key_id_env: {id_var}\n        secret_access_key_env: {secret_var}")
+}
+
 /// The state word of node `id`.
 pub fn state(metrics: &flowrun_runtime::Metrics, id: &str) -> String {
     metrics

@@ -1,44 +1,21 @@
 //! The preview page in a real browser (Debian's headless Chromium) while
 //! Megamind.avi plays through camera → haar_detect → gray_crop.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use flowrun_runtime::{validate, Engine, Metrics};
-use flowrun_test_support::wait;
+use flowrun_test_support::chromium::{self, CHROMIUM};
+use flowrun_test_support::{free_port, http, wait};
 use opencv::core::Vector;
 use opencv::prelude::*;
 
 use crate::common::*;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A plain HTTP GET: the body, when the status is 200.
 fn get(port: u16, path: &str) -> Option<Vec<u8>> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    head.starts_with("HTTP/1.1 200")
-        .then(|| response[split + 4..].to_vec())
+    let (head, body) = http::get(port, path, "")?;
+    head.starts_with("HTTP/1.1 200").then_some(body)
 }
 
 /// The page's state once it has a frame with boxes and a face image.
@@ -54,30 +31,9 @@ fn wait_until_faces_are_shown(port: u16) -> serde_json::Value {
         .expect("no face shown within a minute")
 }
 
+/// The preview page on `port` in headless Chromium.
 fn chromium(port: u16, profile: &Path, extra: &[&str]) -> String {
-    let output = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--window-size=1280,1000",
-            "--virtual-time-budget=4000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .expect("chromium runs (scripts/setup.sh installs it)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    chromium::run(&format!("http://127.0.0.1:{port}/"), profile, 4000, extra)
 }
 
 /// How many strongly green pixels a JPEG has: the drawn box outlines.

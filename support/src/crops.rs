@@ -1,25 +1,27 @@
 //! Real face crops for the fault tests' producers, more faces than one pass
 //! of the video holds: every face flowrun finds in Megamind.avi, cut out as
 //! a grayscale PNG by the same nodes as the shipped edge specs, made once
-//! and kept under cargo's target/tmp (shared by tests/faults and
+//! and kept under cargo's `target/tmp` (shared by tests/faults and
 //! tests/faults_edge).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::flowrun::{Flowrun, MEGAMIND};
+use crate::flowrun::{Binary, MEGAMIND};
 
 static CROPS: tokio::sync::OnceCell<Vec<Vec<u8>>> = tokio::sync::OnceCell::const_new();
 
-/// The crops, as PNG bytes, in frame order.
-pub async fn faces() -> &'static [Vec<u8>] {
-    CROPS.get_or_init(load).await
+/// The crops, as PNG bytes, in frame order; made by `flowrun` the first
+/// time (one binary per test crate: later calls get the same crops).
+pub async fn faces(flowrun: Binary) -> &'static [Vec<u8>] {
+    CROPS.get_or_init(|| load(flowrun)).await
 }
 
-async fn load() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("megamind-faces");
+async fn load(flowrun: Binary) -> Vec<Vec<u8>> {
+    // What cargo gives integration tests as `CARGO_TARGET_TMPDIR`.
+    let dir = crate::target_dir().join("tmp/megamind-faces");
     if !dir.join("complete").exists() {
-        make(&dir).await;
+        make(flowrun, &dir).await;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -42,7 +44,7 @@ async fn load() -> Vec<Vec<u8>> {
 
 /// Runs camera → haar_detect → gray_crop → cos_put (a folder) over the
 /// whole video, every frame (no realtime pacing, no dropped frames).
-async fn make(dir: &Path) {
+async fn make(flowrun: Binary, dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let spec = dir.join("crops.yaml");
@@ -70,7 +72,7 @@ nodes:
         ),
     )
     .unwrap();
-    let cutter = Flowrun::start_file("crops", &spec, false, &[]);
+    let cutter = flowrun.start_file("crops", &spec, false, &[]);
     let (_, clean) = cutter.wait_for_exit(Duration::from_secs(180)).await;
     assert!(clean, "making face crops failed");
     std::fs::write(dir.join("complete"), "").unwrap();
@@ -79,14 +81,15 @@ nodes:
 /// Writes `count` faces into `dir` as `<prefix>-00000`, `<prefix>-00001`…
 /// (no extension: the name becomes the topic's last level), cycling through
 /// the crops.
-pub async fn write_numbered(dir: &Path, prefix: &str, count: usize) {
-    let faces = faces().await;
+pub async fn write_numbered(flowrun: Binary, dir: &Path, prefix: &str, count: usize) {
+    let faces = faces(flowrun).await;
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..count {
         std::fs::write(dir.join(name(prefix, i)), &faces[i % faces.len()]).unwrap();
     }
 }
 
+/// The name [`write_numbered`] gives face `i`.
 pub fn name(prefix: &str, i: usize) -> String {
     format!("{prefix}-{i:05}")
 }

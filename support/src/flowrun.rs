@@ -3,6 +3,20 @@
 //! status lines parsed as they arrive, stopped with SIGINT (or SIGKILL, as
 //! a crash), killed when dropped. Its log, at DEBUG, is also written to
 //! `target/test-logs/` for `scripts/scan-logs.sh`.
+//!
+//! Cargo tells where it built the `flowrun` binary (`CARGO_BIN_EXE_flowrun`)
+//! only to the root crate's integration tests, so each of them names it
+//! once and starts processes from it:
+//!
+//! ```ignore
+//! const FLOWRUN: Binary = Binary::at(env!("CARGO_BIN_EXE_flowrun"));
+//! let edge = FLOWRUN.start("edge-bridge", "edge-bridge.yaml", &env);
+//! ```
+//!
+//! A `const` value rather than a `flowrun_bin!()` macro: the `env!` stays
+//! visible where cargo's variable exists, it is written once per test
+//! crate rather than at every start, and the call sites read as what they
+//! do (`FLOWRUN.start(…)`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -11,7 +25,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowrun_test_support::wait;
+use crate::s3::S3Server;
+use crate::wait;
 
 /// Every variable the shipped specs read: removed from the environment of
 /// each process, so that only what a test sets reaches it.
@@ -37,8 +52,37 @@ const SPEC_VARIABLES: &[&str] = &[
 
 pub const MEGAMIND: &str = "/usr/share/doc/opencv-doc/examples/data/Megamind.avi";
 
+/// Starting a process and connecting it.
+const START: Duration = Duration::from_secs(30);
+
+/// The repository's root: this crate lives in its `support/` folder.
 pub fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let support = Path::new(env!("CARGO_MANIFEST_DIR"));
+    support
+        .parent()
+        .expect("support/ is in the repository")
+        .into()
+}
+
+/// The variables of `specs/cloud-cos.yaml`: worker `worker` on `broker`,
+/// storing into `bucket` at `endpoint` (the store's own, or a proxy in
+/// front of it) with the store's keys.
+pub fn cloud_cos_env(
+    worker: u32,
+    broker: String,
+    store: &S3Server,
+    endpoint: String,
+    bucket: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLOUD_BROKER", broker),
+        ("WORKER_ID", worker.to_string()),
+        ("S3_ENDPOINT", endpoint),
+        ("BUCKET", bucket.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", store.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", store.secret_key.clone()),
+    ]
 }
 
 /// The counters and state word of each node, from one status line:
@@ -121,22 +165,34 @@ impl Status {
     }
 }
 
-pub struct Flowrun {
-    name: String,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
+/// The `flowrun` binary under test (see the module's doc).
+#[derive(Debug, Clone, Copy)]
+pub struct Binary(&'static str);
 
-impl Flowrun {
+impl Binary {
+    pub const fn at(path: &'static str) -> Binary {
+        Binary(path)
+    }
+
+    pub fn path(self) -> &'static Path {
+        Path::new(self.0)
+    }
+
     /// Runs `specs/<spec>` (or `spec` itself when it is an absolute path)
     /// with exactly the spec variables in `env`.
-    pub fn start(name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
-        Self::start_file(name, &repository().join("specs").join(spec), false, env)
+    pub fn start(self, name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
+        self.start_file(name, &repository().join("specs").join(spec), false, env)
     }
 
     /// Runs the spec at `path`; with `watch`, reloading it when it changes.
-    pub fn start_file(name: &str, path: &Path, watch: bool, env: &[(&str, String)]) -> Flowrun {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_flowrun"));
+    pub fn start_file(
+        self,
+        name: &str,
+        path: &Path,
+        watch: bool,
+        env: &[(&str, String)],
+    ) -> Flowrun {
+        let mut command = Command::new(self.path());
         for variable in SPEC_VARIABLES {
             command.env_remove(variable);
         }
@@ -175,8 +231,29 @@ impl Flowrun {
         }
     }
 
+    /// Starts a cloud process (a shipped cloud spec, or one like it) and
+    /// waits until its subscription (node `faces`) exists, so that the
+    /// broker keeps every face for it from then on.
+    pub async fn start_cloud(self, name: &str, spec: &str, env: &[(&str, String)]) -> Flowrun {
+        let mut cloud = self.start(name, spec, env);
+        cloud
+            .wait_until("subscribed", START, |s| {
+                s.state("faces").starts_with("subscribed")
+            })
+            .await;
+        cloud
+    }
+}
+
+/// A running `flowrun run`, killed when dropped.
+pub struct Flowrun {
+    name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Flowrun {
     /// The process id, to read its memory use from `/proc`.
-    #[allow(dead_code)] // tests/faults_edge only
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -242,7 +319,6 @@ impl Flowrun {
     /// SIGKILL, as a crash or a power cut would: no draining, no final
     /// counts. Returns the last status line it printed (up to one status
     /// interval old).
-    #[allow(dead_code)] // tests/faults and tests/faults_edge only
     pub fn kill(mut self) -> Status {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -298,6 +374,7 @@ impl Drop for Flowrun {
     }
 }
 
+#[cfg(test)]
 #[test]
 fn status_lines_parse() {
     let line = "2026-11-25T16:28:15Z  INFO final counts: camera out=270 [end of file: 270 frames] \

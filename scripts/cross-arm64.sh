@@ -49,6 +49,14 @@ for tool in aarch64-linux-gnu-gcc aarch64-linux-gnu-g++ qemu-aarch64 debootstrap
 done
 rustup target list --installed 2>/dev/null | grep -qx "$TARGET" || rustup target add "$TARGET"
 
+# One build at a time: scripts/test.sh runs this script beside the deploy
+# tests, whose arm64 images run it too (--no-check). Both would unpack the
+# same sysroot and copy the same build outputs; the lock is released when
+# the builds are done.
+mkdir -p "$WORK"
+exec 9>"$WORK/.lock"
+flock 9
+
 # --- the sysroot -------------------------------------------------------------
 packages=libstdc++6
 for m in "${MODULES[@]}"; do packages+=",libopencv-$m"406; done
@@ -108,11 +116,14 @@ build() {
   cargo build --quiet --locked --profile "$PROFILE" --target "$TARGET" --bin flowrun "$@"
 }
 say "building flowrun for $TARGET (profile $PROFILE) without and with the vision nodes"
+# Copied, then renamed into place: whoever reads the previous copy
+# (scripts/images.sh --arm64) never sees half a file.
 build --no-default-features
-cp "$OUT/flowrun" "$OUT/flowrun-cloud"
+cp "$OUT/flowrun" "$OUT/flowrun-cloud.new" && mv "$OUT/flowrun-cloud.new" "$OUT/flowrun-cloud"
 build
-cp "$OUT/flowrun" "$OUT/flowrun-edge"
+cp "$OUT/flowrun" "$OUT/flowrun-edge.new" && mv "$OUT/flowrun-edge.new" "$OUT/flowrun-edge"
 file "$OUT/flowrun-edge" "$OUT/flowrun-cloud" | sed 's/, BuildID[^,]*//' >&2
+flock -u 9
 
 [ "$CHECK" -eq 1 ] || exit 0
 
@@ -182,6 +193,15 @@ if [ "$native" -lt 250 ] || [ -n "$only_native$only_arm64" ]; then
   say "on the same pixels the builds disagree: only on x86_64: ${only_native:-none}; only on arm64: ${only_arm64:-none}"
   exit 1
 fi
+# The crops themselves, byte for byte (the same boxes, the same gray, the
+# same PNG encoding).
+digests() { (cd "$1" && find . -name '*.png' -exec md5sum {} + | sort -k2); }
+if ! cmp -s <(digests "$check/frames-native") <(digests "$check/frames-arm64"); then
+  say "on the same pixels the builds found the same faces but wrote different crops:"
+  diff <(digests "$check/frames-native") <(digests "$check/frames-arm64") | head -10 >&2
+  exit 1
+fi
+say "same pixels: the same $native faces, every crop byte-identical"
 
 # 2. The video, each side decoding it with its own FFmpeg, as a camera
 # would be read on a Jetson. The BGR conversion above puts a few candidates

@@ -166,6 +166,14 @@ build_flowrun() {
     grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4
 }
 
+# The build without OpenCV goes to a target folder of its own: built in the
+# shared one, it would replace target/<profile>/flowrun, the binary that the
+# tests running beside the deploy tests start, by one without the vision
+# nodes until the next build (scripts/test.sh runs them side by side).
+build_cloud_flowrun() {
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/cloud" build_flowrun --no-default-features
+}
+
 build_binaries() {
   local dist=docker/dist/$ARCH
   mkdir -p "$dist"
@@ -179,10 +187,8 @@ build_binaries() {
     aarch64-linux-gnu-strip -o "$dist/flowrun-cloud.new" "$out/flowrun-cloud"
     aarch64-linux-gnu-strip -o "$dist/flowrun-edge.new" "$out/flowrun-edge"
   else
-    # The cloud build first: both are written to the same target path, and
-    # the test build that other tests run must be the one left there.
     say "building flowrun (profile $PROFILE) without and with the vision nodes"
-    strip -o "$dist/flowrun-cloud.new" "$(build_flowrun --no-default-features)"
+    strip -o "$dist/flowrun-cloud.new" "$(build_cloud_flowrun)"
     strip -o "$dist/flowrun-edge.new" "$(build_flowrun)"
   fi
   # Replaced only when the bytes differ, so the image layer stays cached.

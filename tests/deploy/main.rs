@@ -580,9 +580,10 @@ async fn count_faces(image: Option<&str>) -> (usize, Duration) {
 /// cross-built binaries on an arm64 debootstrap base, and the kernel runs
 /// them through qemu (binfmt_misc). The edge image, as an arm64 container,
 /// finds the sample video's faces — as many as this machine's build, within
-/// 1 % (Debian's arm64 OpenCV fuses multiply-adds, so a face right at the
-/// detector's threshold can fall the other way; scripts/cross-arm64.sh lists
-/// them) — as a non-root user; the cloud image checks its specs.
+/// 1 % (FFmpeg's conversion of the decoded frames to BGR rounds differently
+/// on arm64, so a face right at the detector's threshold can fall the other
+/// way; scripts/cross-arm64.sh shows the builds agree exactly on the same
+/// pixels) — as a non-root user; the cloud image checks its specs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_arm64_images_run_and_find_the_faces() {
     let _serial = SERIAL.lock().await;

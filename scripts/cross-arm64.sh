@@ -11,7 +11,7 @@
 #   scripts/cross-arm64.sh --release    # release builds + the check (what to deploy)
 #   scripts/cross-arm64.sh --no-check   # only build
 #
-# Writes target/aarch64-unknown-linux-gnu/<profile>/flowrun-edge (with the
+# Writes target/cross-arm64/build/aarch64-unknown-linux-gnu/<profile>/flowrun-edge (with the
 # vision nodes, linking OpenCV 4.6) and flowrun-cloud (without OpenCV).
 #
 # How: Rust's aarch64 target (rustup), Debian's gcc-aarch64-linux-gnu as
@@ -36,8 +36,13 @@ for arg in "$@"; do
     *) echo "usage: $0 [--release] [--no-check]" >&2; exit 2 ;;
   esac
 done
-OUT=target/$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo release)
 WORK=target/cross-arm64
+# A cargo target folder of its own: cargo locks a target folder while it
+# builds, and scripts/test.sh runs this script beside `cargo test`, which
+# would wait for the whole arm64 build in a shared one.
+HOST_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+export CARGO_TARGET_DIR=$WORK/build
+OUT=$CARGO_TARGET_DIR/$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo release)
 SYSROOT=$WORK/sysroot
 # The OpenCV modules the vision nodes use (nodes/Cargo.toml's opencv features).
 MODULES=(core imgproc imgcodecs objdetect videoio)
@@ -151,7 +156,7 @@ count_faces() {
 say "counting faces with this machine's build"
 # Without the OpenCV variables above: the opencv crate's build script reads
 # them for whatever target it builds, and this build is the host's.
-native_bin=$(env -u OPENCV_LINK_LIBS -u OPENCV_LINK_PATHS -u OPENCV_INCLUDE_PATHS \
+native_bin=$(env -u OPENCV_LINK_LIBS -u OPENCV_LINK_PATHS -u OPENCV_INCLUDE_PATHS CARGO_TARGET_DIR="$HOST_TARGET_DIR" \
   cargo build --quiet --locked --profile "$PROFILE" --bin flowrun --message-format=json-render-diagnostics |
   grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 

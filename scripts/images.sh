@@ -183,7 +183,7 @@ build_binaries() {
     [ "$PROFILE" = release ] && flags+=(--release)
     scripts/cross-arm64.sh "${flags[@]}"
     local out
-    out=target/aarch64-unknown-linux-gnu/$([ "$PROFILE" = release ] && echo release || echo debug)
+    out=target/cross-arm64/build/aarch64-unknown-linux-gnu/$([ "$PROFILE" = release ] && echo release || echo debug)
     aarch64-linux-gnu-strip -o "$dist/flowrun-cloud.new" "$out/flowrun-cloud"
     aarch64-linux-gnu-strip -o "$dist/flowrun-edge.new" "$out/flowrun-edge"
   else

@@ -4,10 +4,11 @@
 # checked under qemu, then a scan of every log the tests wrote for leaked
 # secrets. Ends with how long each part took.
 #
-# The deploy tests and the arm64 check run beside `cargo test`: all three
-# spend most of their time waiting (on real-time video, brokers, outages of
-# fixed length, containers starting, emulated programs), so on 2 cores they
-# finish sooner side by side than one after another. Their output goes to
+# The deploy tests and the arm64 check run in the background, beside the
+# lints and `cargo test`: all of them spend much of their time waiting (on
+# real-time video, brokers, outages of fixed length, containers starting,
+# emulated programs, Debian's mirror), so on 2 cores they finish sooner side
+# by side than one after another. Their output goes to
 # target/deploy-test.out and target/cross-arm64.out, shown when they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,15 +24,9 @@ phase() {
 }
 
 phase "set-up" scripts/setup.sh --tests
-phase "fmt, clippy (both builds)" bash -c '
-  cargo fmt --all -- --check
-  cargo clippy --workspace --all-targets -- -D warnings
-  cargo clippy --test deploy -- -D warnings
-  # The build without OpenCV (the cloud image'"'"'s) must stay clean too.
-  cargo clippy -p flowrun --no-default-features -- -D warnings'
+phase "fmt" cargo fmt --all -- --check
 scripts/scan-logs.sh --self-test
-rm -rf target/test-logs
-phase "build the tests" bash -c 'cargo test --workspace --no-run --quiet && cargo test --test deploy --no-run --quiet'
+rm -rf target/test-logs target/deploy-test.status target/cross-arm64.status
 
 # A part run in the background: its output to target/$1.out, its exit code
 # and seconds to target/$1.status when it ends.
@@ -44,10 +39,30 @@ beside() {
     "$@" >"target/$name.out" 2>&1 || rc=$?
     echo "$rc $((SECONDS - started))" >"target/$name.status"
   ) &
+  background+=("$!")
 }
-rm -f target/deploy-test.status target/cross-arm64.status
+# A part that fails ends the suite: what runs in the background goes too.
+background=()
+stop_background() {
+  local pid
+  for pid in "${background[@]}"; do
+    pkill -TERM -P "$pid" 2>/dev/null || true
+  done
+}
+trap stop_background EXIT
+# The deploy tests are the longest part (their images are built inside
+# them, the arm64 ones under emulation): they start as soon as their binary
+# is built, and the arm64 check with them (its builds have a target folder
+# of their own); lints and the other tests are built meanwhile.
+phase "build the deploy tests" cargo test --test deploy --no-run --quiet
 beside deploy-test cargo test --test deploy --no-fail-fast
 beside cross-arm64 scripts/cross-arm64.sh
+phase "clippy (both builds)" bash -c '
+  cargo clippy --workspace --all-targets -- -D warnings
+  cargo clippy --test deploy -- -D warnings
+  # The build without OpenCV (the cloud image'"'"'s) must stay clean too.
+  cargo clippy -p flowrun --no-default-features -- -D warnings'
+phase "build the tests" cargo test --workspace --no-run --quiet
 
 # Every target runs even when one fails; cargo prints each one's time,
 # summed up per target below.

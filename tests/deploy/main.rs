@@ -50,7 +50,14 @@ async fn images() {
     IMAGES
         .get_or_init(|| async {
             let script = repository().join("scripts/images.sh");
-            let env = [("FLOWRUN_PROFILE".to_string(), "dev".to_string())];
+            // The edge image carries the very binary this test build made.
+            let env = [
+                ("FLOWRUN_PROFILE".to_string(), "dev".to_string()),
+                (
+                    "FLOWRUN_EDGE_BINARY".to_string(),
+                    env!("CARGO_BIN_EXE_flowrun").to_string(),
+                ),
+            ];
             compose::run("bash", &[script.to_str().unwrap()], &env).await;
         })
         .await;

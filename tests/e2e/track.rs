@@ -138,11 +138,13 @@ async fn a_reload_mid_video_flushes_open_tracks_and_loses_no_appearance() {
     let spec = dir.path().join("track.yaml");
     std::fs::write(&spec, reload_spec(&bucket, 12)).unwrap();
     let mut flowrun = FLOWRUN.start_file("track-reload", &spec, true, &[]);
-    // Mid-video: the edited tracker has followed faces for a while, and the
-    // camera has frames left.
+    // Mid-video: the edited tracker is following someone (a confirmed
+    // track, whose best face a flush sends: a candidate below min_frames is
+    // dropped by design), and the camera has frames left.
     let before = flowrun
-        .wait_until("tracking faces", VIDEO, |s| {
-            s.state("edited").contains("open=1") && s.count("camera", "out") >= 60
+        .wait_until("following a face", VIDEO, |s| {
+            s.state("edited").contains("open=1 (1 confirmed)")
+                && s.count("camera", "out") >= 60
         })
         .await;
     assert!(

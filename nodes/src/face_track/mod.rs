@@ -201,12 +201,16 @@ impl Node for FaceTrack {
     }
 }
 
-/// The status word: `open=2 faces=120 tracks=4 confirmed=3` (`done`
-/// instead of `open=N` once the input ended).
+/// The status word: `open=2 (1 confirmed) faces=120 tracks=4 confirmed=3`
+/// (`done` instead of the open tracks once the input ended).
 fn state(word: &str, tracker: &Tracker<Message>) -> String {
     let c = tracker.counts();
     let head = match word {
-        "open" => format!("open={}", tracker.open_tracks()),
+        "open" => format!(
+            "open={} ({} confirmed)",
+            tracker.open_tracks(),
+            tracker.open_confirmed()
+        ),
         other => other.to_owned(),
     };
     format!(

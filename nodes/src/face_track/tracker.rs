@@ -178,6 +178,15 @@ impl<T: Clone> Tracker<T> {
         self.tracks.len()
     }
 
+    /// The open tracks that reached `min_frames`: people being followed,
+    /// whose best face a flush would send (the others are still candidates).
+    pub fn open_confirmed(&self) -> usize {
+        self.tracks
+            .iter()
+            .filter(|t| t.frames >= self.settings.min_frames)
+            .count()
+    }
+
     /// The faces detected in frame number `frame`, captured at `ms`.
     pub fn observe(&mut self, frame: u64, ms: i64, faces: Vec<Face<T>>) -> Step<T> {
         let mut step = Step::default();

@@ -146,7 +146,8 @@ count_faces() {
   local dir=$1
   shift
   mkdir -p "$dir"
-  CAMERA=${CAMERA:-$VIDEO} OUT_DIR=$dir FLOWRUN_LOG=warn "$@" run --no-watch "$SPEC" >"$dir.log" 2>&1 || {
+  # Bounded: a camera that cannot read its source retries forever.
+  CAMERA=${CAMERA:-$VIDEO} OUT_DIR=$dir FLOWRUN_LOG=warn timeout 900 "$@" run --no-watch "$SPEC" >"$dir.log" 2>&1 || {
     cat "$dir.log" >&2
     return 1
   }
@@ -184,7 +185,8 @@ compare() {
 # differs (libswscale's x86_64 and arm64 code paths round differently), so
 # frames written once as PNG, which both read bit for bit, take the decoder
 # out: the arm64 build must then find exactly the faces this one finds.
-frames=$WORK/megamind-frames
+# (Absolute: the camera reads a relative source from the spec's folder.)
+frames=$PWD/$WORK/megamind-frames
 if [ "$(cat "$frames/.source" 2>/dev/null)" != "$(stat -c '%s %Y' "$VIDEO")" ]; then
   rm -rf "$frames"
   mkdir -p "$frames"

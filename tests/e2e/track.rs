@@ -143,8 +143,7 @@ async fn a_reload_mid_video_flushes_open_tracks_and_loses_no_appearance() {
     // dropped by design), and the camera has frames left.
     let before = flowrun
         .wait_until("following a face", VIDEO, |s| {
-            s.state("edited").contains("open=1 (1 confirmed)")
-                && s.count("camera", "out") >= 60
+            s.state("edited").contains("open=1 (1 confirmed)") && s.count("camera", "out") >= 60
         })
         .await;
     assert!(

@@ -142,6 +142,11 @@ trap 'rm -rf "$check"' EXIT
 # spec the deploy tests run in the arm64 image too.
 SPEC=tests/deploy/count-faces.yaml
 
+# The frame-face names ("37-1") found in folder $1, one a line.
+found() { (cd "$1" && find . -name '*.png' | sed 's|^\./||; s|\.png$||' | sort); }
+
+# Runs the count spec with the flowrun command given after folder $1, the
+# crops into $1 and their frame-face names into $1.txt.
 count_faces() {
   local dir=$1
   shift
@@ -151,7 +156,7 @@ count_faces() {
     cat "$dir.log" >&2
     return 1
   }
-  find "$dir" -name '*.png' | wc -l
+  found "$dir" >"$dir.txt"
 }
 
 say "counting faces with this machine's build"
@@ -161,21 +166,18 @@ native_bin=$(env -u OPENCV_LINK_LIBS -u OPENCV_LINK_PATHS -u OPENCV_INCLUDE_PATH
   cargo build --quiet --locked --profile "$PROFILE" --bin flowrun --message-format=json-render-diagnostics |
   grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 
-# The frame-face names ("37-1") found in folder $1, one a line.
-found() { (cd "$1" && find . -name '*.png' | sed 's|^\./||; s|\.png$||' | sort); }
-
 # Runs the count on camera source $1 with both builds; sets native, arm64,
 # native_s, arm64_s and the lists only_native and only_arm64.
 compare() {
   local source=$1 name=$2 started
   started=$(date +%s)
-  native=$(CAMERA=$source count_faces "$check/$name-native" "$native_bin")
+  CAMERA=$source count_faces "$check/$name-native" "$native_bin"
   native_s=$(($(date +%s) - started))
   started=$(date +%s)
-  arm64=$(CAMERA=$source count_faces "$check/$name-arm64" qemu-aarch64 -L "$SYSROOT" "$OUT/flowrun-edge")
+  CAMERA=$source count_faces "$check/$name-arm64" qemu-aarch64 -L "$SYSROOT" "$OUT/flowrun-edge"
   arm64_s=$(($(date +%s) - started))
-  found "$check/$name-native" >"$check/$name-native.txt"
-  found "$check/$name-arm64" >"$check/$name-arm64.txt"
+  native=$(wc -l <"$check/$name-native.txt")
+  arm64=$(wc -l <"$check/$name-arm64.txt")
   only_native=$(comm -23 "$check/$name-native.txt" "$check/$name-arm64.txt" | tr '\n' ' ')
   only_arm64=$(comm -13 "$check/$name-native.txt" "$check/$name-arm64.txt" | tr '\n' ' ')
 }

@@ -65,15 +65,19 @@ impl OutputRef {
 
 /// Whether `id` can be a node id: letters, digits, `_` and `-`, from a letter.
 pub fn is_valid_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    is_name(id, &['_', '-'])
 }
 
+/// A port name is a node id without `-`.
 fn is_valid_port(name: &str) -> bool {
-    let mut chars = name.chars();
+    is_name(name, &['_'])
+}
+
+/// A letter, then letters, digits and the `extra` characters.
+fn is_name(text: &str, extra: &[char]) -> bool {
+    let mut chars = text.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
 }
 
 impl FromStr for OutputRef {

@@ -76,8 +76,11 @@ pub struct FaceTrackConfig {
 fn default_max_gap() -> u64 {
     12
 }
+/// The least overlap for a face to continue a track, unless a spec says.
+pub(crate) const DEFAULT_MIN_IOU: f64 = 0.3;
+
 fn default_min_iou() -> f64 {
-    0.3
+    DEFAULT_MIN_IOU
 }
 fn default_max_tracks() -> usize {
     32
@@ -306,7 +309,7 @@ async fn split(
     })
 }
 
-fn meta_int(message: &Message, key: &str) -> Option<i64> {
+pub(crate) fn meta_int(message: &Message, key: &str) -> Option<i64> {
     match message.meta.get(key)? {
         flowrun_runtime::MetaValue::Int(n) => Some(*n),
         other => other.to_string().parse().ok(),

@@ -122,6 +122,13 @@ struct Track<T> {
     last_sent_ms: Option<i64>,
 }
 
+impl<T> Track<T> {
+    /// Seen in `min_frames` frames: a person followed, not a candidate.
+    fn confirmed(&self, settings: &Settings) -> bool {
+        self.frames >= settings.min_frames
+    }
+}
+
 /// Tracks faces across frames.
 pub struct Tracker<T> {
     settings: Settings,
@@ -183,7 +190,7 @@ impl<T: Clone> Tracker<T> {
     pub fn open_confirmed(&self) -> usize {
         self.tracks
             .iter()
-            .filter(|t| t.frames >= self.settings.min_frames)
+            .filter(|t| t.confirmed(&self.settings))
             .count()
     }
 
@@ -274,7 +281,7 @@ impl<T: Clone> Tracker<T> {
         track.last_frame = frame;
         track.last_ms = ms;
         track.frames += 1;
-        let confirmed = track.frames >= settings.min_frames;
+        let confirmed = track.confirmed(&settings);
         let just_confirmed = track.frames == settings.min_frames.max(1);
         if just_confirmed {
             self.counts.confirmed += 1;
@@ -326,7 +333,7 @@ impl<T: Clone> Tracker<T> {
             return;
         };
         let owed = matches!(self.settings.emit, Emit::Best | Emit::FirstAndBest)
-            && track.frames >= self.settings.min_frames
+            && track.confirmed(&self.settings)
             && track.first_sent_frame != Some(held.frame);
         if owed {
             emit(&mut track, held.item, held.score, Reason::Best, step);

@@ -14,7 +14,7 @@ use crate::face_track::tracker::iou;
 /// A track not seen for this long labels nothing: it has ended.
 const FORGET: Duration = Duration::from_secs(2);
 /// The least overlap for a box to take a track's id: `face_track`'s default.
-const MIN_IOU: f64 = 0.3;
+const MIN_IOU: f64 = crate::face_track::DEFAULT_MIN_IOU;
 
 #[derive(Default)]
 pub struct Labels {

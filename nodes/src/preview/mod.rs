@@ -178,11 +178,13 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
             }
             (_, Some(frame), None) => {
                 let due = last_drawn.is_none_or(|t| t.elapsed() >= period);
-                let tracks = labels.label(&frame.detections);
-                let jpeg = if due {
+                // Boxes are labelled only on a frame that is drawn: below
+                // the camera's rate most frames are counted, not shown.
+                let drawn = if due {
                     last_drawn = Some(Instant::now());
+                    let tracks = labels.label(&frame.detections);
                     match annotate(frame, &tracks, config.quality) {
-                        Ok(jpeg) => Some(jpeg),
+                        Ok(jpeg) => Some((jpeg, tracks)),
                         Err(error) => {
                             ctx.metrics.errors.inc();
                             tracing::warn!(node = %ctx.id, %error, "cannot draw a frame");
@@ -198,7 +200,7 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
                 if !frame.detections.is_empty() {
                     shown.with_faces += 1;
                 }
-                if let Some(jpeg) = jpeg {
+                if let Some((jpeg, tracks)) = drawn {
                     shown.frame = Some((shown.frames, jpeg));
                     shown.frame_boxes = frame.detections.len();
                     shown.frame_tracks = tracks.into_iter().flatten().collect();
@@ -227,7 +229,8 @@ fn feed(mut ctx: NodeContext, config: &PreviewConfig, shared: &Shared) {
 
 /// The track id `face_track` gave this face, if it came from one.
 fn tracked(message: &Message) -> Option<u64> {
-    message.meta_text(crate::face_track::TRACK)?.parse().ok()
+    let track = crate::face_track::meta_int(message, crate::face_track::TRACK)?;
+    u64::try_from(track).ok()
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Shown> {

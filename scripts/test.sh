@@ -29,16 +29,15 @@ scripts/scan-logs.sh --self-test
 rm -rf target/test-logs target/deploy-test.status target/cross-arm64.status
 
 # A part run in the background: its output to target/$1.out, its exit code
-# and seconds to target/$1.status when it ends.
+# and seconds to target/$1.status when it ends. Each runs in a process
+# group of its own (setsid), so that stopping it stops what it started.
 beside() {
   local name=$1
   shift
-  (
-    started=$SECONDS
-    rc=0
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid bash -c 'name=$1; shift; started=$SECONDS; rc=0
     "$@" >"target/$name.out" 2>&1 || rc=$?
-    echo "$rc $((SECONDS - started))" >"target/$name.status"
-  ) &
+    echo "$rc $((SECONDS - started))" >"target/$name.status"' _ "$name" "$@" &
   background+=("$!")
 }
 # A part that fails ends the suite: what runs in the background goes too.
@@ -46,7 +45,7 @@ background=()
 stop_background() {
   local pid
   for pid in "${background[@]}"; do
-    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill -TERM -- "-$pid" 2>/dev/null || true
   done
 }
 trap stop_background EXIT

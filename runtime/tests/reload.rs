@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use flowrun_runtime::runner::{run_file, RunOptions};
 use flowrun_runtime::AckStatus;
-use support::{board, catalogue, unique, wait_until};
+use support::{board, catalogue, finish, unique, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -75,11 +75,7 @@ async fn edits_to_the_spec_file_apply_live_with_nothing_lost_or_doubled() {
         })
         .await;
     }
-    let report = tokio::time::timeout(LIMIT, run)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finish(run, LIMIT).await.unwrap();
     assert!(report.is_success(), "{report:?}");
 
     let stored = board(&sink).stored;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flowrun_runtime::runner::{run_file, EventSink, RunError, RunEvent, RunOptions};
-use support::{board, catalogue, unique, wait_until};
+use support::{board, catalogue, finish, unique, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -62,11 +62,7 @@ async fn a_run_reports_its_status_stops_when_told_and_says_so_last() {
     };
     wait_until("two status events", LIMIT, || statuses() >= 2).await;
     stop_tx.send(()).unwrap();
-    let report = tokio::time::timeout(LIMIT, run)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finish(run, LIMIT).await.unwrap();
     assert!(report.is_success(), "{report:?}");
     // Drained, not cut: every message the source sent was stored.
     assert_eq!(board(&sink).stored.len(), board(&src).outcomes.len());
@@ -86,11 +82,7 @@ async fn warnings_are_events_and_errors_are_returned() {
     let spec =
         format!("version: 1\nnodes:\n  src: {{type: test_source, board: {src}, count: 3}}\n");
     let (run, events) = start(dir.path(), &spec, never);
-    let report = tokio::time::timeout(LIMIT, run)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = finish(run, LIMIT).await.unwrap();
     assert!(report.is_success(), "{report:?}");
     {
         let events = events.lock().unwrap();
@@ -106,7 +98,7 @@ async fn warnings_are_events_and_errors_are_returned() {
 
     let bad = "version: 1\nnodes:\n  src: {type: test_sourze}\n";
     let (run, events) = start(dir.path(), bad, std::future::pending());
-    let result = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    let result = finish(run, LIMIT).await;
     let Err(RunError::Invalid(diagnostics, _)) = result else {
         panic!("an invalid spec must be refused: {result:?}");
     };

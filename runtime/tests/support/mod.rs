@@ -301,8 +301,8 @@ pub async fn wait_until(what: &str, limit: Duration, check: impl FnMut() -> bool
     assert!(held, "timed out after {limit:?} waiting for {what}");
 }
 
-/// Awaits the engine's end, bounded.
-pub async fn finish(task: tokio::task::JoinHandle<RunReport>, limit: Duration) -> RunReport {
+/// Awaits the end of a task running the engine (or a whole run), bounded.
+pub async fn finish<T>(task: tokio::task::JoinHandle<T>, limit: Duration) -> T {
     tokio::time::timeout(limit, task)
         .await
         .expect("the engine did not finish in time")

@@ -97,6 +97,9 @@ async fn a_panicking_node_fails_its_message_restarts_and_keeps_its_queue() {
     let counts = metrics.node("sink").snapshot();
     assert_eq!((counts.errors, counts.restarts), (1, 1));
     assert_eq!(board(&sink).builds, 2);
+    // The status word was the failed instance's; the one running now has
+    // said nothing (it does not stay "restarting: …" for the rest of the run).
+    assert_eq!(metrics.node("sink").state(), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

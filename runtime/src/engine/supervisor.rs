@@ -69,6 +69,10 @@ impl Supervisor {
     }
 
     async fn run_once(&self) -> Result<(), NodeFailure> {
+        // The status word belongs to an instance: a new one (after a
+        // failure, or a reload that changed the node) starts without the
+        // last one's "restarting: …" or "done: …".
+        self.metrics.set_state(String::new());
         let node = self.built.build(&self.build).map_err(NodeFailure::Build)?;
         self.metrics.set_up(RUN_PART);
         let ctx = NodeContext::new(

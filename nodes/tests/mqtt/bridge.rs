@@ -229,10 +229,9 @@ nodes:
         remote.url()
     );
     let bridge = engine::start(&yaml, &[]);
-    eventually(Duration::from_secs(10), "the bridge connected", || {
-        bridge.state("link").contains("connected")
-    })
-    .await;
+    // "connected" is not enough: a message published before the bridge's
+    // subscription reached the local broker is not the bridge's to take.
+    probe_until_carried(local.port, &out, "faces/probe").await;
     publish_all(
         local.port,
         "faces/big",
@@ -247,14 +246,18 @@ nodes:
         numbered_payloads(3, 10),
     )
     .await;
+    let small = || {
+        let messages = out.messages();
+        messages.iter().filter(|(t, _)| t == "faces/small").count()
+    };
     eventually(Duration::from_secs(20), "the 3 small messages", || {
-        out.len() >= 3
+        small() >= 3
     })
     .await;
     assert!(out
         .messages()
         .iter()
-        .all(|(topic, _)| topic == "faces/small"));
+        .all(|(topic, _)| topic == "faces/small" || topic == "faces/probe"));
     let counts = bridge.counts("link");
     assert_eq!(counts.errors, 1, "{counts:?}");
     assert_eq!(counts.nacked, 0, "{counts:?}");
@@ -263,4 +266,21 @@ nodes:
         assert_eq!(connects, 1, "{client} connected once:\n{}", broker.log());
     }
     assert!(bridge.stop().await.is_success());
+}
+
+/// Publishes `topic` at the `local` broker every half second until `out`
+/// (at the other broker) has it: the bridge has subscribed and carries.
+async fn probe_until_carried(local: u16, out: &Collected, topic: &str) {
+    let carried = || out.messages().iter().any(|(t, _)| t == topic);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !carried() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never carried {topic}"
+        );
+        publish_all(local, topic, QoS::AtLeastOnce, vec![b"p".to_vec()]).await;
+        let _ = wait::at_most(Duration::from_millis(500))
+            .until_async(&carried)
+            .await;
+    }
 }

@@ -8,7 +8,7 @@ use rumqttc::QoS;
 
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, publish_all, Collected, Mosquitto, Options,
+    collect, eventually, numbered_payloads, probe_until, publish_all, Collected, Mosquitto, Options,
 };
 
 /// mosquitto.conf `topic` lines and the same entries for mqtt_bridge.
@@ -231,7 +231,19 @@ nodes:
     let bridge = engine::start(&yaml, &[]);
     // "connected" is not enough: a message published before the bridge's
     // subscription reached the local broker is not the bridge's to take.
-    probe_until_carried(local.port, &out, "faces/probe").await;
+    probe_until(
+        local.port,
+        "faces/probe",
+        b"probe",
+        Duration::from_secs(20),
+        "the bridge never carried a probe",
+        || {
+            out.messages()
+                .iter()
+                .any(|(topic, _)| topic == "faces/probe")
+        },
+    )
+    .await;
     publish_all(
         local.port,
         "faces/big",
@@ -266,21 +278,4 @@ nodes:
         assert_eq!(connects, 1, "{client} connected once:\n{}", broker.log());
     }
     assert!(bridge.stop().await.is_success());
-}
-
-/// Publishes `topic` at the `local` broker every half second until `out`
-/// (at the other broker) has it: the bridge has subscribed and carries.
-async fn probe_until_carried(local: u16, out: &Collected, topic: &str) {
-    let carried = || out.messages().iter().any(|(t, _)| t == topic);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !carried() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bridge never carried {topic}"
-        );
-        publish_all(local, topic, QoS::AtLeastOnce, vec![b"p".to_vec()]).await;
-        let _ = wait::at_most(Duration::from_millis(500))
-            .until_async(&carried)
-            .await;
-    }
 }

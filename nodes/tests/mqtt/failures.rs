@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::mqtt::interop::producer;
+use crate::mqtt::roundtrip::relay_with;
 use crate::support::engine;
 use crate::support::mosquitto::{eventually, free_port, Mosquitto};
 
@@ -74,4 +75,34 @@ async fn a_silent_peer_is_a_named_timeout() {
         "{state}"
     );
     drop(silent);
+}
+
+/// A broker that goes away under a connected node (stopped, restarted, the
+/// link cut): the status says the broker closed the connection, in the same
+/// words as at connect time, not rumqttc's "Mqtt state: Io error: Custom
+/// { kind: … }". The retry is slow here so that the words stay long enough
+/// to be read before the next attempt's "connection refused".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_goes_away_is_named() {
+    for (protocol, client) in [("3.1.1", "gone-v3"), ("5", "gone-v5")] {
+        let mut broker = Mosquitto::start();
+        // relay_with appends this to the client id's `relay-sub`.
+        let broker_extra = format!(
+            r#"-{client}, protocol: "{protocol}", reconnect_min_ms: 30000, reconnect_max_ms: 30000"#
+        );
+        let relay = engine::start(&relay_with(&broker.url(), &broker_extra, 1, 1), &[]);
+        engine::wait_subscribed(&relay, "sub").await;
+        broker.stop();
+        eventually(Duration::from_secs(20), "the drop in the status", || {
+            relay.state("sub").starts_with("disconnected")
+        })
+        .await;
+        let state = relay.state("sub");
+        assert!(
+            state.starts_with("disconnected (the broker closed the connection ("),
+            "MQTT {protocol}: {state}"
+        );
+        assert!(!state.contains("Mqtt state"), "MQTT {protocol}: {state}");
+        relay.stop().await;
+    }
 }

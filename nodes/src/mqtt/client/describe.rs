@@ -89,6 +89,20 @@ pub(super) fn timeout(v5: bool) -> (String, Cause) {
     )
 }
 
+/// An acknowledgement for a packet id this connection is not waiting for.
+/// rumqttc ends the connection on it; seen after a broker restart, when a
+/// resumed session acknowledges a resent publish twice. Nothing is lost:
+/// what is unacknowledged is sent again on the new connection.
+pub(super) fn unsolicited(pkid: u16) -> String {
+    format!("the broker acknowledged packet {pkid}, which this connection was not waiting for (a repeated acknowledgement after a resumed session); reconnecting")
+}
+
+/// The broker sent bytes that do not parse as MQTT: a broken broker, or a
+/// port that is not MQTT's.
+pub(super) fn malformed(error: &impl std::fmt::Display) -> String {
+    format!("the broker sent a packet that is not valid MQTT ({error}): check that `url` is the broker's MQTT port; reconnecting")
+}
+
 /// No PINGRESP to a keepalive ping: the broker or the way to it went quiet.
 pub(super) const SILENT: &str = "the broker stopped answering: no reply to a keepalive ping within `keepalive_secs` (the network or the broker is down); reconnecting";
 

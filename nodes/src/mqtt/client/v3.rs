@@ -95,6 +95,17 @@ fn describe(error: &ConnectionError, connecting: bool) -> (String, super::Cause)
         ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
             (describe::SILENT.to_owned(), super::Cause::Other)
         }
+        // Reading and writing on an open connection fail inside rumqttc's
+        // state, not as its connect-time `Io`: the same words for both.
+        ConnectionError::MqttState(rumqttc::StateError::Io(io)) => {
+            describe::io(io, connecting, false)
+        }
+        ConnectionError::MqttState(rumqttc::StateError::Unsolicited(pkid)) => {
+            (describe::unsolicited(*pkid), super::Cause::Other)
+        }
+        ConnectionError::MqttState(rumqttc::StateError::Deserialization(e)) => {
+            (describe::malformed(e), super::Cause::Other)
+        }
         ConnectionError::FlushTimeout => (
             "the broker took no data for a while: writing to it timed out".to_owned(),
             super::Cause::Other,

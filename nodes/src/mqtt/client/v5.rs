@@ -304,6 +304,13 @@ fn describe(error: &ConnectionError, connecting: bool) -> (String, Cause) {
         // rumqttc's one timeout: the connect (TCP, TLS, CONNACK).
         ConnectionError::Timeout(_) => return describe::timeout(true),
         ConnectionError::MqttState(StateError::AwaitPingResp) => describe::SILENT.to_owned(),
+        // Reading and writing on an open connection fail inside rumqttc's
+        // state, not as its connect-time `Io`: the same words for both.
+        ConnectionError::MqttState(StateError::Io(io)) => {
+            return describe::io(io, connecting, true)
+        }
+        ConnectionError::MqttState(StateError::Unsolicited(pkid)) => describe::unsolicited(*pkid),
+        ConnectionError::MqttState(StateError::Deserialization(e)) => describe::malformed(e),
         ConnectionError::NotConnAck(packet) => {
             return (
                 format!("the broker answered the CONNECT with {packet:?}, not a CONNACK"),

@@ -7,6 +7,7 @@
 
 mod connect;
 mod health;
+mod logs;
 mod nodes_doc;
 mod publish;
 mod run;
@@ -216,20 +217,6 @@ fn mistyped_command() -> Option<ExitCode> {
     Some(ExitCode::from(2))
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWRUN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Pretty => builder.compact().init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn check(specs: &[PathBuf], catalogue: &Catalogue) -> ExitCode {
     let mut failed = false;
     for path in specs {
@@ -365,7 +352,7 @@ fn gallery(
     expires_min: u64,
     catalogue: &Catalogue,
 ) -> anyhow::Result<ExitCode> {
-    init_logs(LogFormat::Pretty);
+    logs::init(LogFormat::Pretty);
     let checked = load(spec, catalogue);
     for d in &checked.diagnostics {
         eprintln!("{d}");

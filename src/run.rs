@@ -12,7 +12,7 @@ use clap::Args;
 use flowrun_runtime::runner::{run_file, EventSink, RunError, RunEvent, RunOptions};
 use flowrun_runtime::Catalogue;
 
-use crate::{init_logs, LogArgs};
+use crate::{logs, LogArgs};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -42,7 +42,7 @@ pub struct RunArgs {
 const LIVE_STATUS: Duration = Duration::from_secs(1);
 
 pub fn run(args: RunArgs, log: LogArgs, catalogue: Catalogue) -> anyhow::Result<ExitCode> {
-    init_logs(log.log_format);
+    logs::init(log.log_format);
     let spec = args.spec.context("no spec given")?;
     let seconds = |s: f64, what: &str| {
         Duration::try_from_secs_f64(s)

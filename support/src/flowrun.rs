@@ -333,6 +333,14 @@ impl Flowrun {
         self.wait_for_exit(Duration::from_secs(30)).await
     }
 
+    /// [`Flowrun::stop`], and the whole log, to the final counts.
+    pub async fn stop_with_log(self) -> (Status, bool, String) {
+        let lines = Arc::clone(&self.lines);
+        let (status, clean) = self.stop().await;
+        let log = lines.lock().unwrap().join("\n");
+        (status, clean, log)
+    }
+
     /// Waits (at most `limit`) for the process to end by itself: its final
     /// counts, and whether it exited with 0.
     pub async fn wait_for_exit(mut self, limit: Duration) -> (Status, bool) {

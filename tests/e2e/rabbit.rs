@@ -189,7 +189,7 @@ async fn edge_bridge_and_cloud_cos_store_each_face_once_through_flowruns_own_3_1
         ),
     )
     .unwrap();
-    let _broker = FLOWRUN.start_file("rumqttd-311", &spec, false, &[]);
+    let broker = FLOWRUN.start_file("rumqttd-311", &spec, false, &[]);
     flowrun_test_support::mosquitto::wait_for_port(port, std::time::Duration::from_secs(30));
     let rig = Cloud::start(format!("mqtt://127.0.0.1:{port}"), S3Server::start()).await;
     let mut cloud = rig.worker("rumqttd-cloud-cos", 1).await;
@@ -207,4 +207,15 @@ async fn edge_bridge_and_cloud_cos_store_each_face_once_through_flowruns_own_3_1
     let (cloud_end, clean) = cloud.stop().await;
     assert!(clean, "cloud-cos did not exit cleanly");
     assert_eq!(cloud_end.state_count("store", "stored"), faces);
+    // The port probe above and the clients that left were no errors of
+    // the broker's (rumqttd logs each as one). Its refusals of the
+    // clients' MQTT 5 CONNECTs (before they fell back) are.
+    let (_, clean, log) = broker.stop_with_log().await;
+    assert!(clean, "the broker did not exit cleanly");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.iter().all(|l| l.contains("InvalidProtocolLevel(5)")),
+        "{}",
+        errors.join("\n")
+    );
 }

@@ -112,6 +112,14 @@ async fn a_killed_edge_loses_nothing_its_broker_acknowledged() {
         .await;
     let captured = accepted_keys();
     wait_for_keys(&store, &captured, DELIVERY).await;
+    // Both brokers kept the bridge's sessions, and the state directory
+    // says what each holds (the cloud side: nothing): no warning.
+    assert_eq!(
+        edge.lines_with("that flowrun has no record of"),
+        0,
+        "{}",
+        edge.log()
+    );
     let (_, clean) = edge.stop().await;
     assert!(clean, "the restarted edge did not exit cleanly");
     // Faces the edge broker took during the stop may still be queued for

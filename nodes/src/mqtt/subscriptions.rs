@@ -24,7 +24,8 @@
 //! The record is written as "unconfirmed" (the union of old and new)
 //! before the requests go out, and as what the broker granted once its
 //! SUBACK is back, so a connection lost half-way is reconciled again on
-//! the next connect. The broker handles an UNSUBSCRIBE before the SUBSCRIBE
+//! the next connect. A new session that subscribes nothing (a bridge side
+//! that only publishes) is recorded as holding nothing. The broker handles an UNSUBSCRIBE before the SUBSCRIBE
 //! sent after it, so one SUBACK confirms both.
 
 use std::collections::BTreeMap;
@@ -166,6 +167,12 @@ impl Subscriptions {
                 .collect();
             unsure.extend(self.wanted.iter().cloned());
             self.write(false, unsure.iter().map(|(f, q)| (f.as_str(), *q, *q)));
+        } else if !session_present {
+            // A new session holds nothing, and this connection subscribes
+            // nothing (a bridge side that only publishes): recorded, so
+            // that a restart finding the session kept knows what it holds
+            // instead of warning that it cannot know.
+            self.write(true, std::iter::empty());
         }
         self.pending = requests.subscribe.clone();
         requests
@@ -444,6 +451,25 @@ mod tests {
         let requests = again.on_connect(true, Protocol::V5);
         assert_eq!(requests.unsubscribe, ["alpha/#"]);
         assert_eq!(subscribe(&requests), ["beta/#"]);
+    }
+
+    /// A bridge side that only publishes: after a restart that finds its
+    /// session kept, the record says it holds nothing (no warning).
+    #[test]
+    fn a_connection_that_subscribes_nothing_is_recorded_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = subs(dir.path(), &[]);
+        assert_eq!(first.on_connect(false, Protocol::V5), Requests::default());
+        let mut restarted = subs(dir.path(), &[]);
+        assert_eq!(
+            restarted.on_connect(true, Protocol::V5),
+            Requests::default()
+        );
+        assert!(
+            !restarted.warned,
+            "it warned of a session it has a record of"
+        );
+        assert_eq!(restarted.state(), "subscribed to nothing");
     }
 
     #[test]

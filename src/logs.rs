@@ -37,16 +37,18 @@ where
 }
 
 /// Leaves out the embedded broker's (rumqttd's) ERROR lines for a client
-/// that closed its connection: rumqttd logs every client that leaves as
-/// "Disconnected!!" at ERROR, a clean close too, and a port probe (a
-/// healthcheck's TCP connect) as an error handling its CONNECT. A demo
-/// stopped with Ctrl-C ended on a screen of them. What else rumqttd says
-/// at WARN and above (a keepalive missed, a malformed packet, a bind that
+/// whose connection ended: rumqttd logs every client that leaves as
+/// "Disconnected!!" at ERROR — a clean close, or a reset from a client
+/// that exits without an MQTT DISCONNECT (as flowrun's own do, so that
+/// their last will is published) — and a port probe (a healthcheck's TCP
+/// connect) as an error handling its CONNECT. A demo stopped with Ctrl-C
+/// ended on a screen of them. What else rumqttd says at WARN and above (a
+/// keepalive missed, a malformed packet or protocol refused, a bind that
 /// failed) is still logged.
 struct PeerCloses;
 
-/// The words rumqttd's I/O error carries when the peer closed the socket.
-const CLOSED_BY_PEER: &str = "connection closed by peer";
+/// How rumqttd's `error` field starts for an I/O error on the socket.
+const SOCKET_ERROR: &str = "Network(Io(";
 
 impl<S> Filter<S> for PeerCloses
 where
@@ -67,11 +69,11 @@ where
 }
 
 /// Whether a rumqttd event (its message and `error` field) only says that
-/// a client went away.
+/// a client's connection ended.
 fn is_peer_close(message: &str, error: &str) -> bool {
     let about_a_client =
         message == "Disconnected!!" || message == "Error while handling MQTT connect packet";
-    about_a_client && error.contains(CLOSED_BY_PEER)
+    about_a_client && error.starts_with(SOCKET_ERROR)
 }
 
 /// The two fields of an event [`PeerCloses`] reads.
@@ -111,6 +113,8 @@ mod tests {
             "Error while handling MQTT connect packet",
             closed
         ));
+        let reset = r#"Network(Io(Os { code: 104, kind: ConnectionReset, message: "Connection reset by peer" }))"#;
+        assert!(is_peer_close("Disconnected!!", reset));
         // rumqttd's other errors stay.
         assert!(!is_peer_close("Disconnected!!", "Network(Timeout)"));
         assert!(!is_peer_close(

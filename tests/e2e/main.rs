@@ -341,3 +341,27 @@ async fn the_demo_runs_alone_and_ends_with_its_summary() {
         assert_gray_png(key, &std::fs::read(bucket.path().join(key)).unwrap());
     }
 }
+
+/// specs/mqtt-demo.yaml, MQTT with nothing installed, from start to Ctrl-C:
+/// every message arrives, and the log has no WARN or ERROR line — the
+/// clients do not report the spec's own broker as absent while it starts,
+/// and the broker does not report the clients leaving as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mqtt_demo_starts_and_stops_without_a_warning() {
+    let _serial = SERIAL.lock().await;
+    let spec = repository().join("specs/mqtt-demo.yaml");
+    let env = [("MQTT_PORT", free_port().to_string())];
+    let mut demo = FLOWRUN.start_file("mqtt-demo", &spec, false, &env);
+    demo.wait_until("every message printed", DELIVERY, |s| {
+        s.count("show", "in") >= 10
+    })
+    .await;
+    let (end, clean, log) = demo.stop_with_log().await;
+    assert!(clean, "it did not exit cleanly:\n{log}");
+    assert_eq!(end.count("show", "in"), 10, "{log}");
+    let noisy: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(noisy.is_empty(), "{}", noisy.join("\n"));
+}

@@ -14,7 +14,7 @@ use flowrun_runtime::NodeMetrics;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Client, Event, EventLoop, Failure, Options, Polled};
+use super::client::{Cause, Client, Event, EventLoop, Failure, Options, Polled};
 use super::connection::{BrokerConfig, Protocol};
 
 /// What the connection task tells its node.
@@ -87,6 +87,7 @@ impl Link {
             max: Duration::from_millis(config.reconnect_max_ms.max(1)),
             reconnect: reconnect.clone(),
             stop: stop.clone(),
+            first_attempt: true,
         };
         tokio::spawn(task.run());
         Link {
@@ -125,6 +126,12 @@ struct Poller {
     max: Duration,
     reconnect: Arc<Notify>,
     stop: CancellationToken,
+    /// No connection made and no failure said yet. A broker started beside
+    /// flowrun (the spec's own `mqtt_broker`, or a container started with
+    /// it) may not listen yet at a link's first attempt: that refusal is
+    /// retried after the usual backoff without a WARN, and said only if
+    /// the next attempt fails too.
+    first_attempt: bool,
 }
 
 impl Poller {
@@ -190,7 +197,8 @@ impl Poller {
     }
 
     /// Logs and shows a new connection; the event that tells the node.
-    fn on_connected(&self, session_present: bool, protocol: Protocol) -> LinkEvent {
+    fn on_connected(&mut self, session_present: bool, protocol: Protocol) -> LinkEvent {
+        self.first_attempt = false;
         tracing::info!(node = %self.node, url = %self.url, session_present, %protocol, "connected to the broker");
         if self.auto && protocol == Protocol::V311 {
             tracing::warn!(node = %self.node, url = %self.url, "{FELL_BACK}");
@@ -222,15 +230,20 @@ impl Poller {
         }
         let wait = jitter(*backoff);
         let reason = failure.reason;
-        tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
-        self.metrics.set_state(format!(
-            "disconnected ({reason}), retry in {:.1}s",
-            wait.as_secs_f64()
-        ));
-        self.metrics.set_down(
-            &self.part,
-            format!("disconnected from {} ({reason})", self.url),
-        );
+        if std::mem::take(&mut self.first_attempt) && failure.cause == Cause::NothingListens {
+            // The status still says "connecting to …".
+            tracing::debug!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "nothing listens yet: {reason}");
+        } else {
+            tracing::warn!(node = %self.node, url = %self.url, retry_in_ms = wait.as_millis() as u64, "broker connection failed: {reason}");
+            self.metrics.set_state(format!(
+                "disconnected ({reason}), retry in {:.1}s",
+                wait.as_secs_f64()
+            ));
+            self.metrics.set_down(
+                &self.part,
+                format!("disconnected from {} ({reason})", self.url),
+            );
+        }
         tokio::select! {
             _ = self.stop.cancelled() => return ControlFlow::Break(()),
             _ = tokio::time::sleep(wait) => {}

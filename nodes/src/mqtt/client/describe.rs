@@ -20,7 +20,7 @@ const HINT_V5: &str = "the broker does not speak MQTT 5: set `protocol: auto` or
 pub(super) fn io(io: &std::io::Error, connecting: bool, v5: bool) -> (String, Cause) {
     let text = match io.kind() {
         ErrorKind::ConnectionRefused => {
-            "connection refused: nothing listens at the broker's address and port (check `url`, and that the broker runs)".to_owned()
+            return ("connection refused: nothing listens at the broker's address and port (check `url`, and that the broker runs)".to_owned(), Cause::NothingListens)
         }
         ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => format!(
             "the broker's host is unreachable: {io} (check `url`'s host and the network route to it)"

@@ -111,7 +111,14 @@ impl EventLoop {
     /// 3.1.1-only broker does.
     async fn negotiate(&mut self) -> Result<Polled, Failure> {
         let refused = match self.connect(Protocol::V5).await {
-            Err(failure) if failure.cause != Cause::Other => failure,
+            Err(failure)
+                if matches!(
+                    failure.cause,
+                    Cause::VersionRefused | Cause::ClosedBeforeConnAck | Cause::Timeout
+                ) =>
+            {
+                failure
+            }
             done => return done,
         };
         tracing::debug!(reason = %refused.reason, "MQTT 5 refused: trying 3.1.1");

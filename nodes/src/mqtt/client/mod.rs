@@ -279,6 +279,8 @@ pub(crate) enum Cause {
     ClosedBeforeConnAck,
     /// No CONNACK within the connect timeout.
     Timeout,
+    /// TCP connection refused: nothing listens at the address (yet).
+    NothingListens,
     /// Anything else: not a matter of version.
     Other,
 }

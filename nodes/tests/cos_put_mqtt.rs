@@ -79,3 +79,64 @@ nodes:
     let report = running.stop().await;
     assert!(report.is_success(), "{report:?}");
 }
+
+/// A bucket folder that is not mounted (or not made yet): every message is
+/// given back to the broker, and the subscriber does not fetch them again
+/// at once — it waits longer after each failure in a row (it reconnected
+/// hundreds of times a second before). Once the folder is there, every
+/// message is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmounted_bucket_is_retried_with_growing_pauses_and_then_filled() {
+    let broker = Mosquitto::start();
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("bucket");
+    let yaml = format!(
+        r#"version: 1
+nodes:
+  images:
+    type: mqtt_sub
+    broker: {{url: "{url}", client_id: unmounted-store}}
+    topics: [{{filter: "faces/#", qos: 1}}]
+  store:
+    type: cos_put
+    inputs: [images]
+    key: "{{hash}}.bin"
+    backend:
+      fs: {{root: "{root}"}}
+"#,
+        url = broker.url(),
+        root = root.display(),
+    );
+    let running = support::engine::start(&yaml, &[]);
+    support::engine::wait_subscribed(&running, "images").await;
+    let total = 5;
+    publish_all(
+        broker.port,
+        "faces/cam0",
+        QoS::AtLeastOnce,
+        numbered_payloads(total, 900),
+    )
+    .await;
+    eventually(Duration::from_secs(10), "the first refusals", || {
+        running.counts("store").nacked >= total as u64
+    })
+    .await;
+    // The outage itself: three seconds without the folder. Reconnecting at
+    // once each time, the subscriber connected hundreds of times in it;
+    // pausing 0, 0.25, 0.5, 1 and 2 s, it connects about six.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let connects = broker.log().matches(" as unmounted-store ").count();
+    assert!(
+        (2..=10).contains(&connects),
+        "{connects} connections in 3 s:\n{}",
+        broker.log()
+    );
+    std::fs::create_dir(&root).unwrap();
+    eventually(Duration::from_secs(60), "every message stored", || {
+        running.counts("store").acked >= total as u64
+    })
+    .await;
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), total);
+    let report = running.stop().await;
+    assert!(report.is_success(), "{report:?}");
+}

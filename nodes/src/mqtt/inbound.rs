@@ -8,7 +8,13 @@
 //! dropped so that the broker redelivers it (with a persistent session), and
 //! the acknowledgements still held for the old connection are dropped —
 //! packet ids mean nothing on another connection, and the broker redelivers
-//! those messages too, so whatever takes them must be idempotent.
+//! those messages too, so whatever takes them must be idempotent. When
+//! failures follow one another with nothing taken between them (a store
+//! that is down, a bucket not mounted), each reconnection waits longer
+//! ([`redelivery_pause`]) instead of fetching the same messages to fail
+//! them again at once: hundreds of reconnections a second otherwise.
+
+use std::time::Duration;
 
 use flowrun_runtime::{Ack, AckStatus, OrderedAcks, Outcome};
 
@@ -32,6 +38,25 @@ pub(super) struct InboundAcks {
     /// Counts connections (and disconnections): an acknowledgement held for
     /// an earlier one is not sent.
     connection: u64,
+    /// Redeliveries asked for since downstream last took a message.
+    failures_in_a_row: u32,
+}
+
+/// The first pause before a redelivery that follows another failed one;
+/// it doubles with each further failure in a row, up to [`PAUSE_MAX`].
+const PAUSE_MIN: Duration = Duration::from_millis(250);
+const PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// How long to stay disconnected before the `failures`-th redelivery in a
+/// row: none for the first (a single failure is retried at once), then
+/// 250 ms doubling up to 30 s.
+pub(super) fn redelivery_pause(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => PAUSE_MIN
+            .saturating_mul(2u32.saturating_pow(n - 2))
+            .min(PAUSE_MAX),
+    }
 }
 
 impl InboundAcks {
@@ -79,7 +104,10 @@ impl InboundAcks {
             // Never wait on the client here: the connection task may itself
             // be waiting for the node to take an event.
             AckStatus::Delivered | AckStatus::Rejected => match link.client.try_ack(held.token) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.failures_in_a_row = 0;
+                    return;
+                }
                 Err(error) => format!("cannot queue an acknowledgement ({error})"),
             },
             AckStatus::Failed => format!(
@@ -87,8 +115,32 @@ impl InboundAcks {
                 outcome.reason.unwrap_or_default()
             ),
         };
-        tracing::warn!(node, topic = %held.topic, "{why}: reconnecting so that the broker redelivers");
+        self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+        let pause = redelivery_pause(self.failures_in_a_row);
+        tracing::warn!(
+            node,
+            topic = %held.topic,
+            pause_ms = pause.as_millis() as u64,
+            "{why}: reconnecting so that the broker redelivers"
+        );
         self.new_connection();
-        link.reconnect();
+        link.reconnect_after(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redelivery_pause;
+    use std::time::Duration;
+
+    #[test]
+    fn redeliveries_in_a_row_wait_longer_and_longer() {
+        let ms = |n| redelivery_pause(n).as_millis();
+        assert_eq!(ms(1), 0);
+        assert_eq!(ms(2), 250);
+        assert_eq!(ms(3), 500);
+        assert_eq!(ms(8), 16_000);
+        assert_eq!(redelivery_pause(9), Duration::from_secs(30));
+        assert_eq!(redelivery_pause(u32::MAX), Duration::from_secs(30));
     }
 }

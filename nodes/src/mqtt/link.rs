@@ -38,8 +38,16 @@ pub enum LinkEvent {
 pub struct Link {
     pub client: Client,
     pub events: mpsc::Receiver<LinkEvent>,
-    reconnect: Arc<Notify>,
+    reconnect: Arc<Reconnect>,
     stop: CancellationToken,
+}
+
+/// A reconnection the node asked for, and how long to wait before it.
+#[derive(Default)]
+struct Reconnect {
+    asked: Notify,
+    /// Milliseconds to stay disconnected first.
+    after_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Link {
@@ -66,7 +74,7 @@ impl Link {
     ) -> Link {
         let (client, eventloop) = options.start(requests.max(10));
         let (tx, events) = mpsc::channel(events.max(1));
-        let reconnect = Arc::new(Notify::new());
+        let reconnect = Arc::new(Reconnect::default());
         let stop = CancellationToken::new();
         // Each link is its own part of the node's health: a bridge has two.
         static LINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -98,10 +106,15 @@ impl Link {
         }
     }
 
-    /// Drops the network connection and connects again: the broker then
-    /// redelivers what was not acknowledged (for a subscriber whose sink failed).
-    pub fn reconnect(&self) {
-        self.reconnect.notify_one();
+    /// Drops the network connection and connects again once `after` has
+    /// passed: the broker then redelivers what was not acknowledged (for a
+    /// subscriber whose sink failed).
+    pub fn reconnect_after(&self, after: Duration) {
+        let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self.reconnect
+            .after_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+        self.reconnect.asked.notify_one();
     }
 }
 
@@ -124,7 +137,7 @@ struct Poller {
     auto: bool,
     min: Duration,
     max: Duration,
-    reconnect: Arc<Notify>,
+    reconnect: Arc<Reconnect>,
     stop: CancellationToken,
     /// No connection made and no failure said yet. A broker started beside
     /// flowrun (the spec's own `mqtt_broker`, or a container started with
@@ -150,10 +163,12 @@ impl Poller {
         loop {
             let polled = tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = self.reconnect.notified() => {
+                _ = self.reconnect.asked.notified() => {
                     self.eventloop.clean();
                     self.metrics.set_down(&self.part, format!("reconnecting to {}", self.url));
-                    if self.disconnected(&mut connected).await.is_break() {
+                    if self.disconnected(&mut connected).await.is_break()
+                        || self.pause_before_reconnecting().await.is_break()
+                    {
                         return;
                     }
                     continue;
@@ -183,6 +198,27 @@ impl Poller {
             if self.tx.send(event).await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Waits out the pause the node asked for with its reconnection
+    /// ([`Link::reconnect_after`]), disconnected; `Break` when it stops.
+    async fn pause_before_reconnecting(&mut self) -> ControlFlow<()> {
+        let ms = self
+            .reconnect
+            .after_ms
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if ms == 0 {
+            return ControlFlow::Continue(());
+        }
+        let pause = Duration::from_millis(ms);
+        self.metrics.set_state(format!(
+            "disconnected so that the broker redelivers, reconnecting in {:.1}s",
+            pause.as_secs_f64()
+        ));
+        tokio::select! {
+            _ = self.stop.cancelled() => ControlFlow::Break(()),
+            _ = tokio::time::sleep(pause) => ControlFlow::Continue(()),
         }
     }
 

@@ -137,6 +137,24 @@ nodes:
     })
     .await;
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), total);
+    // The outage is said once, and its end once: not once per message per
+    // redelivery.
+    let root = root.display().to_string();
+    let log = support::logs::init().text();
+    let about = |level: &str| {
+        log.lines()
+            .filter(|l| l.contains(level) && l.contains(&root))
+            .collect::<Vec<_>>()
+    };
+    let errors = about(" ERROR ");
+    assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+    let back = about(" INFO ");
+    assert!(
+        back.iter()
+            .any(|l| l.contains("the store takes objects again")),
+        "{}",
+        back.join("\n")
+    );
     let report = running.stop().await;
     assert!(report.is_success(), "{report:?}");
 }

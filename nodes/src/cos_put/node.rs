@@ -3,7 +3,7 @@
 //! object is stored (or set aside).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -132,6 +132,10 @@ struct Shared {
     refused: Vec<(&'static str, Counter)>,
     /// The last transient failure, shown until the next success.
     trouble: Mutex<Option<String>>,
+    /// The store failed (down, refusing, not mounted) and has not taken an
+    /// object since: its failures are logged once, not once per message
+    /// per attempt.
+    store_down: AtomicBool,
     /// Where the last object stored is ("where are my faces?").
     last: Mutex<Option<String>>,
 }
@@ -161,6 +165,7 @@ impl Node for CosPut {
                 retried: ctx.metrics.event("retried"),
                 dead_lettered: ctx.metrics.event("dead_lettered"),
                 trouble: Mutex::new(None),
+                store_down: AtomicBool::new(false),
                 last: Mutex::new(None),
             });
             shared.prepare().await?;
@@ -282,6 +287,9 @@ impl Shared {
                     if let Ok(mut last) = self.last.lock() {
                         *last = Some(location);
                     }
+                    if self.store_down.swap(false, Ordering::Relaxed) {
+                        tracing::info!(store = %self.store.describe(), "the store takes objects again");
+                    }
                     self.clear_trouble();
                     message.ack();
                     return;
@@ -298,7 +306,11 @@ impl Shared {
                 return;
             }
             self.retried.inc();
-            tracing::warn!(%error, attempt, "put failed; retrying");
+            if self.store_went_down() {
+                tracing::warn!(%error, attempt, "put failed; retrying (until the store takes an object again, further failures are logged at debug level)");
+            } else {
+                tracing::debug!(%error, attempt, "put failed; retrying");
+            }
             self.set_trouble(format!("retrying: {error}"));
             tokio::select! {
                 _ = tokio::time::sleep(self.config.retry.backoff(attempt)) => {}
@@ -324,7 +336,13 @@ impl Shared {
             self.show_state();
             return;
         }
-        tracing::error!(%error, "message not stored");
+        if error.failure == Failure::Message {
+            tracing::error!(%error, "message not stored");
+        } else if self.store_went_down() {
+            tracing::error!(%error, "message not stored (until the store takes an object again, further failures are logged at debug level)");
+        } else {
+            tracing::debug!(%error, "message not stored (the store is still failing)");
+        }
         self.set_trouble(error.text.clone());
         match error.failure {
             Failure::Message => message.reject(error.text),
@@ -360,6 +378,12 @@ impl Shared {
                 Some((name.to_ascii_lowercase(), value))
             })
             .collect()
+    }
+
+    /// Marks the store as failing; whether that is news (it had taken the
+    /// last object, or none was tried yet), so worth a log line above debug.
+    fn store_went_down(&self) -> bool {
+        !self.store_down.swap(true, Ordering::Relaxed)
     }
 
     fn set_trouble(&self, text: String) {

@@ -18,27 +18,12 @@ async fn a_store_outage_mid_stream_loses_no_qos1_message_and_stores_none_twice()
     let broker = Mosquitto::start();
     let mut store = S3Server::start();
     store.create_bucket("faces").await;
-    let yaml = format!(
-        r#"version: 1
-nodes:
-  images:
-    type: mqtt_sub
-    broker: {{url: "{url}", client_id: cloud-store}}
-    topics: [{{filter: "faces/#", qos: 1}}]
-  store:
-    type: cos_put
-    inputs: [images]
-    key: "{{hash}}.bin"
-    backend:
-      s3:
-        endpoint: {endpoint}
-        bucket: faces
-        {credentials}
-"#,
-        url = broker.url(),
-        endpoint = store.endpoint(),
-        credentials = support::storage::credentials(&store, "MQTT"),
+    let backend = format!(
+        "s3:\n        endpoint: {}\n        bucket: faces\n        {}",
+        store.endpoint(),
+        support::storage::credentials(&store, "MQTT"),
     );
+    let yaml = stored_from_broker(&broker.url(), "cloud-store", &backend);
     let running = support::engine::start(&yaml, &[]);
     support::engine::wait_subscribed(&running, "images").await;
 
@@ -90,23 +75,8 @@ async fn an_unmounted_bucket_is_retried_with_growing_pauses_and_then_filled() {
     let broker = Mosquitto::start();
     let parent = tempfile::tempdir().unwrap();
     let root = parent.path().join("bucket");
-    let yaml = format!(
-        r#"version: 1
-nodes:
-  images:
-    type: mqtt_sub
-    broker: {{url: "{url}", client_id: unmounted-store}}
-    topics: [{{filter: "faces/#", qos: 1}}]
-  store:
-    type: cos_put
-    inputs: [images]
-    key: "{{hash}}.bin"
-    backend:
-      fs: {{root: "{root}"}}
-"#,
-        url = broker.url(),
-        root = root.display(),
-    );
+    let backend = format!("fs: {{root: \"{}\"}}", root.display());
+    let yaml = stored_from_broker(&broker.url(), "unmounted-store", &backend);
     let running = support::engine::start(&yaml, &[]);
     support::engine::wait_subscribed(&running, "images").await;
     let total = 5;
@@ -121,14 +91,18 @@ nodes:
         running.counts("store").nacked >= total as u64
     })
     .await;
-    // The outage itself: three seconds without the folder. Reconnecting at
-    // once each time, the subscriber connected hundreds of times in it;
-    // pausing 0, 0.25, 0.5, 1 and 2 s, it connects about six.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Without the folder until the pause has grown to 2 s (after pauses of
+    // 0, 0.25, 0.5 and 1 s: about five connections). Reconnecting at once
+    // each time, the subscriber connected hundreds of times a second and
+    // never paused.
+    eventually(Duration::from_secs(20), "a pause of 2 s", || {
+        running.state("images").contains("reconnecting in 2.0s")
+    })
+    .await;
     let connects = broker.log().matches(" as unmounted-store ").count();
     assert!(
         (2..=10).contains(&connects),
-        "{connects} connections in 3 s:\n{}",
+        "{connects} connections before a pause of 2 s:\n{}",
         broker.log()
     );
     std::fs::create_dir(&root).unwrap();
@@ -157,4 +131,25 @@ nodes:
     );
     let report = running.stop().await;
     assert!(report.is_success(), "{report:?}");
+}
+
+/// `mqtt_sub` (client `client_id`, faces/# at QoS 1 from `url`) → `cos_put`
+/// with content-hash keys into `backend` (the YAML under `backend:`,
+/// indented for it).
+fn stored_from_broker(url: &str, client_id: &str, backend: &str) -> String {
+    format!(
+        r#"version: 1
+nodes:
+  images:
+    type: mqtt_sub
+    broker: {{url: "{url}", client_id: {client_id}}}
+    topics: [{{filter: "faces/#", qos: 1}}]
+  store:
+    type: cos_put
+    inputs: [images]
+    key: "{{hash}}.bin"
+    backend:
+      {backend}
+"#
+    )
 }

@@ -25,8 +25,9 @@
 //! before the requests go out, and as what the broker granted once its
 //! SUBACK is back, so a connection lost half-way is reconciled again on
 //! the next connect. A new session that subscribes nothing (a bridge side
-//! that only publishes) is recorded as holding nothing. The broker handles an UNSUBSCRIBE before the SUBSCRIBE
-//! sent after it, so one SUBACK confirms both.
+//! that only publishes) is recorded as holding nothing. The broker handles
+//! an UNSUBSCRIBE before the SUBSCRIBE sent after it, so one SUBACK
+//! confirms both.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

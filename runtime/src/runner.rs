@@ -162,6 +162,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How often the spec is read again when no file-system event came.
+const REREAD_EVERY: Duration = Duration::from_secs(2);
+
 /// How long a reload waits for the nodes it started to say their config
 /// took effect before it is reported anyway.
 const READY_LIMIT: Duration = Duration::from_secs(5);
@@ -188,7 +191,18 @@ async fn reload_on_change(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut missing = false;
-    while changes.recv().await.is_some() {
+    loop {
+        // The file is also read again now and then: file-system events can
+        // be lost (notify-debouncer-full drops a delete that follows a
+        // create within its window; remote file systems send none), and a
+        // read that finds the same bytes costs little and prints nothing.
+        let polled = tokio::select! {
+            change = changes.recv() => match change {
+                Some(()) => false,
+                None => return,
+            },
+            _ = tokio::time::sleep(REREAD_EVERY) => true,
+        };
         let started = Instant::now();
         if let Err(error) = watcher.refresh() {
             tracing::warn!("{error}: edits to {name} may go unseen");
@@ -196,7 +210,9 @@ async fn reload_on_change(
         let text = match file.reread() {
             reload::Reread::Changed(text) => text,
             reload::Reread::Same => {
-                tracing::debug!("{name}: content unchanged");
+                if !polled {
+                    tracing::debug!("{name}: content unchanged");
+                }
                 continue;
             }
             reload::Reread::Empty => {

@@ -4,7 +4,7 @@
 # MQTT broker and into a local bucket folder — until the video has been read
 # and every face is stored; then stops it and prints a summary.
 #
-# Reads what specs/demo.yaml reads (CAMERA, DEVICE_ID, MQTT_PORT,
+# Reads what specs/demo.yaml reads (CAMERA, CAMERA_OVERFLOW, DEVICE_ID, MQTT_PORT,
 # BUCKET_DIR, PREVIEW_ADDRESS, TRACK) and DEMO_TIMEOUT (seconds, default 300).
 # FLOWRUN=path/to/flowrun skips the set-up and the build (the tests run the
 # demo that way).
@@ -66,6 +66,21 @@ finished() {
     && [ "$stored" -eq "$faces" ]
 }
 
+# say_trouble LINE: each node's failure the status line shows (`camera
+# err=3 restart=2 [restarting: camera source … does not exist]`), said once
+# when it first appears, so that a mistyped CAMERA or an unwritable
+# BUCKET_DIR is named at once instead of after the timeout.
+said=""
+say_trouble() {
+  local trouble
+  while IFS= read -r trouble; do
+    case "$said" in *"<$trouble>"*) continue ;; esac
+    said="$said<$trouble>"
+    echo "demo: ${trouble%%]}" | sed -e 's/ \[/: /' >&2
+  done < <(printf '%s\n' "$1" | tr '|' '\n' | sed -e 's/.*\(status\|final counts\): //' -e 's/^ *//' \
+    | grep -oE '^[A-Za-z][A-Za-z0-9_-]* .*\[(restarting|failed): [^]]*\]' \
+    | sed -E 's/^([^ ]+) .*\[/\1 [/' || true)
+}
 deadline=$((SECONDS + ${DEMO_TIMEOUT:-300}))
 shown=$SECONDS
 while :; do
@@ -78,6 +93,7 @@ while :; do
   if [ -n "$line" ] && finished "$line"; then
     break
   fi
+  say_trouble "$line"
   if [ "$SECONDS" -ge "$deadline" ]; then
     echo "demo: not finished after ${DEMO_TIMEOUT:-300} s; the last status:" >&2
     echo "$line" >&2

@@ -162,7 +162,19 @@ fn refuses_placeholder(object: &serde_json::Map<String, Value>) -> bool {
     };
     let enumerated = object.get("enum").is_some_and(Value::is_array)
         || object.get("const").is_some_and(|v| !v.is_string());
-    typed || enumerated
+    // An enum whose words each carry a doc comment is a `oneOf` of string
+    // consts (`overflow: block | drop_oldest`): a word from a list, so it
+    // takes a placeholder too (`overflow: "${CAMERA_OVERFLOW:-block}"`).
+    let documented_words = object
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .is_some_and(|words| {
+            !words.is_empty()
+                && words
+                    .iter()
+                    .all(|w| w.get("const").is_some_and(Value::is_string))
+        });
+    typed || enumerated || documented_words
 }
 
 #[cfg(test)]
@@ -178,7 +190,11 @@ mod tests {
                 "qos": {"enum": [0, 1, 2], "default": 1},
                 "opt": {"type": ["integer", "null"]},
                 "emit": {"type": "string", "enum": ["all", "best"]},
-                "type": {"const": "delay"}
+                "type": {"const": "delay"},
+                "overflow": {"description": "When full.", "oneOf": [
+                    {"const": "block", "type": "string", "description": "Wait."},
+                    {"const": "drop_oldest", "type": "string", "description": "Drop."}
+                ]}
             }
         });
         allow_placeholders(&mut schema);
@@ -193,6 +209,11 @@ mod tests {
         // the node type's name does not.
         let emit = &schema["properties"]["emit"];
         assert_eq!(emit["anyOf"][0]["enum"], json!(["all", "best"]));
+        // So does one whose words are documented one by one.
+        let overflow = &schema["properties"]["overflow"];
+        assert_eq!(overflow["description"], "When full.");
+        assert_eq!(overflow["anyOf"][0]["oneOf"][1]["const"], "drop_oldest");
+        assert_eq!(overflow["anyOf"][1]["type"], "string");
         assert_eq!(schema["properties"]["type"], json!({"const": "delay"}));
     }
 }

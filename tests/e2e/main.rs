@@ -8,18 +8,17 @@
 //! machine, and running them together would only make each slower.
 
 mod cloud;
+mod demo;
 mod rabbit;
 mod track;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cloud::Cloud;
 use flowrun_test_support::faces::{assert_gray_png, assert_one_object_per_face};
-use flowrun_test_support::flowrun::{repository, Binary, Flowrun, Status, MEGAMIND};
+use flowrun_test_support::flowrun::{Binary, Flowrun, Status, MEGAMIND};
 use flowrun_test_support::mosquitto::Mosquitto;
-use flowrun_test_support::s3::{free_port, S3Server};
+use flowrun_test_support::s3::S3Server;
 use flowrun_test_support::{s3fs, wait};
 
 /// The binary under test (see `flowrun_test_support::flowrun`).
@@ -37,6 +36,11 @@ const BUCKET: &str = "faces";
 fn edge_env(device: &str, edge: &Mosquitto, cloud: &str) -> Vec<(&'static str, String)> {
     vec![
         ("CAMERA", MEGAMIND.into()),
+        // Every frame searched, however loaded the machine: the shipped
+        // default drops frames when detection falls behind (a live
+        // camera's freshest faces), and fewer faces would weaken what the
+        // tests count on.
+        ("CAMERA_OVERFLOW", "block".into()),
         ("DEVICE_ID", device.into()),
         ("EDGE_BROKER", edge.url()),
         ("CLOUD_BROKER", cloud.to_owned()),
@@ -244,124 +248,4 @@ async fn three_cloud_workers_on_one_shared_subscription_store_each_face_once() {
         shares.iter().all(|&n| n > 0),
         "a worker got nothing: {shares:?}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_runs_alone_and_ends_with_its_summary() {
-    let _serial = SERIAL.lock().await;
-    let bucket = tempfile::tempdir().unwrap();
-    let preview = format!("127.0.0.1:{}", free_port());
-    let mut demo = Command::new("bash")
-        .arg(repository().join("scripts/demo.sh"))
-        // The built binary: no set-up, no release build.
-        .env("FLOWRUN", FLOWRUN.path())
-        .env("MQTT_PORT", free_port().to_string())
-        .env("PREVIEW_ADDRESS", &preview)
-        .env("BUCKET_DIR", bucket.path())
-        .env("DEMO_TIMEOUT", "150")
-        .env_remove("CAMERA")
-        .env_remove("DEVICE_ID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = demo.stdout.take().unwrap();
-    let mut stderr = demo.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let exit = wait::at_most(Duration::from_secs(180))
-        .every(Duration::from_millis(100))
-        .poll_async(|| std::future::ready(demo.try_wait().unwrap()))
-        .await;
-    let Some(exit) = exit else {
-        // SIGTERM, so that the script's exit trap stops flowrun too.
-        let _ = Command::new("kill")
-            .args(["-TERM", &demo.id().to_string()])
-            .status();
-        let _ = demo.wait();
-        panic!("the demo did not finish within 180 s");
-    };
-    let out = out.join().unwrap();
-    let err = err.join().unwrap();
-    assert!(exit.success(), "the demo failed:\n{out}\n{err}");
-
-    // It says where to look…
-    let bucket_dir = bucket.path().display().to_string();
-    assert!(
-        out.contains(&format!("demo: live view at http://{preview}/")),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!(
-            "faces are stored as PNG files under {bucket_dir}/faces/"
-        )),
-        "{out}"
-    );
-    // …and ends with what it did.
-    let summary = out.lines().last().unwrap_or_default();
-    let numbers: Vec<u64> = summary
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    // At the default TRACK=all every face found is sent, as the original did.
-    let expected = |frames, faces, tracks| {
-        format!(
-            "demo: done: {frames} frames, {faces} faces found in {tracks} tracks, {faces} sent (TRACK=all), \
-             {faces} objects stored in {bucket_dir} ({faces} PNG files there in all)"
-        )
-    };
-    let (frames, faces, tracks) = (numbers[0], numbers[1], numbers[2]);
-    assert_eq!(summary, expected(frames, faces, tracks), "{out}");
-    assert!((1..faces).contains(&tracks), "{summary}");
-    assert_eq!(frames, 270);
-    assert!(faces >= 100, "{summary}");
-
-    let folder = bucket.path().join("faces/demo/camera");
-    let mut keys: Vec<String> = std::fs::read_dir(&folder)
-        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
-        .map(|e| {
-            format!(
-                "faces/demo/camera/{}",
-                e.unwrap().file_name().to_string_lossy()
-            )
-        })
-        .collect();
-    keys.sort();
-    assert_one_object_per_face("faces/demo/camera/", &keys, faces);
-    for key in &keys {
-        assert_gray_png(key, &std::fs::read(bucket.path().join(key)).unwrap());
-    }
-}
-
-/// specs/mqtt-demo.yaml, MQTT with nothing installed, from start to Ctrl-C:
-/// every message arrives, and the log has no WARN or ERROR line — the
-/// clients do not report the spec's own broker as absent while it starts,
-/// and the broker does not report the clients leaving as errors.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mqtt_demo_starts_and_stops_without_a_warning() {
-    let _serial = SERIAL.lock().await;
-    let spec = repository().join("specs/mqtt-demo.yaml");
-    let env = [("MQTT_PORT", free_port().to_string())];
-    let mut demo = FLOWRUN.start_file("mqtt-demo", &spec, false, &env);
-    demo.wait_until("every message printed", DELIVERY, |s| {
-        s.count("show", "in") >= 10
-    })
-    .await;
-    let (end, clean, log) = demo.stop_with_log().await;
-    assert!(clean, "it did not exit cleanly:\n{log}");
-    assert_eq!(end.count("show", "in"), 10, "{log}");
-    let noisy: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .collect();
-    assert!(noisy.is_empty(), "{}", noisy.join("\n"));
 }

@@ -79,7 +79,7 @@ say_trouble() {
     echo "demo: ${trouble%%]}" | sed -e 's/ \[/: /' >&2
   done < <(printf '%s\n' "$1" | tr '|' '\n' | sed -e 's/.*\(status\|final counts\): //' -e 's/^ *//' \
     | grep -oE '^[A-Za-z][A-Za-z0-9_-]* .*\[(restarting|failed): [^]]*\]' \
-    | sed -E 's/^([^ ]+) .*\[/\1 [/' || true)
+    | sed -E 's/^([^ ]+) [^[]*\[/\1 [/' || true)
 }
 deadline=$((SECONDS + ${DEMO_TIMEOUT:-300}))
 shown=$SECONDS

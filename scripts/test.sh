@@ -54,7 +54,9 @@ trap stop_background EXIT
 # is built, and the arm64 check with them (its builds have a target folder
 # of their own); lints and the other tests are built meanwhile.
 phase "build the deploy tests" cargo test --test deploy --no-run --quiet
-beside deploy-test cargo test --test deploy --no-fail-fast
+# --nocapture: each scenario's DEPLOY line (faces, when the fault landed,
+# how long the images took) is in the output whether it passes or not.
+beside deploy-test cargo test --test deploy --no-fail-fast -- --nocapture
 beside cross-arm64 scripts/cross-arm64.sh
 phase "clippy (both builds)" bash -c '
   cargo clippy --workspace --all-targets -- -D warnings

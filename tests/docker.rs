@@ -41,7 +41,7 @@ fn compose_config(
     file: &str,
     profile: Option<&str>,
     vars: &[(&str, &str)],
-) -> Result<Value, String> {
+) -> anyhow::Result<Value> {
     let mut command = Command::new("docker-compose");
     command
         .env_clear()
@@ -56,7 +56,7 @@ fn compose_config(
         panic!("cannot run docker-compose ({e}); scripts/setup.sh installs it")
     });
     if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        anyhow::bail!("{}", String::from_utf8_lossy(&output.stderr));
     }
     let text = String::from_utf8(output.stdout).expect("docker-compose printed UTF-8");
     let tree = flowrun_runtime::spec::yaml::parse(&text)
@@ -313,7 +313,10 @@ fn a_missing_required_variable_is_named() {
             let error = compose_config(file, None, &others)
                 .err()
                 .unwrap_or_else(|| panic!("{file} accepted a missing {missing}"));
-            assert!(error.contains(missing), "{file} without {missing}: {error}");
+            assert!(
+                error.to_string().contains(missing),
+                "{file} without {missing}: {error}"
+            );
         }
     }
 }

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use flowrun_test_support::wait;
+use anyhow::{anyhow, Context};
+use flowrun_test_support::{http, wait};
 use tokio::process::Command;
 
 use crate::logs;
@@ -15,7 +16,7 @@ use crate::logs;
 pub async fn run(program: &str, args: &[&str], env: &[(String, String)]) -> String {
     match try_run(program, args, env).await {
         Ok(out) => out,
-        Err(error) => panic!("{error}"),
+        Err(error) => panic!("{error:#}"),
     }
 }
 
@@ -24,18 +25,18 @@ pub async fn try_run(
     program: &str,
     args: &[&str],
     env: &[(String, String)],
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let output = Command::new(program)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| format!("cannot run {program} ({e}); scripts/setup.sh installs it"))?;
+        .with_context(|| format!("cannot run {program}; scripts/setup.sh installs it"))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "`{program} {}` failed ({}):\n{}{}",
             args.join(" "),
             output.status,
@@ -185,28 +186,17 @@ pub async fn user_id(container: &str) -> String {
         .to_string()
 }
 
-/// `GET path` on 127.0.0.1:`port`: the status code and body.
-pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+/// `GET path` on 127.0.0.1:`port` (the shared client, off the async
+/// threads): the status code and body, or `None` while nothing answers.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let path = path.to_owned();
+    let (head, body) = tokio::task::spawn_blocking(move || http::get(port, &path, ""))
         .await
-        .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-        .await
-        .map_err(|_| "no answer in 5 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("not HTTP")?;
-    let status = head
+        .ok()??;
+    let status = http::status_line(&head)
         .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    Ok((status, body.to_string()))
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }

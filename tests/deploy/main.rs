@@ -58,7 +58,12 @@ async fn images() {
                     env!("CARGO_BIN_EXE_flowrun").to_string(),
                 ),
             ];
+            let started = Instant::now();
             compose::run("bash", &[script.to_str().unwrap()], &env).await;
+            println!(
+                "DEPLOY images made or checked in {} s",
+                started.elapsed().as_secs()
+            );
         })
         .await;
 }
@@ -214,7 +219,9 @@ impl Deployment {
             }
         }
         for port in [self.edge_metrics, self.cloud_metrics] {
-            let (status, body) = http_get(port, "/metrics").await.unwrap();
+            let (status, body) = http_get(port, "/metrics")
+                .await
+                .unwrap_or_else(|| panic!("nothing answers on metrics port {port}"));
             assert_eq!(status, 200, "{body}");
             assert!(body.contains("flowrun_node_up{"), "{body}");
         }
@@ -223,7 +230,7 @@ impl Deployment {
     /// The edge camera's state word (`reading`, `end of file: 270 frames`)
     /// from its metrics; None while they do not answer.
     async fn camera_state(&self) -> Option<String> {
-        let (_, body) = http_get(self.edge_metrics, "/metrics").await.ok()?;
+        let (_, body) = http_get(self.edge_metrics, "/metrics").await?;
         let start = body.find("flowrun_node_state_info{node=\"camera\",state=\"")?;
         let rest = &body[start..];
         let state = rest.split("state=\"").nth(1)?.split('"').next()?;
@@ -596,7 +603,12 @@ async fn the_arm64_images_run_and_find_the_faces() {
     let _serial = SERIAL.lock().await;
     let script = repository().join("scripts/images.sh");
     let env = [("FLOWRUN_PROFILE".to_string(), "dev".to_string())];
+    let started = Instant::now();
     compose::run("bash", &[script.to_str().unwrap(), "--arm64"], &env).await;
+    println!(
+        "DEPLOY arm64 images made or checked in {} s",
+        started.elapsed().as_secs()
+    );
     for image in ["flowrun-edge:arm64", "flowrun-cloud:arm64"] {
         let arch = docker(&["image", "inspect", "--format", "{{.Architecture}}", image]).await;
         assert_eq!(arch.trim(), "arm64", "{image}");

@@ -18,6 +18,8 @@ pub enum SourceError {
     Missing(String),
     #[error("camera source {0} could not be opened as a video: OpenCV's backends cannot read it (is it a video file, a device, a stream?)")]
     NotOpened(String),
+    #[error("camera source {name}: there is no {path} — is a camera plugged in? `ls /dev/video*` lists the ones there; in a container, map it in with a compose `devices:` entry `{path}:{path}`; a video file or an rtsp:// URL is a source too")]
+    NoDevice { name: String, path: String },
     #[error("camera source {0}: no images found")]
     NoImages(String),
     #[error("camera source {name}: {message}")]
@@ -95,6 +97,12 @@ impl Source {
         height: Option<u32>,
     ) -> Result<VideoCapture, SourceError> {
         let name = self.to_string();
+        // Asked for a device that is not there, OpenCV tries each backend
+        // and prints its own warnings before saying "not opened": the
+        // missing device file says what is wrong, and what to do.
+        if let Some(path) = self.device_file().filter(|path| !Path::new(path).exists()) {
+            return Err(SourceError::NoDevice { name, path });
+        }
         let cv = |e| SourceError::OpenCv(name.clone(), e);
         let mut capture = match self {
             Source::Device(DeviceId::Index(i)) => VideoCapture::new(*i, videoio::CAP_ANY),
@@ -128,6 +136,20 @@ impl Source {
             }
         }
         Ok(capture)
+    }
+}
+
+impl Source {
+    /// The device file a device source opens, where Linux names it
+    /// (`0` is `/dev/video0`).
+    fn device_file(&self) -> Option<String> {
+        match self {
+            Source::Device(DeviceId::Path(path)) => Some(path.clone()),
+            Source::Device(DeviceId::Index(index)) if cfg!(target_os = "linux") => {
+                Some(format!("/dev/video{index}"))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -235,6 +257,18 @@ mod tests {
                 base.join("gone.avi").display()
             )
         );
+    }
+
+    #[test]
+    fn a_camera_that_is_not_there_is_named_with_what_to_do() {
+        // No machine running the tests has a hundred cameras.
+        for (text, path) in [("99", "/dev/video99"), ("/dev/video98", "/dev/video98")] {
+            let source = Source::parse(text, Path::new(".")).unwrap();
+            let error = source.open(None, None).unwrap_err().to_string();
+            assert!(error.contains(&format!("there is no {path}")), "{error}");
+            assert!(error.contains("is a camera plugged in?"), "{error}");
+            assert!(error.contains("devices:"), "{error}");
+        }
     }
 
     #[test]

@@ -132,6 +132,27 @@ fn spans(folder: &Path) -> Vec<(u64, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_mid_video_flushes_open_tracks_and_loses_no_appearance() {
     let _serial = SERIAL.lock().await;
+    // The flush shows only if someone is in view when the spec is saved. The
+    // status the test waits on is a moment old, so now and then the save
+    // lands in the gap between two appearances (seen once in CI: 40 ms after
+    // one ended). Such a run still checks that no appearance is lost, but
+    // says nothing of the flush: it is run again, at most three times.
+    for attempt in 1..=3 {
+        match reload_mid_video().await {
+            Reload::AcrossAnAppearance => return,
+            Reload::BetweenAppearances(what) => println!("attempt {attempt}: {what}"),
+        }
+    }
+    panic!("three saves in a row landed between two appearances");
+}
+
+/// Where [`reload_mid_video`]'s save landed.
+enum Reload {
+    AcrossAnAppearance,
+    BetweenAppearances(String),
+}
+
+async fn reload_mid_video() -> Reload {
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
     std::fs::create_dir(&bucket).unwrap();
@@ -188,10 +209,16 @@ async fn a_reload_mid_video_flushes_open_tracks_and_loses_no_appearance() {
     // The person in view at the reload was followed by the old tracker and
     // then by the new one: the old one flushed its best face before it
     // stopped (a span that ends before the reload), the new one sent the rest.
-    let across = steady
+    let Some(across) = steady
         .iter()
         .find(|(first, last)| *first < reload_ms && reload_ms < *last)
-        .unwrap_or_else(|| panic!("no one in view at the reload ({reload_ms}): {steady:?}"));
+    else {
+        let (_, clean) = flowrun.stop().await;
+        assert!(clean, "flowrun did not exit cleanly");
+        return Reload::BetweenAppearances(format!(
+            "no one in view at the save ({reload_ms} ms): {steady:?}"
+        ));
+    };
     let parts = overlapping(across.0, across.1);
     assert!(
         parts.len() >= 2 && parts.iter().any(|(_, last)| *last < reload_ms),
@@ -206,6 +233,7 @@ async fn a_reload_mid_video_flushes_open_tracks_and_loses_no_appearance() {
     );
     let (_, clean) = flowrun.stop().await;
     assert!(clean, "flowrun did not exit cleanly");
+    Reload::AcrossAnAppearance
 }
 
 fn now_ms() -> u64 {

@@ -360,6 +360,35 @@ pub async fn probe_until(
     assert!(through.is_some(), "{what}");
 }
 
+/// Waits (up to `limit`) until everything a bridge carried from the broker
+/// at `port` has reached `seen`: a marker published there after that traffic
+/// is delivered to the bridge after it, and forwarded after it, so once the
+/// marker is in `seen` an echo or a duplicate of the traffic would be too.
+/// What the tests used to give a quiet second, awaited as an event. The
+/// marker's topic must be one the bridge carries; tests leave it out of
+/// what they compare (it contains `probe`).
+pub async fn bridged_all_before(port: u16, topic: &str, seen: &Collected, limit: Duration) {
+    assert!(
+        topic.contains("probe"),
+        "the marker's topic {topic} must say probe"
+    );
+    let marker = b"bridged-all-before";
+    let arrived = || {
+        seen.messages()
+            .iter()
+            .any(|(t, p)| t == topic && p == marker)
+    };
+    probe_until(
+        port,
+        topic,
+        marker,
+        limit,
+        &format!("the marker on {topic} never crossed"),
+        arrived,
+    )
+    .await;
+}
+
 /// `n` payloads of `size` bytes, each starting with its index so that they are distinct.
 pub fn numbered_payloads(n: usize, size: usize) -> Vec<Vec<u8>> {
     (0..n)

@@ -137,9 +137,7 @@ impl Source {
         }
         Ok(capture)
     }
-}
 
-impl Source {
     /// The device file a device source opens, where Linux names it
     /// (`0` is `/dev/video0`).
     fn device_file(&self) -> Option<String> {

@@ -8,7 +8,8 @@ use rumqttc::QoS;
 
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, probe_until, publish_all, Collected, Mosquitto, Options,
+    bridged_all_before, collect, eventually, numbered_payloads, probe_until, publish_all,
+    Collected, Mosquitto, Options,
 };
 
 /// mosquitto.conf `topic` lines and the same entries for mqtt_bridge.
@@ -122,8 +123,9 @@ pub async fn exercise(local: u16, remote: u16) -> (Seen, Seen) {
         seen(&at_local).len() >= 7 && seen(&at_remote).len() >= 7
     })
     .await;
-    // An echo loop or a duplicate would show up within this quiet period.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // An echo loop or a duplicate would cross before a marker sent after it.
+    bridged_all_before(remote, "chat/probe-r", &at_local, Duration::from_secs(10)).await;
+    bridged_all_before(local, "chat/probe-l", &at_remote, Duration::from_secs(10)).await;
     (seen(&at_local), seen(&at_remote))
 }
 

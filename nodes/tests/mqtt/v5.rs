@@ -11,8 +11,8 @@ use super::roundtrip::round_trip_over;
 use super::sessions::Version;
 use crate::support::engine;
 use crate::support::mosquitto::{
-    collect, eventually, numbered_payloads, probe_until, publish_all, publish_with, Collected,
-    Mosquitto, Options,
+    bridged_all_before, collect, eventually, numbered_payloads, probe_until, publish_all,
+    publish_with, Collected, Mosquitto, Options,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,8 +402,21 @@ nodes:
         copies(&late, "chat/door", b"open") == 1
     })
     .await;
-    // An echo would come back within milliseconds; a second's look shows none.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // An echo of either message would cross before a marker sent after it.
+    bridged_all_before(
+        remote.port,
+        "chat/probe-in",
+        &at_local,
+        Duration::from_secs(10),
+    )
+    .await;
+    bridged_all_before(
+        local.port,
+        "chat/probe-out",
+        &at_remote,
+        Duration::from_secs(10),
+    )
+    .await;
     for (seen, topic, payload) in [
         (&at_local, "chat/door", &b"open"[..]),
         (&at_remote, "chat/door", b"open"),

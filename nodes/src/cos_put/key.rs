@@ -67,8 +67,8 @@ pub enum KeyError {
     UnknownField(String),
     #[error("`{{{0}}}` takes a number")]
     BadNumber(String),
-    #[error("the key template needs metadata `{0}`, which this message does not have")]
-    Missing(String),
+    #[error("the key template needs metadata `{name}`, which this message does not have (it has: {has})")]
+    Missing { name: String, has: String },
     #[error("the key template leaves an empty key")]
     Empty,
     #[error("the key is {0} bytes long; object keys may have at most {MAX_KEY_BYTES}")]
@@ -190,6 +190,18 @@ fn parse_field(hole: &str) -> Result<Field, KeyError> {
     })
 }
 
+/// A missing field, with the metadata the message does carry: what a user
+/// who guessed a name (`frame_index`) needs to pick the right one.
+fn missing(name: String, message: &Message) -> KeyError {
+    let names: Vec<&str> = message.meta.keys().map(String::as_str).collect();
+    let has = if names.is_empty() {
+        "no metadata".to_owned()
+    } else {
+        names.join(", ")
+    };
+    KeyError::Missing { name, has }
+}
+
 fn field_value(
     field: &Field,
     message: &Message,
@@ -199,7 +211,7 @@ fn field_value(
     let meta = |key: &str| {
         message
             .meta_text(key)
-            .ok_or_else(|| KeyError::Missing(key.to_owned()))
+            .ok_or_else(|| missing(key.to_owned(), message))
     };
     Ok(match field {
         Field::Prefix => input.prefix.to_owned(),
@@ -212,7 +224,7 @@ fn field_value(
             .split('/')
             .nth(*n)
             .map(str::to_owned)
-            .ok_or_else(|| KeyError::Missing(format!("{}.{n}", keys::TOPIC)))?,
+            .ok_or_else(|| missing(format!("{}.{n}", keys::TOPIC), message))?,
         Field::Meta(key) => meta(key)?,
         Field::Time(format) => {
             let ms = match message.meta.get(keys::TIMESTAMP_MS) {
@@ -393,9 +405,11 @@ mod tests {
             render("{frame}/{missing_thing}", &m),
             Err(KeyError::UnknownField("missing_thing".into()))
         );
+        let missing = render("{meta.nope}", &m).unwrap_err();
         assert_eq!(
-            render("{meta.nope}", &m),
-            Err(KeyError::Missing("nope".into()))
+            missing.to_string(),
+            "the key template needs metadata `nope`, which this message does not have \
+             (it has: colour, face, frame, source, topic)"
         );
         m.ack();
     }
